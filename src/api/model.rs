@@ -1,0 +1,437 @@
+//! The wire types of `DescribeAndroidInstances` and `DescribeRegions`
+//! (eds-aic 2023-09-30), with the API's exact JSON names and types.
+//!
+//! Every field is optional: the service may omit any of them, and it adds new ones
+//! every few months. The crawler therefore carries each instance as its raw JSON
+//! object (see [`crate::crawl`]); these typed structs are what the simulator
+//! serves and what callers may deserialize into when they want types.
+
+use serde::{Deserialize, Serialize};
+
+pub const PRODUCT: &str = "eds-aic";
+pub const API_VERSION: &str = "2023-09-30";
+pub const ACTION_DESCRIBE_ANDROID_INSTANCES: &str = "DescribeAndroidInstances";
+pub const ACTION_DESCRIBE_REGIONS: &str = "DescribeRegions";
+
+/// The 15 lifecycle states of an instance, as the API documents them.
+pub const STATUSES: [&str; 15] = [
+    "CREATING",
+    "STARTING",
+    "RUNNING",
+    "STOPPING",
+    "STOPPED",
+    "REBOOTING",
+    "RESETTING",
+    "BACKUPING",
+    "BACKUP_FAILED",
+    "RECOVERING",
+    "RECOVER_FAILED",
+    "DELETING",
+    "DELETED",
+    "FAILED",
+    "UNAVAILABLE",
+];
+
+/// A `{Key, Value}` pair, used for both `Tags` and `BizTags` and for the `Tag` filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl Tag {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Tag {
+            key: Some(key.into()),
+            value: Some(value.into()),
+        }
+    }
+}
+
+/// The request of `DescribeAndroidInstances`: all 23 parameters, all optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeAndroidInstancesRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub android_instance_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_manage_policy_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_region_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_group_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pair_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub office_site_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qos_rule_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag: Vec<Tag>,
+}
+
+impl DescribeAndroidInstancesRequest {
+    /// The parameters as the official SDK flattens them ("repeat list" style):
+    /// arrays as `Name.N` (1-based), tags as `Tag.N.Key` / `Tag.N.Value`, absent
+    /// values and empty arrays as nothing. An empty `NextToken` is omitted too.
+    pub fn to_params(&self) -> Vec<(String, String)> {
+        let mut p = Params::default();
+        p.list("AndroidInstanceIds", &self.android_instance_ids);
+        p.opt("AndroidInstanceName", &self.android_instance_name);
+        p.opt("AppManagePolicyId", &self.app_manage_policy_id);
+        p.opt("AuthorizedUserId", &self.authorized_user_id);
+        p.opt("BizRegionId", &self.biz_region_id);
+        p.opt("ChargeType", &self.charge_type);
+        p.opt("InstanceGroupId", &self.instance_group_id);
+        p.list("InstanceGroupIds", &self.instance_group_ids);
+        p.opt("InstanceGroupName", &self.instance_group_name);
+        p.opt("InstanceVersion", &self.instance_version);
+        p.opt("KeyPairId", &self.key_pair_id);
+        p.opt("MaxResults", &self.max_results.map(|n| n.to_string()));
+        p.opt(
+            "NextToken",
+            &self.next_token.clone().filter(|t| !t.is_empty()),
+        );
+        p.opt("NodeId", &self.node_id);
+        p.opt("NodeName", &self.node_name);
+        p.list("OfficeSiteIds", &self.office_site_ids);
+        p.opt("PrivateIpAddress", &self.private_ip_address);
+        p.list("QosRuleIds", &self.qos_rule_ids);
+        p.opt("SaleMode", &self.sale_mode);
+        p.opt("SortKey", &self.sort_key);
+        p.opt("SortType", &self.sort_type);
+        p.opt("Status", &self.status);
+        for (i, tag) in self.tag.iter().enumerate() {
+            p.opt(&format!("Tag.{}.Key", i + 1), &tag.key);
+            p.opt(&format!("Tag.{}.Value", i + 1), &tag.value);
+        }
+        p.0
+    }
+
+    /// True when any parameter narrows the result below "every instance of the
+    /// region". Only an unfiltered crawl may be taken as evidence of deletion.
+    pub fn is_filtered(&self) -> bool {
+        let unfiltered = DescribeAndroidInstancesRequest {
+            biz_region_id: self.biz_region_id.clone(),
+            max_results: self.max_results,
+            next_token: self.next_token.clone(),
+            sort_key: self.sort_key.clone(),
+            sort_type: self.sort_type.clone(),
+            ..Default::default()
+        };
+        *self != unfiltered
+    }
+}
+
+#[derive(Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn opt(&mut self, name: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.0.push((name.to_owned(), v.clone()));
+        }
+    }
+
+    fn list(&mut self, name: &str, values: &[String]) {
+        for (i, v) in values.iter().enumerate() {
+            self.0.push((format!("{name}.{}", i + 1), v.clone()));
+        }
+    }
+}
+
+/// One page of `DescribeAndroidInstances`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeAndroidInstancesResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub instance_model: Vec<InstanceModel>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Disk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DisplayConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpi: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<i32>,
+    /// `"on"` or `"off"`: a string, not a boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_resolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_height: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_width: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AppManagePolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_manage_policy_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_manage_policy_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneDataInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_data_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_data_volume: Option<i32>,
+}
+
+/// One instance: the 53 fields of `InstanceModel`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_group_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_instance_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_instance_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_manage_policy: Option<AppManagePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_package_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_package_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_image_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_tags: Option<Vec<Tag>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_type: Option<String>,
+    /// The vCPU count, sent as a string (`"4"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Vec<Disk>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_config: Option<DisplayConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_bandwidth_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`, no zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmt_create: Option<String>,
+    /// ISO-8601 UTC (`2024-07-15T02:03:33Z`): a different format from the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmt_expired: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmt_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pair_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_ipv6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_site_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_app_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_data_info: Option<PhoneDataInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ipv6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_rule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendering_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_mode: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_bandwidth_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v_switch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<String>,
+}
+
+/// The request of `DescribeRegions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeRegionsRequest {
+    /// `cn` or `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_language: Option<String>,
+    /// `Instance` (default) or `Node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_mode: Option<String>,
+}
+
+impl DescribeRegionsRequest {
+    pub fn to_params(&self) -> Vec<(String, String)> {
+        let mut p = Params::default();
+        p.opt("AcceptLanguage", &self.accept_language);
+        p.opt("SaleMode", &self.sale_mode);
+        p.0
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegionModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeRegionsResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub region_models: Vec<RegionModel>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = include_str!("../../tests/data/describe_android_instances_page.json");
+
+    #[test]
+    fn the_all_fields_example_round_trips_without_loss() {
+        let original: serde_json::Value = serde_json::from_str(PAGE).unwrap();
+        let typed: DescribeAndroidInstancesResponse = serde_json::from_str(PAGE).unwrap();
+        assert_eq!(typed.instance_model.len(), 1);
+        let back = serde_json::to_value(&typed).unwrap();
+        assert_eq!(back, original);
+        let fields = original["InstanceModel"][0].as_object().unwrap().len();
+        assert_eq!(fields, 53, "the example carries every InstanceModel field");
+    }
+
+    #[test]
+    fn params_flatten_like_the_sdk() {
+        let req = DescribeAndroidInstancesRequest {
+            android_instance_ids: vec!["acp-1".into(), "acp-2".into()],
+            biz_region_id: Some("cn-shanghai".into()),
+            max_results: Some(50),
+            next_token: Some(String::new()),
+            tag: vec![Tag::new("env", "prod"), Tag::new("team name", "a b")],
+            ..Default::default()
+        };
+        let p = req.to_params();
+        let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "AndroidInstanceIds.1",
+                "AndroidInstanceIds.2",
+                "BizRegionId",
+                "MaxResults",
+                "Tag.1.Key",
+                "Tag.1.Value",
+                "Tag.2.Key",
+                "Tag.2.Value"
+            ]
+        );
+        assert!(req.is_filtered());
+        let plain = DescribeAndroidInstancesRequest {
+            biz_region_id: Some("cn-shanghai".into()),
+            max_results: Some(100),
+            ..Default::default()
+        };
+        assert!(!plain.is_filtered());
+    }
+}

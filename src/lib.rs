@@ -1,0 +1,16 @@
+//! ecp-inventory: keeps an always-current, fully historied inventory of Alibaba
+//! Cloud Elastic Cloud Phone instances in PostgreSQL.
+//!
+//! Data flows one way through the stages, each a module named after what it owns:
+//! [`api`] (sign, send, retry) → [`crawl`] (every page of a scope) → [`normalize`]
+//! (API record → rows, pure) → [`store`] (stage, then apply in one transaction) —
+//! joined by [`sync`]. The [`simulator`] serves the same wire protocol on loopback
+//! for tests, the demo and benchmarks; [`pg_local`] starts a throwaway Postgres.
+
+pub mod api;
+pub mod crawl;
+pub mod normalize;
+pub mod pg_local;
+pub mod secret;
+pub mod simulator;
+pub mod store;

@@ -1,0 +1,536 @@
+//! The HTTP client: builds an RPC call the way the official SDK does (parameters in
+//! the query string, empty body, V3 signature over host and every `x-acs-*`
+//! header), sends it, classifies the answer, and retries what is worth retrying.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, ErrorBody};
+use super::model::{
+    DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse,
+    ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
+};
+use super::ratelimit::RateLimiter;
+use super::retry::{CallStats, RetryPolicy};
+use super::sign::{sha256_hex, sign_v3, V3Input, EMPTY_SHA256};
+use super::Credentials;
+
+/// The China site's control-plane endpoint; the international site's is
+/// `https://eds-aic.ap-southeast-1.aliyuncs.com`.
+pub const DEFAULT_ENDPOINT: &str = "https://eds-aic.cn-shanghai.aliyuncs.com";
+
+/// One page is at most 100 instances of ~2 KiB each; a body far beyond that is not
+/// an answer we can trust, and reading it whole would defeat the memory bound.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+pub const USER_AGENT: &str = concat!("ecp-inventory/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub endpoint: String,
+    /// Time allowed for one attempt, connect to last byte.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Shared by every client of a run, so that concurrent crawls together stay
+    /// under the account's quota (throttling is counted per account).
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Counters of requests, retries and throttled answers, shared like the limiter.
+    pub stats: Arc<CallStats>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            rate_limiter: None,
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// One page of `DescribeAndroidInstances`, with each instance kept as the raw JSON
+/// object the service sent, so no field is lost before the typed schema knows it.
+#[derive(Clone, Debug)]
+pub struct InstancePage {
+    pub request_id: Option<String>,
+    pub total_count: Option<i64>,
+    /// `None` or empty: this was the last page.
+    pub next_token: Option<String>,
+    pub instances: Vec<Map<String, Value>>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: reqwest::Url,
+    /// The `host` header as signed: host, plus `:port` when not the scheme's default.
+    host: String,
+    credentials: Credentials,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("access_key_id", &self.credentials.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a client could not be built: always a configuration mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("--endpoint {0:?} is not a valid URL: {1}")]
+    BadUrl(String, String),
+    #[error("--endpoint {0:?} must use http or https")]
+    BadScheme(String),
+    #[error("could not set up the HTTP client: {0}")]
+    Http(String),
+}
+
+impl Client {
+    pub fn new(credentials: Credentials, config: ClientConfig) -> Result<Self, ClientBuildError> {
+        let endpoint = reqwest::Url::parse(&config.endpoint)
+            .map_err(|e| ClientBuildError::BadUrl(config.endpoint.clone(), e.to_string()))?;
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(ClientBuildError::BadScheme(config.endpoint.clone()));
+        }
+        let Some(host_name) = endpoint.host_str() else {
+            return Err(ClientBuildError::BadUrl(
+                config.endpoint.clone(),
+                "it has no host".into(),
+            ));
+        };
+        let host = match endpoint.port() {
+            Some(port) => format!("{host_name}:{port}"),
+            None => host_name.to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ClientBuildError::Http(e.to_string()))?;
+        Ok(Client {
+            http,
+            endpoint,
+            host,
+            credentials,
+            config,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
+    pub async fn describe_android_instances(
+        &self,
+        request: &DescribeAndroidInstancesRequest,
+    ) -> Result<InstancePage, ApiError> {
+        let action = ACTION_DESCRIBE_ANDROID_INSTANCES;
+        let (status, body) = self.call(action, &request.to_params()).await?;
+        parse_instance_page(action, status, &body)
+    }
+
+    pub async fn describe_regions(
+        &self,
+        request: &DescribeRegionsRequest,
+    ) -> Result<DescribeRegionsResponse, ApiError> {
+        let action = ACTION_DESCRIBE_REGIONS;
+        let (status, body) = self.call(action, &request.to_params()).await?;
+        serde_json::from_slice(&body).map_err(|e| bad_response(action, status, &body, e))
+    }
+
+    /// Sends the call until it succeeds, fails for good, or the retry budget is
+    /// spent. Every attempt is signed afresh: a new nonce and date each time.
+    async fn call(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        let policy = &self.config.retry;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.config.rate_limiter {
+                limiter.acquire().await;
+            }
+            self.config.stats.record_request();
+            let result = self.attempt(action, params).await;
+            let error = match result {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+            if !error.is_retryable() || attempt >= policy.max_attempts {
+                return Err(error);
+            }
+            let delay = policy.delay(attempt, error.retry_after(), &mut rand::rng());
+            if started.elapsed() + delay > policy.max_elapsed {
+                return Err(error);
+            }
+            tracing::debug!(
+                action,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                throttled = error.is_throttling(),
+                error = %error,
+                "retrying"
+            );
+            self.config.stats.record_retry(error.is_throttling());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        let headers = self.signed_headers(action, params);
+        let mut url = self.endpoint.clone();
+        url.set_path("/");
+        // Form encoding on the wire, as the Python SDK does (space as `+`); the
+        // signature covers the decoded values, so any encoding verifies.
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
+
+        let response = self
+            .http
+            .post(url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(action, e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let body = read_limited(response).await.map_err(|e| match e {
+            ReadError::TooLarge => ApiError::BadResponse {
+                action: action.to_owned(),
+                status,
+                request_id: None,
+                detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+            },
+            ReadError::Http(e) => self.transport_error(action, e),
+        })?;
+        if status >= 400 {
+            return Err(service_error(action, status, &body, retry_after));
+        }
+        Ok((status, body))
+    }
+
+    fn signed_headers(&self, action: &str, params: &[(String, String)]) -> HeaderMap {
+        let nonce = format!("{:032x}", rand::rng().random::<u128>());
+        let date = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let mut signed: Vec<(String, String)> = vec![
+            ("host".into(), self.host.clone()),
+            ("x-acs-action".into(), action.to_owned()),
+            ("x-acs-version".into(), API_VERSION.to_owned()),
+            ("x-acs-date".into(), date),
+            ("x-acs-signature-nonce".into(), nonce),
+            ("x-acs-content-sha256".into(), EMPTY_SHA256.to_owned()),
+        ];
+        if let Some(token) = &self.credentials.security_token {
+            signed.push((
+                "x-acs-accesskey-id".into(),
+                self.credentials.access_key_id.clone(),
+            ));
+            signed.push(("x-acs-security-token".into(), token.expose().to_owned()));
+        }
+        let signature = sign_v3(
+            &V3Input {
+                method: "POST",
+                path: "/",
+                query: params,
+                headers: &signed,
+                hashed_payload: &sha256_hex(b""),
+            },
+            self.credentials.access_key_secret.expose(),
+        );
+        let mut headers = HeaderMap::new();
+        for (name, value) in signed {
+            if name == "host" {
+                continue; // reqwest sets it from the URL, to the same value
+            }
+            let mut value = HeaderValue::from_str(&value).expect("header values are ASCII");
+            if name == "x-acs-security-token" {
+                value.set_sensitive(true);
+            }
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("valid name"),
+                value,
+            );
+        }
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        let mut auth =
+            HeaderValue::from_str(&signature.authorization(&self.credentials.access_key_id))
+                .expect("authorization is ASCII");
+        auth.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, auth);
+        headers
+    }
+
+    fn transport_error(&self, action: &str, e: reqwest::Error) -> ApiError {
+        let endpoint = self.endpoint.as_str().trim_end_matches('/').to_owned();
+        if e.is_timeout() {
+            return ApiError::Timeout {
+                action: action.to_owned(),
+                endpoint,
+                timeout: self.config.timeout,
+            };
+        }
+        // The error's own text repeats the URL; its source chain says what failed.
+        let mut detail = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        if detail.is_empty() {
+            detail = e.without_url().to_string();
+        }
+        ApiError::Transport {
+            action: action.to_owned(),
+            endpoint,
+            detail,
+        }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short, printable excerpt of a body, for error messages.
+fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 120;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > MAX {
+        format!("{flat}…")
+    } else {
+        flat
+    }
+}
+
+fn service_error(
+    action: &str,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> ApiError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            code: Some(code),
+            message,
+            request_id,
+            ..
+        }) => ApiError::Service {
+            action: action.to_owned(),
+            status,
+            code,
+            message: message.unwrap_or_default(),
+            request_id,
+            retry_after,
+        },
+        _ => ApiError::BadResponse {
+            action: action.to_owned(),
+            status,
+            request_id: None,
+            detail: format!("error answer is not the API's JSON: {}", excerpt(body)),
+        },
+    }
+}
+
+fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Display) -> ApiError {
+    let request_id = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.request_id);
+    ApiError::BadResponse {
+        action: action.to_owned(),
+        status,
+        request_id,
+        detail: format!("{e}; body starts {:?}", excerpt(body)),
+    }
+}
+
+/// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
+/// empty page, but a body that is not a JSON object, or an `InstanceModel` that is
+/// not a list of objects, is a bad response (never silently an empty page).
+pub fn parse_instance_page(
+    action: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<InstancePage, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
+    let Value::Object(mut top) = value else {
+        return Err(bad_response(
+            action,
+            status,
+            body,
+            "the body is not a JSON object",
+        ));
+    };
+    let request_id = top
+        .get("RequestId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let bad = |detail: String| ApiError::BadResponse {
+        action: action.to_owned(),
+        status,
+        request_id: request_id.clone(),
+        detail,
+    };
+    let total_count = match top.get("TotalCount") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(other) => return Err(bad(format!("TotalCount is {other}, not a number"))),
+    };
+    let next_token = match top.get("NextToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(bad(format!("NextToken is {other}, not a string"))),
+    };
+    let instances = match top.remove("InstanceModel") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                match item {
+                    Value::Object(map) => out.push(map),
+                    other => {
+                        return Err(bad(format!(
+                            "InstanceModel[{i}] is {}, not an object",
+                            kind_of(&other)
+                        )))
+                    }
+                }
+            }
+            out
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "InstanceModel is {}, not a list",
+                kind_of(&other)
+            )))
+        }
+    };
+    Ok(InstancePage {
+        request_id,
+        total_count,
+        next_token,
+        instances,
+    })
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_keeps_unknown_fields_and_reads_a_missing_token_as_the_end() {
+        let body = br#"{"RequestId":"R1","TotalCount":1,"InstanceModel":[{"AndroidInstanceId":"acp-1","NewField":{"x":1}}]}"#;
+        let page = parse_instance_page("A", 200, body).unwrap();
+        assert_eq!(page.request_id.as_deref(), Some("R1"));
+        assert_eq!(page.next_token, None);
+        assert_eq!(page.instances[0]["NewField"]["x"], 1);
+    }
+
+    #[test]
+    fn wrong_shapes_are_bad_responses_that_name_the_request() {
+        let err =
+            parse_instance_page("A", 200, br#"{"RequestId":"R2","InstanceModel":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("RequestId R2"), "{err}");
+        assert!(err.to_string().contains("not a list"), "{err}");
+        let err = parse_instance_page("A", 200, b"<html>oops</html>").unwrap_err();
+        assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");
+        let err = parse_instance_page("A", 200, br#"{"InstanceModel":[1]}"#).unwrap_err();
+        assert!(err.to_string().contains("InstanceModel[0]"), "{err}");
+    }
+
+    #[test]
+    fn html_error_pages_are_bad_responses_and_retried_when_5xx() {
+        let err = service_error("A", 502, b"<html><body>Bad Gateway</body></html>", None);
+        assert!(matches!(err, ApiError::BadResponse { .. }));
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let client = Client::new(
+            Credentials::new("AK", "very-secret-value").with_security_token("tok-secret"),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let text = format!("{client:?}");
+        assert!(
+            !text.contains("very-secret-value") && !text.contains("tok-secret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn endpoint_errors_name_the_flag() {
+        let err = Client::new(
+            Credentials::new("AK", "S"),
+            ClientConfig {
+                endpoint: "ftp://x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--endpoint"), "{err}");
+    }
+}

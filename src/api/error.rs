@@ -1,0 +1,172 @@
+//! What can go wrong with one API call, typed so that callers decide by kind:
+//! retry (throttled, server, transport), stop and fix configuration (auth,
+//! parameter), or stop and report the service's bad answer.
+
+use std::time::Duration;
+
+/// The error body every RPC API of Alibaba Cloud returns (§8.1 of the reference).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct ErrorBody {
+    #[serde(alias = "requestId")]
+    #[serde(rename = "RequestId", default)]
+    pub request_id: Option<String>,
+    #[serde(alias = "code")]
+    #[serde(rename = "Code", default)]
+    pub code: Option<String>,
+    #[serde(alias = "message")]
+    #[serde(rename = "Message", default)]
+    pub message: Option<String>,
+    #[serde(rename = "HostId", default)]
+    pub host_id: Option<String>,
+    #[serde(rename = "Recommend", default)]
+    pub recommend: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The service answered with an error body.
+    #[error("{action} failed: HTTP {status}, {code}: {message} (RequestId {request_id})", request_id = .request_id.as_deref().unwrap_or("none"))]
+    Service {
+        action: String,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+        /// From `x-acs-retry-after` (milliseconds), when the service sent it.
+        retry_after: Option<Duration>,
+    },
+    /// The request did not complete: connection refused, reset, DNS, TLS.
+    #[error("{action}: could not reach {endpoint}: {detail}")]
+    Transport {
+        action: String,
+        endpoint: String,
+        detail: String,
+    },
+    #[error("{action}: no answer from {endpoint} within {timeout:?}")]
+    Timeout {
+        action: String,
+        endpoint: String,
+        timeout: Duration,
+    },
+    /// An answer that is not what the API sends: HTML from a proxy, malformed or
+    /// truncated JSON, a body of the wrong shape, or one too large to accept.
+    #[error("{action}: bad response (HTTP {status}, RequestId {request_id}): {detail}", request_id = .request_id.as_deref().unwrap_or("none"))]
+    BadResponse {
+        action: String,
+        status: u16,
+        request_id: Option<String>,
+        detail: String,
+    },
+}
+
+/// Codes that mean "slow down and try again".
+const THROTTLING_CODES: [&str; 4] = [
+    "Throttling",
+    "Throttling.User",
+    "Throttling.Api",
+    "Rejected.Throttling",
+];
+
+impl ApiError {
+    pub fn is_throttling(&self) -> bool {
+        matches!(self, ApiError::Service { code, .. } if THROTTLING_CODES.contains(&code.as_str()))
+    }
+
+    /// Throttling, 5xx, transport errors and timeouts are retried; a bad answer with
+    /// a 5xx status (a proxy's HTML page) too. Signature, credential and parameter
+    /// errors never are: repeating them cannot help and may lock the key.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Service { status, code, .. } => {
+                self.is_throttling()
+                    || *status >= 500
+                    || code == "ServiceUnavailable"
+                    || code == "InternalError"
+            }
+            ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
+            ApiError::BadResponse { status, .. } => *status >= 500,
+        }
+    }
+
+    /// Errors that mean the credentials or the clock are wrong, not the data.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            ApiError::Service { code, status, .. } => {
+                *status == 401
+                    || *status == 403
+                    || code.starts_with("InvalidAccessKeyId")
+                    || code.starts_with("Signature")
+                    || code == "IncompleteSignature"
+                    || code.starts_with("InvalidTimeStamp")
+                    || code.starts_with("InvalidSecurityToken")
+                    || code.starts_with("Forbidden")
+                    || code == "NoPermission"
+            }
+            _ => false,
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::Service { request_id, .. } | ApiError::BadResponse { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Service { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, code: &str) -> ApiError {
+        ApiError::Service {
+            action: "DescribeAndroidInstances".into(),
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: Some("R".into()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn classification_follows_the_reference() {
+        for code in ["Throttling", "Throttling.User", "Throttling.Api"] {
+            assert!(service(400, code).is_retryable(), "{code}");
+        }
+        assert!(service(503, "ServiceUnavailable").is_retryable());
+        assert!(service(500, "InternalError").is_retryable());
+        assert!(service(502, "Whatever").is_retryable());
+        for code in [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId.NotFound",
+            "IncompleteSignature",
+            "InvalidTimeStamp.Expired",
+            "SignatureNonceUsed",
+            "InvalidParameter",
+            "MissingParameter",
+            "Forbidden.RAM",
+        ] {
+            assert!(!service(400, code).is_retryable(), "{code}");
+        }
+        assert!(service(404, "InvalidAccessKeyId.NotFound").is_auth());
+        assert!(!service(400, "InvalidParameter").is_auth());
+    }
+
+    #[test]
+    fn message_names_status_code_and_request_id() {
+        let text = service(400, "Throttling.User").to_string();
+        assert!(text.contains("HTTP 400"), "{text}");
+        assert!(text.contains("Throttling.User"), "{text}");
+        assert!(text.contains("RequestId R"), "{text}");
+    }
+}

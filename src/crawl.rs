@@ -1,1 +1,264 @@
-//! (in progress)
+//! Every page of one scope: walks `DescribeAndroidInstances` by `NextToken` until
+//! the service says there is no next page, and streams the pages to the consumer
+//! through a bounded channel, so the fleet is never held in memory and the next
+//! page is fetched while the current one is being stored.
+//!
+//! The loop trusts only the token: `TotalCount` is never a stop condition (the
+//! service is known to report counts that drift while the fleet changes). A token
+//! seen twice, or more pages than the cap, ends the crawl with an error rather than
+//! looping forever.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::api::model::DescribeAndroidInstancesRequest;
+use crate::api::{ApiError, Client};
+
+/// The API's maximum, and so the fewest requests per crawl.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Ten million instances at full pages: far past any real account, so hitting it
+/// means a cursor that never ends rather than a large fleet.
+pub const DEFAULT_MAX_PAGES: u64 = 100_000;
+
+/// Two pages in flight: one being stored, one being fetched. More would only add
+/// memory; the consumer, not the network, is the slower side.
+pub const CHANNEL_CAPACITY: usize = 2;
+
+/// An instance moves by a position or two when the fleet changes between two page
+/// fetches, so it shows up again on a nearby page. Remembering the ids of the last
+/// few pages catches that without a set that grows with the fleet; the store
+/// removes any farther duplicate when it applies the snapshot.
+pub const DEDUP_WINDOW_PAGES: usize = 4;
+
+#[derive(Clone, Debug)]
+pub struct CrawlOptions {
+    /// `MaxResults`, 1 to 100.
+    pub page_size: u32,
+    pub max_pages: u64,
+}
+
+impl Default for CrawlOptions {
+    fn default() -> Self {
+        CrawlOptions {
+            page_size: DEFAULT_PAGE_SIZE,
+            max_pages: DEFAULT_MAX_PAGES,
+        }
+    }
+}
+
+/// One page as it arrived, with the duplicates of recent pages already removed.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// 1-based.
+    pub number: u64,
+    pub request_id: Option<String>,
+    pub total_count: Option<i64>,
+    /// When the answer arrived: the time at which these states were observed.
+    pub fetched_at: DateTime<Utc>,
+    pub instances: Vec<Map<String, Value>>,
+    /// Instances dropped from this page because a recent page already had them.
+    pub duplicates: u64,
+    /// No page follows: the crawl is complete once this one is consumed.
+    pub is_last: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    // The API error is part of the message, not a `source`, so that printing the
+    // chain does not repeat it.
+    #[error("page {page}: {error}")]
+    Api { page: u64, error: ApiError },
+    #[error("page {page} (RequestId {request_id}) returned NextToken {token:?}, which an earlier page already returned: the service's cursor is stuck, so the crawl stopped", request_id = .request_id.as_deref().unwrap_or("none"))]
+    RepeatedToken {
+        page: u64,
+        request_id: Option<String>,
+        token: String,
+    },
+    #[error("the crawl passed {max_pages} pages without reaching the last one; if the scope really is that large, raise --max-pages")]
+    TooManyPages { max_pages: u64 },
+    #[error("page size {0} is outside the API's range 1..=100 (--page-size)")]
+    BadPageSize(u32),
+}
+
+impl CrawlError {
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            CrawlError::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Starts crawling in a task of its own and returns the stream of pages. The stream
+/// ends after the page marked `is_last`, or after an error. Dropping the receiver
+/// stops the crawl.
+pub fn spawn(
+    client: Client,
+    request: DescribeAndroidInstancesRequest,
+    options: CrawlOptions,
+) -> mpsc::Receiver<Result<Page, CrawlError>> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let span = tracing::info_span!(
+        "crawl",
+        biz_region_id = request.biz_region_id.as_deref().unwrap_or("")
+    );
+    tokio::spawn(
+        async move {
+            if let Err(e) = run(&client, request, &options, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        }
+        .instrument(span),
+    );
+    rx
+}
+
+async fn run(
+    client: &Client,
+    mut request: DescribeAndroidInstancesRequest,
+    options: &CrawlOptions,
+    tx: &mpsc::Sender<Result<Page, CrawlError>>,
+) -> Result<(), CrawlError> {
+    if !(1..=100).contains(&options.page_size) {
+        return Err(CrawlError::BadPageSize(options.page_size));
+    }
+    request.max_results = Some(options.page_size as i32);
+    request.next_token = None;
+
+    let hasher = RandomState::new();
+    let mut seen_tokens: HashSet<u64> = HashSet::new();
+    let mut recent = RecentIds::default();
+    let mut number = 0u64;
+    loop {
+        number += 1;
+        if number > options.max_pages {
+            return Err(CrawlError::TooManyPages {
+                max_pages: options.max_pages,
+            });
+        }
+        let started = std::time::Instant::now();
+        let page = client
+            .describe_android_instances(&request)
+            .await
+            .map_err(|error| CrawlError::Api {
+                page: number,
+                error,
+            })?;
+        let fetched_at = Utc::now();
+        let next = page.next_token.filter(|t| !t.is_empty());
+        if let Some(token) = &next {
+            // Tokens are kept as hashes: a crawl of a million instances has ten
+            // thousand of them, and only equality matters.
+            if !seen_tokens.insert(hasher.hash_one(token)) {
+                return Err(CrawlError::RepeatedToken {
+                    page: number,
+                    request_id: page.request_id,
+                    token: token.clone(),
+                });
+            }
+        }
+        let (instances, duplicates) = recent.dedup(page.instances);
+        if duplicates > 0 {
+            tracing::warn!(
+                page = number,
+                request_id = page.request_id.as_deref().unwrap_or(""),
+                duplicates,
+                "instances repeated from a recent page were dropped"
+            );
+        }
+        tracing::debug!(
+            page = number,
+            instances = instances.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "page fetched"
+        );
+        let is_last = next.is_none();
+        let out = Page {
+            number,
+            request_id: page.request_id,
+            total_count: page.total_count,
+            fetched_at,
+            instances,
+            duplicates,
+            is_last,
+        };
+        if tx.send(Ok(out)).await.is_err() || is_last {
+            return Ok(()); // done, or the consumer has gone away
+        }
+        request.next_token = next;
+    }
+}
+
+/// The instance ids of the last few pages.
+#[derive(Default)]
+struct RecentIds {
+    pages: VecDeque<HashSet<String>>,
+}
+
+impl RecentIds {
+    fn dedup(&mut self, instances: Vec<Map<String, Value>>) -> (Vec<Map<String, Value>>, u64) {
+        let mut ids = HashSet::with_capacity(instances.len());
+        let mut kept = Vec::with_capacity(instances.len());
+        let mut duplicates = 0;
+        for instance in instances {
+            // Records without an id pass through: normalizing reports them.
+            if let Some(id) = instance.get("AndroidInstanceId").and_then(Value::as_str) {
+                if self.pages.iter().any(|p| p.contains(id)) || !ids.insert(id.to_owned()) {
+                    duplicates += 1;
+                    continue;
+                }
+            }
+            kept.push(instance);
+        }
+        if self.pages.len() == DEDUP_WINDOW_PAGES {
+            self.pages.pop_front();
+        }
+        self.pages.push_back(ids);
+        (kept, duplicates)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(id: &str) -> Map<String, Value> {
+        json!({ "AndroidInstanceId": id })
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn duplicates_within_the_window_are_dropped_and_counted() {
+        let mut recent = RecentIds::default();
+        let (kept, dups) = recent.dedup(vec![rec("a"), rec("b"), rec("a")]);
+        assert_eq!((kept.len(), dups), (2, 1));
+        let (kept, dups) = recent.dedup(vec![rec("b"), rec("c")]);
+        assert_eq!((kept.len(), dups), (1, 1));
+        assert_eq!(kept[0]["AndroidInstanceId"], "c");
+    }
+
+    #[test]
+    fn the_window_is_bounded() {
+        let mut recent = RecentIds::default();
+        recent.dedup(vec![rec("old")]);
+        for i in 0..DEDUP_WINDOW_PAGES {
+            recent.dedup(vec![rec(&format!("x{i}"))]);
+        }
+        assert_eq!(recent.pages.len(), DEDUP_WINDOW_PAGES);
+        let (kept, dups) = recent.dedup(vec![rec("old")]);
+        assert_eq!(
+            (kept.len(), dups),
+            (1, 0),
+            "beyond the window is the store's job"
+        );
+    }
+}

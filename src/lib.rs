@@ -8,9 +8,12 @@
 //! for tests, the demo and benchmarks; [`pg_local`] starts a throwaway Postgres.
 
 pub mod api;
+pub mod cli;
 pub mod crawl;
+pub mod error;
 pub mod normalize;
 pub mod pg_local;
 pub mod secret;
 pub mod simulator;
 pub mod store;
+pub mod telemetry;

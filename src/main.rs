@@ -1,1 +1,31 @@
-fn main() {}
+//! Thin entry point: parse flags, start logging, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecp_inventory::cli::Cli;
+use ecp_inventory::error::exit_code;
+use ecp_inventory::telemetry::{self, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(
+        cli.log_format.unwrap_or_else(LogFormat::detect),
+        &cli.log_level,
+    );
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ecp_inventory::cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain, once, on one line: no backtrace for expected errors.
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

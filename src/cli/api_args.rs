@@ -1,0 +1,163 @@
+//! Flags shared by every subcommand that calls the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::client::DEFAULT_ENDPOINT;
+use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
+use crate::api::ratelimit::RateLimiter;
+use crate::api::retry::RetryPolicy;
+use crate::api::{Client, ClientConfig, Credentials};
+use crate::crawl::{CrawlOptions, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE};
+use crate::error::ConfigError;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The API endpoint. http is accepted, for a simulator on loopback.
+    #[arg(long, env = "ECP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+
+    /// Instances per page (MaxResults), 1 to 100.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub page_size: u32,
+
+    /// Stop with an error after this many pages of one scope (a cursor that never
+    /// ends would otherwise loop forever).
+    #[arg(long, default_value_t = DEFAULT_MAX_PAGES)]
+    pub max_pages: u64,
+
+    /// Seconds allowed for one HTTP attempt.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
+
+    /// Attempts per call, the first included; throttling, 5xx and network errors
+    /// are retried with exponential back-off.
+    #[arg(long, default_value_t = RetryPolicy::default().max_attempts)]
+    pub max_attempts: u32,
+
+    /// Longest time one call may spend retrying, in seconds.
+    #[arg(long, default_value_t = RetryPolicy::default().max_elapsed.as_secs_f64())]
+    pub max_retry_secs: f64,
+
+    /// Requests per second at most, shared by all concurrent crawls of a run.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate_limit: f64,
+}
+
+impl ApiArgs {
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+        positive("--timeout-secs", self.timeout_secs)?;
+        positive("--max-retry-secs", self.max_retry_secs)?;
+        positive("--rate-limit", self.rate_limit)?;
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("--max-attempts must be at least 1"));
+        }
+        Ok(ClientConfig {
+            endpoint: self.endpoint.clone(),
+            timeout: Duration::from_secs_f64(self.timeout_secs),
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts,
+                max_elapsed: Duration::from_secs_f64(self.max_retry_secs),
+                ..RetryPolicy::default()
+            },
+            rate_limiter: Some(Arc::new(RateLimiter::new(self.rate_limit))),
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn crawl_options(&self) -> CrawlOptions {
+        CrawlOptions {
+            page_size: self.page_size,
+            max_pages: self.max_pages,
+        }
+    }
+
+    /// A client with the credentials of the environment.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let credentials = env_credentials()?;
+        let client = Client::new(credentials, self.client_config()?).map_err(ConfigError::from)?;
+        Ok(client)
+    }
+}
+
+fn positive(flag: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(format!(
+            "{flag} must be a positive number, not {value}"
+        )))
+    }
+}
+
+pub fn env_credentials() -> anyhow::Result<Credentials> {
+    match Credentials::from_env().map_err(ConfigError::new)? {
+        Some(c) => {
+            tracing::info!(
+                provider = "environment",
+                access_key_id = %c.access_key_id,
+                sts = c.security_token.is_some(),
+                "credentials found"
+            );
+            Ok(c)
+        }
+        None => Err(ConfigError::new(
+            "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET \
+             (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)",
+        ))
+        .context("reading credentials"),
+    }
+}
+
+/// Filters narrow a crawl. A filtered crawl is never taken as evidence that an
+/// instance it did not return was deleted.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only instances in this state (RUNNING, STOPPED, ...).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
+    pub status: Option<String>,
+    /// Only these instances (repeatable).
+    #[arg(long = "instance-id", value_name = "ID")]
+    pub instance_ids: Vec<String>,
+    /// Only instances of these groups (repeatable).
+    #[arg(long = "instance-group-id", value_name = "ID")]
+    pub instance_group_ids: Vec<String>,
+    /// Only instances carrying this tag, as KEY=VALUE or KEY (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<Tag>,
+    /// Only PrePaid or PostPaid instances.
+    #[arg(long, value_parser = ["PrePaid", "PostPaid"])]
+    pub charge_type: Option<String>,
+    /// Only instances with this name.
+    #[arg(long)]
+    pub instance_name: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn request(&self, biz_region_id: Option<&str>) -> DescribeAndroidInstancesRequest {
+        DescribeAndroidInstancesRequest {
+            biz_region_id: biz_region_id.map(str::to_owned),
+            status: self.status.clone(),
+            android_instance_ids: self.instance_ids.clone(),
+            instance_group_ids: self.instance_group_ids.clone(),
+            tag: self.tags.clone(),
+            charge_type: self.charge_type.clone(),
+            android_instance_name: self.instance_name.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_tag(s: &str) -> Result<Tag, String> {
+    match s.split_once('=') {
+        Some((k, _)) if k.is_empty() => Err("the tag key is empty".into()),
+        Some((k, v)) => Ok(Tag::new(k, v)),
+        None if s.is_empty() => Err("the tag key is empty".into()),
+        None => Ok(Tag {
+            key: Some(s.to_owned()),
+            value: None,
+        }),
+    }
+}

@@ -1,0 +1,50 @@
+//! The command line: clap definitions, one module per subcommand, each turning its
+//! flags into validated settings before any I/O and then calling the library.
+
+mod api_args;
+mod crawl;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+pub use api_args::{ApiArgs, FilterArgs};
+
+/// Keeps an always-current, fully historied inventory of Alibaba Cloud Elastic
+/// Cloud Phone instances in PostgreSQL.
+///
+/// Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
+/// and (for STS) ALIBABA_CLOUD_SECURITY_TOKEN.
+///
+/// Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration,
+/// 3 another run holds the scope's lock, 4 a deletion was refused for lack of
+/// evidence.
+#[derive(Debug, Parser)]
+#[command(name = "ecp-inventory", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format; default: text on a terminal, json otherwise.
+    #[arg(long, global = true, value_enum, env = "ECP_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Log level or filter (error, warn, info, debug, trace, or
+    /// `ecp_inventory=debug`). RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info", env = "ECP_LOG_LEVEL")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Crawl every page of one scope and print each instance as one JSON line.
+    ///
+    /// Example: ecp-inventory crawl --endpoint http://127.0.0.1:8790 --region cn-shanghai
+    Crawl(crawl::CrawlArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Crawl(args) => crawl::run(args).await,
+    }
+}

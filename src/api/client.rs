@@ -10,6 +10,7 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
+use super::credentials::CredentialsProvider;
 use super::error::{ApiError, ErrorBody};
 use super::model::{
     DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse,
@@ -18,7 +19,6 @@ use super::model::{
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
 use super::sign::{sha256_hex, sign_v3, V3Input, EMPTY_SHA256};
-use super::Credentials;
 
 /// The China site's control-plane endpoint; the international site's is
 /// `https://eds-aic.ap-southeast-1.aliyuncs.com`.
@@ -72,7 +72,7 @@ pub struct Client {
     endpoint: reqwest::Url,
     /// The `host` header as signed: host, plus `:port` when not the scheme's default.
     host: String,
-    credentials: Credentials,
+    credentials: Arc<dyn CredentialsProvider>,
     config: ClientConfig,
 }
 
@@ -80,7 +80,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("endpoint", &self.endpoint.as_str())
-            .field("access_key_id", &self.credentials.access_key_id)
+            .field("credentials", &self.credentials.name())
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +97,12 @@ pub enum ClientBuildError {
 }
 
 impl Client {
-    pub fn new(credentials: Credentials, config: ClientConfig) -> Result<Self, ClientBuildError> {
+    /// `credentials` is a provider, or plain [`super::Credentials`] (`.into()`).
+    pub fn new(
+        credentials: impl Into<Arc<dyn CredentialsProvider>>,
+        config: ClientConfig,
+    ) -> Result<Self, ClientBuildError> {
+        let credentials = credentials.into();
         let endpoint = reqwest::Url::parse(&config.endpoint)
             .map_err(|e| ClientBuildError::BadUrl(config.endpoint.clone(), e.to_string()))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
@@ -196,7 +201,16 @@ impl Client {
         action: &str,
         params: &[(String, String)],
     ) -> Result<(u16, Vec<u8>), ApiError> {
-        let headers = self.signed_headers(action, params);
+        let credentials =
+            self.credentials
+                .credentials()
+                .await
+                .map_err(|e| ApiError::Credentials {
+                    action: action.to_owned(),
+                    provider: self.credentials.name().to_owned(),
+                    detail: e.0,
+                })?;
+        let headers = self.signed_headers(action, params, &credentials);
         let mut url = self.endpoint.clone();
         url.set_path("/");
         // Form encoding on the wire, as the Python SDK does (space as `+`); the
@@ -236,7 +250,12 @@ impl Client {
         Ok((status, body))
     }
 
-    fn signed_headers(&self, action: &str, params: &[(String, String)]) -> HeaderMap {
+    fn signed_headers(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        credentials: &super::Credentials,
+    ) -> HeaderMap {
         let nonce = format!("{:032x}", rand::rng().random::<u128>());
         let date = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let mut signed: Vec<(String, String)> = vec![
@@ -246,11 +265,15 @@ impl Client {
             ("x-acs-date".into(), date),
             ("x-acs-signature-nonce".into(), nonce),
             ("x-acs-content-sha256".into(), EMPTY_SHA256.to_owned()),
+            (
+                "x-acs-credentials-provider".into(),
+                self.credentials.name().to_owned(),
+            ),
         ];
-        if let Some(token) = &self.credentials.security_token {
+        if let Some(token) = &credentials.security_token {
             signed.push((
                 "x-acs-accesskey-id".into(),
-                self.credentials.access_key_id.clone(),
+                credentials.access_key_id.clone(),
             ));
             signed.push(("x-acs-security-token".into(), token.expose().to_owned()));
         }
@@ -262,7 +285,7 @@ impl Client {
                 headers: &signed,
                 hashed_payload: &sha256_hex(b""),
             },
-            self.credentials.access_key_secret.expose(),
+            credentials.access_key_secret.expose(),
         );
         let mut headers = HeaderMap::new();
         for (name, value) in signed {
@@ -279,9 +302,8 @@ impl Client {
             );
         }
         headers.insert("accept", HeaderValue::from_static("application/json"));
-        let mut auth =
-            HeaderValue::from_str(&signature.authorization(&self.credentials.access_key_id))
-                .expect("authorization is ASCII");
+        let mut auth = HeaderValue::from_str(&signature.authorization(&credentials.access_key_id))
+            .expect("authorization is ASCII");
         auth.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, auth);
         headers
@@ -510,7 +532,8 @@ mod tests {
     #[test]
     fn debug_output_hides_the_secret() {
         let client = Client::new(
-            Credentials::new("AK", "very-secret-value").with_security_token("tok-secret"),
+            super::super::Credentials::new("AK", "very-secret-value")
+                .with_security_token("tok-secret"),
             ClientConfig::default(),
         )
         .unwrap();
@@ -524,7 +547,7 @@ mod tests {
     #[test]
     fn endpoint_errors_name_the_flag() {
         let err = Client::new(
-            Credentials::new("AK", "S"),
+            super::super::Credentials::new("AK", "S"),
             ClientConfig {
                 endpoint: "ftp://x".into(),
                 ..Default::default()

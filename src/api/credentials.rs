@@ -50,3 +50,60 @@ impl Credentials {
         }
     }
 }
+
+/// Why no credentials could be had.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialsError(pub String);
+
+/// The boxed future a provider returns (object-safe without extra crates).
+pub type CredentialsFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>,
+>;
+
+/// Something that yields credentials, possibly fetching or refreshing them (STS
+/// through OIDC, the ECS metadata service). The client asks before every attempt,
+/// so a provider must cache and refresh on its own schedule.
+pub trait CredentialsProvider: Send + Sync + std::fmt::Debug {
+    fn credentials(&self) -> CredentialsFuture<'_>;
+    /// A short name for logs and `x-acs-credentials-provider` (e.g. `env`, `oidc_role_arn`).
+    fn name(&self) -> &str;
+}
+
+/// Fixed credentials: a key pair, or an STS triple, known up front.
+#[derive(Clone, Debug)]
+pub struct StaticProvider {
+    credentials: Credentials,
+    name: String,
+}
+
+impl StaticProvider {
+    pub fn new(credentials: Credentials, name: impl Into<String>) -> Self {
+        StaticProvider {
+            credentials,
+            name: name.into(),
+        }
+    }
+}
+
+impl CredentialsProvider for StaticProvider {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        let c = self.credentials.clone();
+        Box::pin(async move { Ok(c) })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<Credentials> for std::sync::Arc<dyn CredentialsProvider> {
+    fn from(c: Credentials) -> Self {
+        let name = if c.security_token.is_some() {
+            "static_sts"
+        } else {
+            "static_ak"
+        };
+        std::sync::Arc::new(StaticProvider::new(c, name))
+    }
+}

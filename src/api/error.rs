@@ -48,6 +48,14 @@ pub enum ApiError {
         endpoint: String,
         timeout: Duration,
     },
+    /// The credentials provider could not produce credentials (STS or the metadata
+    /// service failed, a token file is missing).
+    #[error("{action}: no credentials from provider {provider}: {detail}")]
+    Credentials {
+        action: String,
+        provider: String,
+        detail: String,
+    },
     /// An answer that is not what the API sends: HTML from a proxy, malformed or
     /// truncated JSON, a body of the wrong shape, or one too large to accept.
     #[error("{action}: bad response (HTTP {status}, RequestId {request_id}): {detail}", request_id = .request_id.as_deref().unwrap_or("none"))]
@@ -84,6 +92,7 @@ impl ApiError {
                     || code == "InternalError"
             }
             ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
+            ApiError::Credentials { .. } => false,
             ApiError::BadResponse { status, .. } => *status >= 500,
         }
     }
@@ -102,6 +111,7 @@ impl ApiError {
                     || code.starts_with("Forbidden")
                     || code == "NoPermission"
             }
+            ApiError::Credentials { .. } => true,
             _ => false,
         }
     }

@@ -36,6 +36,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() {
             return EXIT_CONFIG;
         }
+        if let Some(crate::store::StoreError::LockBusy { .. }) = cause.downcast_ref() {
+            return EXIT_LOCK_BUSY;
+        }
     }
     EXIT_FAILED
 }

@@ -16,4 +16,5 @@ pub mod pg_local;
 pub mod secret;
 pub mod simulator;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -137,6 +137,11 @@ impl Client {
         self.endpoint.as_str()
     }
 
+    /// Requests, retries and throttled answers so far (shared with clones).
+    pub fn stats(&self) -> &CallStats {
+        &self.config.stats
+    }
+
     pub async fn describe_android_instances(
         &self,
         request: &DescribeAndroidInstancesRequest,

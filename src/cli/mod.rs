@@ -3,12 +3,18 @@
 
 mod api_args;
 mod crawl;
+mod db;
+mod demo;
+mod migrate;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
 pub use api_args::{ApiArgs, FilterArgs};
+pub use db::{connect, DbArgs};
+pub use sync::{OutputFormat, SyncArgs};
 
 /// Keeps an always-current, fully historied inventory of Alibaba Cloud Elastic
 /// Cloud Phone instances in PostgreSQL.
@@ -37,14 +43,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Crawl every region, store instances with their history, record the run.
+    ///
+    /// Example: ecp-inventory sync --database-url postgres://... --region all
+    Sync(sync::SyncArgs),
+    /// Apply pending database migrations (sync does this itself unless --no-migrate).
+    Migrate(migrate::MigrateArgs),
+    /// The whole job on an embedded default: a local PostgreSQL, the simulated
+    /// API, two syncs with churn between them, and what changed.
+    Demo(demo::DemoArgs),
     /// Crawl every page of one scope and print each instance as one JSON line.
     ///
     /// Example: ecp-inventory crawl --endpoint http://127.0.0.1:8790 --region cn-shanghai
     Crawl(crawl::CrawlArgs),
+    /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool
+    /// and for tests.
+    ///
+    /// Example: ecp-inventory simulate --listen 127.0.0.1:8790 --instances 5000 --seed 7
+    Simulate(crate::simulator::SimulateArgs),
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; `Ok` carries the exit code (a sync may finish with failed
+/// scopes, which it has recorded and reported).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Crawl(args) => crawl::run(args).await,
+        Command::Sync(args) => sync::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await.map(|()| 0),
+        Command::Demo(args) => demo::run(args).await.map(|()| 0),
+        Command::Crawl(args) => crawl::run(args).await.map(|()| 0),
+        Command::Simulate(args) => crate::simulator::run_cli(args).await.map(|()| 0),
     }
 }

@@ -1,0 +1,178 @@
+//! `ecp-inventory demo`: the main job on an embedded default. A local Postgres
+//! (or `DATABASE_URL`), the simulator in-process, two syncs with churn between
+//! them, and a look at what changed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::PgPool;
+
+use super::db::{connect, DbArgs};
+use crate::api::ratelimit::RateLimiter;
+use crate::api::{Client, ClientConfig, Credentials};
+use crate::pg_local::LocalPostgres;
+use crate::simulator::{
+    ChurnSpec, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
+use crate::store::{Store, StoreConfig};
+use crate::sync::{self, RunReport, SyncSettings};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Use this database instead of starting a local one.
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Where the local Postgres keeps its data (reused by the next demo).
+    #[arg(long, default_value = ".ecp-demo")]
+    pub data_dir: PathBuf,
+
+    /// Size of the simulated fleet.
+    #[arg(long, default_value_t = 2000)]
+    pub instances: usize,
+
+    /// Seed of the simulated fleet and of the churn.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let (url, local) = match &args.db.database_url {
+        Some(url) => (url.expose().to_owned(), None),
+        None => {
+            let dir = args.data_dir.join("postgres");
+            println!("Starting a local PostgreSQL under {} ...", dir.display());
+            let dir2 = dir.clone();
+            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir2, &[]))
+                .await?
+                .with_context(|| format!("starting the local PostgreSQL under {}", dir.display()))?;
+            let url = pg.create_database("ecp").await.context("creating database ecp")?;
+            (url, Some(pg))
+        }
+    };
+    let pool = connect(&url, 8).await?;
+    let store = Store::new(pool.clone(), StoreConfig::default())?;
+    store.migrate().await?;
+
+    let sim = Simulator::new(SimulatorConfig {
+        instances: args.instances,
+        seed: args.seed,
+        ..Default::default()
+    });
+    let running = sim.start("127.0.0.1:0".parse()?).await?;
+    println!(
+        "Simulated eds-aic API with {} cloud phones at {}",
+        args.instances,
+        running.endpoint()
+    );
+    let client = Client::new(
+        Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ClientConfig {
+            endpoint: running.endpoint(),
+            rate_limiter: Some(Arc::new(RateLimiter::new(500.0))),
+            ..Default::default()
+        },
+    )?;
+    let settings = SyncSettings::default();
+
+    println!("\n1. First sync: every region through DescribeRegions");
+    let first = sync::run(&store, &client, &settings).await?;
+    println!("   {}", first.summary_line());
+    ensure_ok(&first)?;
+
+    let churn = sim.churn(&ChurnSpec {
+        seed: args.seed,
+        create: 12,
+        delete: 8,
+        status: 25,
+        rename: 5,
+        retag: 15,
+        resize_disk: 4,
+        volatile: 200,
+    });
+    println!(
+        "\n2. The fleet changes: {} created, {} deleted, {} changed status, {} renamed, {} retagged, {} disks resized, {} volatile-only",
+        churn.created.len(),
+        churn.deleted.len(),
+        churn.status_changed.len(),
+        churn.renamed.len(),
+        churn.retagged.len(),
+        churn.disk_resized.len(),
+        churn.volatile.len()
+    );
+
+    println!("\n3. Second sync");
+    let second = sync::run(&store, &client, &settings).await?;
+    println!("   {}", second.summary_line());
+    ensure_ok(&second)?;
+    running.shutdown().await;
+
+    print_changes(&pool, first.run_id, second.run_id).await?;
+    print_next_steps(&url, local.as_ref(), first.run_id, second.run_id);
+    Ok(())
+}
+
+fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
+    anyhow::ensure!(report.succeeded(), "the sync failed: {}", report.summary_line());
+    Ok(())
+}
+
+async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> {
+    println!("\nWhat changed between run {from} and run {to} (ecp.run_diff):");
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT change_kind, field, count(*) FROM ecp.run_diff($1, $2) \
+         GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 15",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    for (kind, field, n) in rows {
+        println!("   {n:>5}  {kind:<9} {}", field.unwrap_or_default());
+    }
+    println!("\nA few of them (ecp.change_feed):");
+    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT instance_id, change_kind, field, old_value::text, new_value::text \
+         FROM ecp.change_feed WHERE run_id = $1 AND change_kind = 'updated' LIMIT 8",
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    for (id, kind, field, old, new) in rows {
+        println!(
+            "   {id}  {kind} {}: {} -> {}",
+            field.unwrap_or_default(),
+            old.unwrap_or_else(|| "(none)".into()),
+            new.unwrap_or_else(|| "(none)".into())
+        );
+    }
+    Ok(())
+}
+
+fn print_next_steps(url: &str, local: Option<&LocalPostgres>, from: i64, to: i64) {
+    println!("\nLook further with psql:");
+    println!("   psql '{url}'");
+    println!("   SELECT biz_region_id, status, count(*) FROM ecp.current_instances GROUP BY 1, 2 ORDER BY 1, 2;");
+    println!("   SELECT * FROM ecp.run_diff({from}, {to}) LIMIT 20;");
+    println!("   SELECT * FROM ecp.change_feed LIMIT 20;");
+    println!("   More queries: the files under sql/.");
+    if let Some(pg) = local {
+        let stop = format!(
+            "{} -D {} stop",
+            pg.bin_dir().join("pg_ctl").display(),
+            pg.data_dir().display()
+        );
+        println!("\nThe local PostgreSQL keeps running (data in {}). Stop it with:", pg.data_dir().display());
+        if running_as_root() {
+            println!("   runuser -u postgres -- {stop}");
+        } else {
+            println!("   {stop}");
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}

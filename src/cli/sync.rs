@@ -1,0 +1,155 @@
+//! `ecp-inventory sync`: the main job.
+
+use std::time::Duration;
+
+use chrono::FixedOffset;
+
+use super::db::{connect, DbArgs};
+use super::{ApiArgs, FilterArgs};
+use crate::error::ConfigError;
+use crate::normalize::NormalizeOptions;
+use crate::store::{self, ApplyOptions, Store, StoreConfig};
+use crate::sync::{self, Regions, RunReport, SyncSettings};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One summary line on stdout.
+    Text,
+    /// The run report as one JSON object on stdout.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Business regions to crawl (repeatable), or `all` for every region
+    /// DescribeRegions lists.
+    #[arg(long = "region", value_name = "ID|all", default_value = "all")]
+    pub regions: Vec<String>,
+
+    /// The account alias stored with every row, to tell accounts apart.
+    #[arg(long, default_value = "default")]
+    pub source: String,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Columns kept current without opening a version or a change row.
+    #[arg(long, value_delimiter = ',', default_values_t = store::DEFAULT_VOLATILE_FIELDS.map(String::from))]
+    pub volatile_fields: Vec<String>,
+
+    /// Refuse to apply a crawl that would mark more than this share of a scope
+    /// deleted.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_delete_share: f64,
+
+    /// Apply even a crawl that deletes more than --max-delete-share, or that
+    /// returns nothing where instances existed.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+
+    /// Seconds to wait for a scope that another run is syncing.
+    #[arg(long, default_value_t = 30.0)]
+    pub lock_wait_secs: f64,
+
+    /// Do not apply pending migrations first.
+    #[arg(long)]
+    pub no_migrate: bool,
+
+    /// The zone of GmtCreate and GmtModified, which the API sends without one
+    /// (e.g. +08:00). Default: UTC.
+    #[arg(long, value_parser = parse_offset)]
+    pub naive_time_zone: Option<FixedOffset>,
+
+    /// Regions crawled at once.
+    #[arg(long, default_value_t = 6)]
+    pub concurrency: usize,
+
+    /// What to print on stdout when the run ends.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+fn parse_offset(s: &str) -> Result<FixedOffset, String> {
+    s.parse::<FixedOffset>()
+        .map_err(|_| format!("{s:?} is not a UTC offset like +08:00"))
+}
+
+impl SyncArgs {
+    pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
+        if !(0.0..=1.0).contains(&self.max_delete_share) {
+            return Err(ConfigError::new("--max-delete-share must be between 0 and 1"));
+        }
+        if !(self.lock_wait_secs.is_finite() && self.lock_wait_secs >= 0.0) {
+            return Err(ConfigError::new("--lock-wait-secs must be zero or more"));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::new("--concurrency must be at least 1"));
+        }
+        let regions = if self.regions.iter().any(|r| r == "all") {
+            if self.regions.len() > 1 {
+                return Err(ConfigError::new("--region all cannot be combined with other regions"));
+            }
+            Regions::All
+        } else {
+            Regions::Only(self.regions.clone())
+        };
+        Ok(SyncSettings {
+            source: self.source.clone(),
+            regions,
+            filters: self.filters.request(None),
+            crawl: self.api.crawl_options(),
+            apply: ApplyOptions {
+                filtered: false,
+                max_delete_share: self.max_delete_share,
+                allow_mass_delete: self.allow_mass_delete,
+            },
+            normalize: NormalizeOptions {
+                naive_time_zone: self.naive_time_zone,
+            },
+            lock_wait: Duration::from_secs_f64(self.lock_wait_secs),
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+/// Runs the job; the report decides the exit code.
+pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
+    let settings = args.settings()?;
+    let client = args.api.client()?;
+    let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
+    let store = Store::new(
+        pool,
+        StoreConfig {
+            volatile_fields: args.volatile_fields.clone(),
+        },
+    )
+    .map_err(|e| ConfigError::new(format!("--volatile-fields: {e}")))?;
+    if !args.no_migrate {
+        store.migrate().await?;
+    }
+    let report = sync::run(&store, &client, &settings).await?;
+    print_report(&report, args.output)?;
+    Ok(report.exit_code())
+}
+
+pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Text => println!("{}", report.summary_line()),
+        OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
+    }
+    for scope in report.scopes.iter().filter(|s| s.error.is_some()) {
+        eprintln!(
+            "error: scope {}/{}: {}",
+            scope.source,
+            scope.biz_region_id,
+            scope.error.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
+}

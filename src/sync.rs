@@ -1,0 +1,396 @@
+//! The pipeline: for each scope (an account's business region), crawl every page,
+//! normalize each record, stage it, and apply the snapshot once the crawl has
+//! reached its last page. Scopes run concurrently under the client's shared rate
+//! limit; a scope that fails does not stop the others, and the run's ledger row
+//! says which failed and why.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tracing::{info, warn, Instrument};
+
+use crate::api::model::{DescribeAndroidInstancesRequest, DescribeRegionsRequest};
+use crate::api::Client;
+use crate::crawl::{self, CrawlOptions};
+use crate::error::{EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
+use crate::normalize::{normalize, NormalizeOptions, Normalized};
+use crate::store::{ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError};
+
+/// Which business regions to crawl.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Regions {
+    /// Every region `DescribeRegions` lists for the account.
+    All,
+    Only(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// The account alias, the `source` of every row.
+    pub source: String,
+    pub regions: Regions,
+    /// Filters sent with every page; `BizRegionId` is set per scope.
+    pub filters: DescribeAndroidInstancesRequest,
+    pub crawl: CrawlOptions,
+    pub apply: ApplyOptions,
+    pub normalize: NormalizeOptions,
+    /// How long to wait for a scope that another run holds.
+    pub lock_wait: Duration,
+    /// Scopes crawled at once. The rate limit, not this, bounds the request rate.
+    pub concurrency: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            source: "default".into(),
+            regions: Regions::All,
+            filters: DescribeAndroidInstancesRequest::default(),
+            crawl: CrawlOptions::default(),
+            apply: ApplyOptions::default(),
+            normalize: NormalizeOptions::default(),
+            lock_wait: Duration::from_secs(30),
+            concurrency: 6,
+        }
+    }
+}
+
+/// How one scope went.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScopeReport {
+    pub source: String,
+    pub biz_region_id: String,
+    pub pages: u64,
+    pub instances: u64,
+    /// Repeated on a nearby page and dropped by the crawler.
+    pub duplicates: u64,
+    /// Records that could not be normalized at all (no instance id).
+    pub skipped: u64,
+    /// Field values that could not be parsed (column NULL, value kept in raw).
+    pub field_problems: u64,
+    pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub failure: Option<FailureKind>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    LockBusy,
+    RefusedDeletion,
+    Other,
+}
+
+/// The apply counts, serializable for `--output json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub restored: u64,
+}
+
+impl From<ApplyCounts> for Counts {
+    fn from(c: ApplyCounts) -> Self {
+        Counts {
+            created: c.created,
+            updated: c.updated,
+            unchanged: c.unchanged,
+            deleted: c.deleted,
+            restored: c.restored,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
+        self.restored += o.restored;
+    }
+}
+
+/// How the run went, for the summary line, `--output json` and the exit code.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub status: &'static str,
+    pub duration_secs: f64,
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub totals: Counts,
+    pub scopes: Vec<ScopeReport>,
+}
+
+impl RunReport {
+    pub fn succeeded(&self) -> bool {
+        self.scopes.iter().all(|s| s.error.is_none())
+    }
+
+    /// Lock contention and refused deletions have codes of their own, so that a
+    /// scheduler can tell "try later" and "look at this" from a plain failure.
+    pub fn exit_code(&self) -> u8 {
+        let kinds: Vec<FailureKind> = self.scopes.iter().filter_map(|s| s.failure).collect();
+        if kinds.is_empty() {
+            EXIT_OK
+        } else if kinds.contains(&FailureKind::Other) {
+            EXIT_FAILED
+        } else if kinds.contains(&FailureKind::RefusedDeletion) {
+            EXIT_REFUSED_DELETION
+        } else {
+            EXIT_LOCK_BUSY
+        }
+    }
+
+    pub fn summary_line(&self) -> String {
+        let t = &self.totals;
+        let instances: u64 = self.scopes.iter().map(|s| s.instances).sum();
+        let failed: Vec<String> = self
+            .scopes
+            .iter()
+            .filter(|s| s.error.is_some())
+            .map(|s| s.biz_region_id.clone())
+            .collect();
+        let mut line = format!(
+            "run {} {}: {} scopes, {} instances in {:.1}s; {} created, {} updated, {} unchanged, {} deleted, {} restored; {} requests, {} retries",
+            self.run_id,
+            self.status,
+            self.scopes.len(),
+            instances,
+            self.duration_secs,
+            t.created,
+            t.updated,
+            t.unchanged,
+            t.deleted,
+            t.restored,
+            self.requests,
+            self.retries,
+        );
+        if !failed.is_empty() {
+            line.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        line
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("listing the account's regions (DescribeRegions) failed: {0}")]
+    Regions(#[source] crate::api::ApiError),
+    #[error("DescribeRegions returned no region; name them with --region")]
+    NoRegions,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One run over every scope. Returns the report whether scopes failed or not; an
+/// error only when the run could not be started or recorded at all.
+pub async fn run(store: &Store, client: &Client, settings: &SyncSettings) -> Result<RunReport, SyncError> {
+    let started = Instant::now();
+    let regions = match &settings.regions {
+        Regions::Only(list) => list.clone(),
+        Regions::All => list_regions(client).await?,
+    };
+    let run = Arc::new(store.start_run(env!("CARGO_PKG_VERSION")).await?);
+    let run_id = run.id();
+    let span = tracing::info_span!("run", run_id);
+    info!(parent: &span, regions = ?regions, source = %settings.source, "run started");
+
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, region) in regions.iter().enumerate() {
+        let (run, client, settings, permits) =
+            (run.clone(), client.clone(), settings.clone(), permits.clone());
+        let scope = Scope::new(settings.source.clone(), region.clone());
+        let scope_span = tracing::info_span!(parent: &span, "scope", scope = %scope);
+        tasks.spawn(
+            async move {
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                (index, sync_scope(&run, &client, scope, &settings).await)
+            }
+            .instrument(scope_span),
+        );
+    }
+    let mut scopes: Vec<(usize, ScopeReport)> = Vec::with_capacity(regions.len());
+    while let Some(joined) = tasks.join_next().await {
+        scopes.push(joined.expect("scope tasks do not panic"));
+    }
+    scopes.sort_by_key(|(i, _)| *i);
+    let scopes: Vec<ScopeReport> = scopes.into_iter().map(|(_, s)| s).collect();
+
+    let mut totals = Counts::default();
+    for c in scopes.iter().filter_map(|s| s.counts) {
+        totals += c;
+    }
+    let failures: Vec<String> = scopes
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.biz_region_id)))
+        .collect();
+    let outcome = if failures.is_empty() {
+        RunOutcome::Succeeded
+    } else {
+        RunOutcome::Failed(failures.join("; "))
+    };
+    let status = if failures.is_empty() { "succeeded" } else { "failed" };
+    let run = Arc::try_unwrap(run).unwrap_or_else(|_| unreachable!("every scope task has ended"));
+    run.finish(outcome).await?;
+    let stats = client.stats();
+    Ok(RunReport {
+        run_id,
+        status,
+        duration_secs: started.elapsed().as_secs_f64(),
+        requests: stats.requests(),
+        retries: stats.retries(),
+        throttled: stats.throttled(),
+        totals,
+        scopes,
+    })
+}
+
+async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
+    let answer = client
+        .describe_regions(&DescribeRegionsRequest::default())
+        .await
+        .map_err(SyncError::Regions)?;
+    let regions: Vec<String> = answer
+        .region_models
+        .into_iter()
+        .filter_map(|r| r.region_id)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if regions.is_empty() {
+        return Err(SyncError::NoRegions);
+    }
+    Ok(regions)
+}
+
+/// Progress is logged every this many pages: about every 10 000 instances, a few
+/// lines a minute on a large fleet and none on a small one.
+const PROGRESS_EVERY_PAGES: u64 = 100;
+
+async fn sync_scope(run: &Run, client: &Client, scope: Scope, settings: &SyncSettings) -> ScopeReport {
+    let mut report = ScopeReport {
+        source: scope.source.clone(),
+        biz_region_id: scope.biz_region_id.clone(),
+        ..Default::default()
+    };
+    let mut staging = match run.begin_scope(scope.clone(), settings.lock_wait).await {
+        Ok(s) => s,
+        Err(e) => return report.failed(&e),
+    };
+    let mut request = settings.filters.clone();
+    request.biz_region_id = Some(scope.biz_region_id.clone());
+    let filtered = request.is_filtered();
+    let mut pages = crawl::spawn(client.clone(), request, settings.crawl.clone());
+    let mut rows: Vec<Normalized> = Vec::with_capacity(settings.crawl.page_size as usize);
+
+    let crawl_error = loop {
+        let page = match pages.recv().await {
+            Some(Ok(page)) => page,
+            Some(Err(e)) => break Some(e.to_string()),
+            None => break Some("the crawl stopped before its last page".to_owned()),
+        };
+        rows.clear();
+        let mut skipped = 0;
+        for record in &page.instances {
+            match normalize(record, &settings.normalize) {
+                Ok(n) => {
+                    for p in &n.problems {
+                        warn!(
+                            page = page.number,
+                            request_id = page.request_id.as_deref().unwrap_or(""),
+                            instance_id = %n.row.instance_id,
+                            field = %p.field,
+                            value = %p.value,
+                            reason = %p.reason,
+                            "field value not understood; stored as NULL, kept in raw"
+                        );
+                    }
+                    report.field_problems += n.problems.len() as u64;
+                    rows.push(n);
+                }
+                Err(e) => {
+                    skipped += 1;
+                    warn!(
+                        page = page.number,
+                        request_id = page.request_id.as_deref().unwrap_or(""),
+                        error = %e,
+                        "record skipped"
+                    );
+                }
+            }
+        }
+        report.pages = page.number;
+        report.instances += rows.len() as u64;
+        report.duplicates += page.duplicates;
+        report.skipped += skipped;
+        staging.record_skipped(skipped);
+        if let Err(e) = staging.push_page(page.fetched_at, &rows).await {
+            // The connection is likely gone: the staged rows went with it.
+            return report.failed(&e);
+        }
+        if page.number % PROGRESS_EVERY_PAGES == 0 {
+            info!(
+                pages = page.number,
+                instances = report.instances,
+                total = page.total_count,
+                "crawling"
+            );
+        }
+        if page.is_last {
+            break None;
+        }
+    };
+    if let Some(error) = crawl_error {
+        warn!(error = %error, "crawl incomplete; nothing applied");
+        if let Err(e) = staging.give_up(&error).await {
+            warn!(error = %e, "could not record the failed scope");
+        }
+        report.error = Some(error);
+        report.failure = Some(FailureKind::Other);
+        return report;
+    }
+    report.complete = true;
+    let options = ApplyOptions {
+        filtered: filtered || settings.apply.filtered,
+        ..settings.apply.clone()
+    };
+    match staging.apply(&options).await {
+        Ok(counts) => {
+            info!(
+                instances = report.instances,
+                created = counts.created,
+                updated = counts.updated,
+                unchanged = counts.unchanged,
+                deleted = counts.deleted,
+                restored = counts.restored,
+                "scope applied"
+            );
+            report.counts = Some(counts.into());
+            report
+        }
+        Err(e) => report.failed(&e),
+    }
+}
+
+impl ScopeReport {
+    fn failed(mut self, e: &StoreError) -> Self {
+        warn!(error = %e, "scope failed");
+        self.failure = Some(match e {
+            StoreError::LockBusy { .. } => FailureKind::LockBusy,
+            StoreError::RefusedDeletion { .. } => FailureKind::RefusedDeletion,
+            _ => FailureKind::Other,
+        });
+        self.error = Some(e.to_string());
+        self
+    }
+}

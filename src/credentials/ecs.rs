@@ -68,8 +68,8 @@ impl EcsRamRoleProvider {
     }
 
     /// Skips listing the roles attached to the instance.
-    pub fn with_role_name(self, role: impl Into<String>) -> Self {
-        let _ = self.role_name.set(role.into());
+    pub fn with_role_name(mut self, role: impl Into<String>) -> Self {
+        self.role_name = OnceLock::from(role.into());
         self
     }
 

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod crawl;
+pub mod credentials;
 pub mod error;
 pub mod normalize;
 pub mod pg_local;

@@ -1,0 +1,213 @@
+//! The aliyun CLI's configuration, `~/.aliyun/config.json`: the profile named by
+//! `ALIBABA_CLOUD_PROFILE`, else the file's `current` one. Modes `AK` and
+//! `StsToken` give fixed credentials; `EcsRamRole` and `OIDC` hand over to the
+//! providers of the same name; the others are reported as unsupported.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use super::settings::vars;
+use super::{
+    ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
+    EcsRamRoleProvider, OidcConfig, OidcProvider,
+};
+use crate::api::credentials::StaticProvider;
+use crate::secret::Secret;
+
+/// Credentials from one profile of the aliyun CLI config, read when built.
+#[derive(Debug)]
+pub struct CliProfileProvider {
+    /// `cli_profile/<kind>`, e.g. `cli_profile/static_ak`.
+    name: String,
+    profile: String,
+    inner: Box<dyn CredentialsProvider>,
+}
+
+#[derive(Deserialize)]
+struct CliConfig {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: Vec<CliProfile>,
+}
+
+/// One profile. Holds secrets as plain strings, hence no `Debug`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CliProfile {
+    name: String,
+    mode: String,
+    access_key_id: String,
+    access_key_secret: String,
+    sts_token: String,
+    ram_role_name: String,
+    ram_role_arn: String,
+    oidc_provider_arn: String,
+    oidc_token_file: String,
+    role_session_name: String,
+}
+
+impl CliProfileProvider {
+    pub const NAME_PREFIX: &'static str = "cli_profile";
+
+    /// The config at [`ChainSettings::cli_config_path`], the profile from
+    /// `ALIBABA_CLOUD_PROFILE` or the file's `current`. An error when disabled by
+    /// `ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true`.
+    pub fn from_settings(settings: &ChainSettings) -> Result<Self, CredentialsError> {
+        if settings.flag(vars::CLI_PROFILE_DISABLED) {
+            return Err(CredentialsError(format!(
+                "disabled by {}=true",
+                vars::CLI_PROFILE_DISABLED
+            )));
+        }
+        let path = settings.cli_config_path().ok_or_else(|| {
+            CredentialsError("no home directory, so no ~/.aliyun/config.json".to_owned())
+        })?;
+        Self::load(&path, settings.var(vars::PROFILE), settings)
+    }
+
+    /// A given file and profile (`None`: the file's `current`).
+    pub fn from_file(path: &Path, profile: Option<&str>) -> Result<Self, CredentialsError> {
+        Self::load(path, profile, &ChainSettings::default())
+    }
+
+    /// The profile the credentials come from.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    fn load(
+        path: &Path,
+        profile: Option<&str>,
+        settings: &ChainSettings,
+    ) -> Result<Self, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let what = if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist".to_owned()
+            } else {
+                format!("cannot be read: {e}")
+            };
+            CredentialsError(format!("{} {what}", path.display()))
+        })?;
+        // Only the position: serde may quote a value, and the file holds secrets.
+        let config: CliConfig = serde_json::from_str(&text).map_err(|e| {
+            CredentialsError(format!(
+                "{} is not valid aliyun CLI JSON (line {}, column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+
+        let (wanted, from) = match profile {
+            Some(p) => (p.to_owned(), format!(" (from {})", vars::PROFILE)),
+            None if !config.current.is_empty() => (config.current.clone(), String::new()),
+            None => {
+                return Err(CredentialsError(format!(
+                    "{} names no current profile; set {} or run `aliyun configure`",
+                    path.display(),
+                    vars::PROFILE
+                )))
+            }
+        };
+        let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+        let Some(found) = config.profiles.iter().find(|p| p.name == wanted) else {
+            return Err(CredentialsError(format!(
+                "profile {wanted:?}{from} is not in {} (profiles there: {})",
+                path.display(),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+
+        let (kind, inner) = provider_for(found, path, settings)?;
+        Ok(CliProfileProvider {
+            name: format!("{}/{kind}", Self::NAME_PREFIX),
+            profile: wanted,
+            inner,
+        })
+    }
+}
+
+/// What a profile's mode turns into: a name suffix and the provider doing the work.
+fn provider_for(
+    p: &CliProfile,
+    path: &Path,
+    settings: &ChainSettings,
+) -> Result<(&'static str, Box<dyn CredentialsProvider>), CredentialsError> {
+    let missing = |field: &str| {
+        CredentialsError(format!(
+            "profile {:?} (mode {}) in {} has no {field}",
+            p.name,
+            p.mode,
+            path.display()
+        ))
+    };
+    let require = |value: &str, field: &str| {
+        if value.is_empty() {
+            Err(missing(field))
+        } else {
+            Ok(())
+        }
+    };
+    match p.mode.as_str() {
+        // The CLI itself treats a profile without a mode as an access key one.
+        "AK" | "" => {
+            require(&p.access_key_id, "access_key_id")?;
+            require(&p.access_key_secret, "access_key_secret")?;
+            let c = Credentials::new(&p.access_key_id, Secret::new(&*p.access_key_secret));
+            let kind = "static_ak";
+            Ok((kind, Box::new(StaticProvider::new(c, kind))))
+        }
+        "StsToken" => {
+            require(&p.access_key_id, "access_key_id")?;
+            require(&p.access_key_secret, "access_key_secret")?;
+            require(&p.sts_token, "sts_token")?;
+            let c = Credentials::new(&p.access_key_id, Secret::new(&*p.access_key_secret))
+                .with_security_token(Secret::new(&*p.sts_token));
+            let kind = "static_sts";
+            Ok((kind, Box::new(StaticProvider::new(c, kind))))
+        }
+        "EcsRamRole" => {
+            let mut ecs = EcsRamRoleProvider::from_settings(settings)?;
+            if !p.ram_role_name.is_empty() {
+                ecs = ecs.with_role_name(&p.ram_role_name);
+            }
+            Ok((EcsRamRoleProvider::NAME, Box::new(ecs)))
+        }
+        "OIDC" => {
+            require(&p.ram_role_arn, "ram_role_arn")?;
+            require(&p.oidc_provider_arn, "oidc_provider_arn")?;
+            require(&p.oidc_token_file, "oidc_token_file")?;
+            let mut config = OidcConfig::new(
+                &p.ram_role_arn,
+                &p.oidc_provider_arn,
+                PathBuf::from(&p.oidc_token_file),
+            )
+            .with_sts_endpoint(settings.sts_endpoint());
+            if !p.role_session_name.is_empty() {
+                config.role_session_name = p.role_session_name.clone();
+            }
+            Ok((OidcProvider::NAME, Box::new(OidcProvider::new(config)?)))
+        }
+        other => Err(CredentialsError(format!(
+            "profile {:?} in {} uses mode {other}, which is not supported here \
+             (supported: AK, StsToken, EcsRamRole, OIDC)",
+            p.name,
+            path.display()
+        ))),
+    }
+}
+
+impl CredentialsProvider for CliProfileProvider {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        self.inner.credentials()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,80 @@
+//! The last link of the chain: a local credentials endpoint named by
+//! `ALIBABA_CLOUD_CREDENTIALS_URI` (a sidecar or agent), answering with the same
+//! JSON as the ECS metadata service.
+
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use super::cache::CredentialsCache;
+use super::settings::vars;
+use super::wire::{describe_error_body, describe_transport_error, MetadataCredentials};
+use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// STS credentials from `GET <uri>`, refreshed before they expire.
+#[derive(Debug)]
+pub struct UriProvider {
+    uri: String,
+    http: reqwest::Client,
+    cache: CredentialsCache,
+}
+
+impl UriProvider {
+    pub const NAME: &'static str = "credentials_uri";
+
+    pub fn new(uri: impl Into<String>) -> Result<Self, CredentialsError> {
+        let uri = uri.into();
+        reqwest::Url::parse(&uri)
+            .map_err(|e| CredentialsError(format!("credentials URI {uri:?} is not a URL: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(super::USER_AGENT)
+            .build()
+            .map_err(|e| CredentialsError(format!("cannot build the HTTP client: {e}")))?;
+        Ok(UriProvider {
+            uri,
+            http,
+            cache: CredentialsCache::default(),
+        })
+    }
+
+    /// `Ok(None)` when `ALIBABA_CLOUD_CREDENTIALS_URI` is not set.
+    pub fn from_settings(settings: &ChainSettings) -> Result<Option<Self>, CredentialsError> {
+        settings
+            .var(vars::CREDENTIALS_URI)
+            .map(UriProvider::new)
+            .transpose()
+    }
+
+    async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
+        let fail = |detail: String| CredentialsError(format!("GET {} failed: {detail}", self.uri));
+        let response = self
+            .http
+            .get(&self.uri)
+            .send()
+            .await
+            .map_err(|e| fail(describe_transport_error(e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| fail(describe_transport_error(e)))?;
+        if !status.is_success() {
+            return Err(fail(describe_error_body(status.as_u16(), &body)));
+        }
+        MetadataCredentials::parse(&body, &format!("credentials URI {}", self.uri))
+    }
+}
+
+impl CredentialsProvider for UriProvider {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(self.cache.get_or_refresh(Self::NAME, || self.fetch()))
+    }
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+}

@@ -1,0 +1,216 @@
+//! What STS and the metadata services send back, and turning it into
+//! [`Credentials`] with an expiry. The raw shapes hold secrets as plain strings, so
+//! they deliberately have no `Debug`.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+
+use super::{Credentials, CredentialsError};
+use crate::secret::Secret;
+
+/// Longest excerpt of an unexpected error body quoted in an error message.
+const MAX_BODY_EXCERPT: usize = 200;
+
+/// `Credentials` in an STS response, and the whole body of an ECS metadata or
+/// credentials-URI response.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct SessionCredentials {
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    security_token: String,
+    #[serde(default)]
+    expiration: String,
+}
+
+impl SessionCredentials {
+    /// Checks that every part is there; `source` names where they came from.
+    pub(crate) fn into_expiring(
+        self,
+        source: &str,
+    ) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
+        let missing: Vec<&str> = [
+            ("AccessKeyId", self.access_key_id.is_empty()),
+            ("AccessKeySecret", self.access_key_secret.is_empty()),
+            ("SecurityToken", self.security_token.is_empty()),
+            ("Expiration", self.expiration.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(field, empty)| empty.then_some(field))
+        .collect();
+        if !missing.is_empty() {
+            return Err(CredentialsError(format!(
+                "{source} returned credentials without {}",
+                missing.join(", ")
+            )));
+        }
+        let expiration = parse_expiration(&self.expiration).ok_or_else(|| {
+            CredentialsError(format!(
+                "{source} returned an unreadable Expiration {:?}",
+                self.expiration
+            ))
+        })?;
+        let credentials = Credentials::new(self.access_key_id, Secret::new(self.access_key_secret))
+            .with_security_token(Secret::new(self.security_token));
+        Ok((credentials, expiration))
+    }
+}
+
+/// `{"Code": "Success", ...credentials}` from ECS metadata and credentials URIs.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct MetadataCredentials {
+    #[serde(default)]
+    pub(crate) code: String,
+    #[serde(flatten)]
+    pub(crate) credentials: SessionCredentials,
+}
+
+impl MetadataCredentials {
+    pub(crate) fn parse(
+        body: &[u8],
+        source: &str,
+    ) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
+        // The serde error could quote the body, which holds secrets: say only where.
+        let parsed: MetadataCredentials = serde_json::from_slice(body).map_err(|e| {
+            CredentialsError(format!(
+                "{source} returned a body that is not credentials JSON (at line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if parsed.code != "Success" {
+            return Err(CredentialsError(format!(
+                "{source} answered Code {:?} instead of \"Success\"",
+                parsed.code
+            )));
+        }
+        parsed.credentials.into_expiring(source)
+    }
+}
+
+/// The common error body of Alibaba Cloud RPC APIs, STS included.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ApiErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) request_id: Option<String>,
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as the services send it; RFC 3339 offsets and a missing
+/// `Z` (read as UTC) are accepted too.
+pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+/// Describes a non-2xx answer: the API error code and message when the body is the
+/// usual error JSON, else a short excerpt. Only ever called on error bodies, which
+/// carry no credentials.
+pub(crate) fn describe_error_body(status: u16, body: &[u8]) -> String {
+    if let Ok(err) = serde_json::from_slice::<ApiErrorBody>(body) {
+        if let Some(code) = err.code {
+            let mut out = format!("HTTP {status}, Code {code}");
+            if let Some(message) = err.message.filter(|m| !m.is_empty()) {
+                out.push_str(&format!(": {message}"));
+            }
+            if let Some(id) = err.request_id {
+                out.push_str(&format!(" (RequestId {id})"));
+            }
+            return out;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return format!("HTTP {status}");
+    }
+    let excerpt: String = text.chars().take(MAX_BODY_EXCERPT).collect();
+    let more = if excerpt.len() < text.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!("HTTP {status}: {excerpt}{more}")
+}
+
+/// Transport errors without the URL's query string, which for STS holds the OIDC
+/// token.
+pub(crate) fn describe_transport_error(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut out = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_formats() {
+        let want = "2030-01-02T03:04:05Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(parse_expiration("2030-01-02T03:04:05Z"), Some(want));
+        assert_eq!(parse_expiration("2030-01-02T03:04:05"), Some(want));
+        assert_eq!(parse_expiration("2030-01-02T11:04:05+08:00"), Some(want));
+        assert_eq!(parse_expiration("tomorrow"), None);
+    }
+
+    #[test]
+    fn metadata_body_must_say_success_and_be_complete() {
+        let ok = br#"{"Code":"Success","AccessKeyId":"STS.a","AccessKeySecret":"s3cr3t",
+            "SecurityToken":"t0k3n","Expiration":"2030-01-02T03:04:05Z"}"#;
+        let (c, _) = MetadataCredentials::parse(ok, "x").unwrap();
+        assert_eq!(c.access_key_id, "STS.a");
+        assert_eq!(c.security_token.unwrap().expose(), "t0k3n");
+
+        let failed = br#"{"Code":"Failed"}"#;
+        let e = MetadataCredentials::parse(failed, "x").unwrap_err();
+        assert!(e.0.contains("Failed"), "{e}");
+
+        let partial = br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"s3cr3t"}"#;
+        let e = MetadataCredentials::parse(partial, "x").unwrap_err();
+        assert!(e.0.contains("SecurityToken, Expiration"), "{e}");
+        assert!(!e.0.contains("s3cr3t"));
+
+        let broken = br#"{"Code":"Success","AccessKeySecret":"s3cr3t""#;
+        let e = MetadataCredentials::parse(broken, "x").unwrap_err();
+        assert!(!e.0.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn error_bodies_name_the_code() {
+        let body = br#"{"RequestId":"r1","Code":"AuthenticationFail.OIDCToken.Expired","Message":"expired"}"#;
+        assert_eq!(
+            describe_error_body(400, body),
+            "HTTP 400, Code AuthenticationFail.OIDCToken.Expired: expired (RequestId r1)"
+        );
+        assert_eq!(
+            describe_error_body(404, b"not found"),
+            "HTTP 404: not found"
+        );
+        assert_eq!(describe_error_body(500, b""), "HTTP 500");
+    }
+}

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::api::client::DEFAULT_ENDPOINT;
 use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::retry::RetryPolicy;
-use crate::api::{Client, ClientConfig, Credentials};
+use crate::api::credentials::CredentialsProvider;
+use crate::api::{Client, ClientConfig};
+use crate::credentials::DefaultChain;
 use crate::crawl::{CrawlOptions, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE};
 use crate::error::ConfigError;
 
@@ -74,10 +74,17 @@ impl ApiArgs {
         }
     }
 
-    /// A client with the credentials of the environment.
-    pub fn client(&self) -> anyhow::Result<Client> {
-        let credentials = env_credentials()?;
-        let client = Client::new(credentials, self.client_config()?).map_err(ConfigError::from)?;
+    /// A client whose credentials come from the SDKs' default chain (environment,
+    /// RRSA, the aliyun CLI's profile, the ECS RAM role). The chain is asked once
+    /// here, so missing credentials fail before any work, naming every place looked.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        let chain = DefaultChain::from_process_env();
+        chain
+            .credentials()
+            .await
+            .map_err(|e| ConfigError::new(format!("no usable credentials: {e}")))?;
+        let provider: Arc<dyn CredentialsProvider> = chain.into();
+        let client = Client::new(provider, self.client_config()?).map_err(ConfigError::from)?;
         Ok(client)
     }
 }
@@ -89,25 +96,6 @@ fn positive(flag: &str, value: f64) -> Result<(), ConfigError> {
         Err(ConfigError::new(format!(
             "{flag} must be a positive number, not {value}"
         )))
-    }
-}
-
-pub fn env_credentials() -> anyhow::Result<Credentials> {
-    match Credentials::from_env().map_err(ConfigError::new)? {
-        Some(c) => {
-            tracing::info!(
-                provider = "environment",
-                access_key_id = %c.access_key_id,
-                sts = c.security_token.is_some(),
-                "credentials found"
-            );
-            Ok(c)
-        }
-        None => Err(ConfigError::new(
-            "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET \
-             (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)",
-        ))
-        .context("reading credentials"),
     }
 }
 
@@ -152,7 +140,7 @@ impl FilterArgs {
 
 fn parse_tag(s: &str) -> Result<Tag, String> {
     match s.split_once('=') {
-        Some((k, _)) if k.is_empty() => Err("the tag key is empty".into()),
+        Some(("", _)) => Err("the tag key is empty".into()),
         Some((k, v)) => Ok(Tag::new(k, v)),
         None if s.is_empty() => Err("the tag key is empty".into()),
         None => Ok(Tag {

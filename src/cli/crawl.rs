@@ -22,7 +22,7 @@ pub struct CrawlArgs {
 }
 
 pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
-    let client = args.api.client()?;
+    let client = args.api.client().await?;
     let request = args.filters.request(args.region.as_deref());
     let mut pages = crawl::spawn(client, request, args.api.crawl_options());
     let stdout = std::io::stdout();

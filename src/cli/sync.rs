@@ -121,7 +121,7 @@ impl SyncArgs {
 /// Runs the job; the report decides the exit code.
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let settings = args.settings()?;
-    let client = args.api.client()?;
+    let client = args.api.client().await?;
     let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
     let store = Store::new(
         pool,

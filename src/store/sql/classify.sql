@@ -7,7 +7,7 @@
 --   volatile  only volatile columns or raw differ (current row only)
 -- changed_at is when the new state was observed, nudged past the current
 -- version's start so that a clock step back cannot produce an empty validity.
--- Placeholders ({{...}}) are column lists generated from InstanceRow::columns.
+-- The double-brace placeholders are column lists generated from InstanceRow::columns.
 -- $1 source, $2 biz_region_id, $3 when the scope's last applied complete crawl ended.
 INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
                        disks_changed, tags_changed)

@@ -1,1 +1,750 @@
-//! (in progress)
+//! Normalizing: one API `InstanceModel` record (as its raw JSON object) becomes the
+//! typed row, disks and tags the store writes. Pure: no I/O, no clock.
+//!
+//! The API is loose about types (`Cpu` is a string, numbers sometimes arrive as
+//! strings, empty strings and the text "null" mean "no value"), and a sync must
+//! never abort because one field of one record is odd. So a value that cannot be
+//! parsed becomes NULL and is reported in [`Normalized::problems`]; the record
+//! itself is kept whole in [`InstanceRow::raw`]. Only a record without a usable
+//! `AndroidInstanceId` is refused, because nothing can be keyed on it.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+
+/// How to read values whose meaning depends on the account.
+#[derive(Clone, Debug, Default)]
+pub struct NormalizeOptions {
+    /// The zone of `GmtCreate`/`GmtModified`, which carry none. `None` reads them as
+    /// UTC, as the API's "Gmt" names promise; set an offset for an account whose
+    /// service reports local time.
+    pub naive_time_zone: Option<FixedOffset>,
+}
+
+/// The record cannot be stored at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("record has no usable AndroidInstanceId (found {found})")]
+    MissingInstanceId { found: String },
+}
+
+/// One field value that could not be parsed; its column is stored as NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldProblem {
+    /// The API field path, e.g. `Cpu` or `DisplayConfig.Dpi`.
+    pub field: String,
+    pub value: Value,
+    pub reason: String,
+}
+
+/// The typed state of one instance. Field names are the column names of
+/// `ecp.instances`; [`InstanceRow::columns`] lists them in table order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceRow {
+    pub instance_id: String,
+    pub instance_name: Option<String>,
+    pub status: Option<String>,
+    pub instance_group_id: Option<String>,
+    pub instance_group_name: Option<String>,
+    pub app_instance_group_id: Option<String>,
+    pub app_instance_id: Option<String>,
+    pub app_manage_policy_id: Option<String>,
+    pub app_manage_policy_name: Option<String>,
+    pub authorized_user_id: Option<String>,
+    pub bandwidth_package_id: Option<String>,
+    pub bandwidth_package_type: Option<String>,
+    pub bind_user_id: Option<String>,
+    pub biz_image_type: Option<String>,
+    pub channel: Option<String>,
+    pub charge_type: Option<String>,
+    pub cpu_cores: Option<i32>,
+    pub memory_mib: Option<i32>,
+    pub display_dpi: Option<i32>,
+    pub display_fps: Option<i32>,
+    pub display_resolution_width: Option<i32>,
+    pub display_resolution_height: Option<i32>,
+    pub display_lock_resolution: Option<bool>,
+    pub down_bandwidth_limit_mbps: Option<i32>,
+    pub up_bandwidth_limit_mbps: Option<i32>,
+    pub error_code: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub image_id: Option<String>,
+    pub image_version: Option<String>,
+    pub instance_type: Option<String>,
+    pub internet_status: Option<String>,
+    pub key_pair_id: Option<String>,
+    pub network_interface_ip: Option<IpAddr>,
+    pub network_interface_ipv6_address: Option<IpAddr>,
+    pub network_type: Option<String>,
+    pub office_site_id: Option<String>,
+    pub package_id: Option<String>,
+    pub persistent_app_instance_id: Option<String>,
+    pub phone_data_id: Option<String>,
+    pub phone_data_volume_gib: Option<i32>,
+    pub policy_group_id: Option<String>,
+    pub public_ip_address: Option<IpAddr>,
+    pub public_ipv6_address: Option<IpAddr>,
+    pub qos_rule_id: Option<String>,
+    pub rate: Option<i32>,
+    pub region_id: Option<String>,
+    pub rendering_type: Option<String>,
+    pub server_status: Option<String>,
+    pub server_type: Option<String>,
+    pub session_status: Option<String>,
+    pub stream_mode: Option<i32>,
+    pub system_version: Option<String>,
+    pub vswitch_id: Option<String>,
+    pub zone_id: Option<String>,
+    /// The record exactly as the API sent it.
+    pub raw: Map<String, Value>,
+}
+
+/// A typed column value, borrowed from an [`InstanceRow`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColumnValue<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i32>),
+    Bool(Option<bool>),
+    Time(Option<DateTime<Utc>>),
+    Inet(Option<IpAddr>),
+}
+
+fn t(v: &Option<String>) -> ColumnValue<'_> {
+    ColumnValue::Text(v.as_deref())
+}
+
+impl ColumnValue<'_> {
+    /// The Postgres type of the column.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            ColumnValue::Text(_) => "text",
+            ColumnValue::Int(_) => "integer",
+            ColumnValue::Bool(_) => "boolean",
+            ColumnValue::Time(_) => "timestamptz",
+            ColumnValue::Inet(_) => "inet",
+        }
+    }
+}
+
+impl InstanceRow {
+    /// Every typed column with its value, in the column order of `ecp.instances`.
+    /// The store builds its staging table and SQL from this one list, so a column
+    /// added here and in a migration needs no other change.
+    pub fn columns(&self) -> [(&'static str, ColumnValue<'_>); 56] {
+        use ColumnValue::{Bool, Inet, Int, Text, Time};
+        [
+            ("instance_id", Text(Some(&self.instance_id))),
+            ("instance_name", t(&self.instance_name)),
+            ("status", t(&self.status)),
+            ("instance_group_id", t(&self.instance_group_id)),
+            ("instance_group_name", t(&self.instance_group_name)),
+            ("app_instance_group_id", t(&self.app_instance_group_id)),
+            ("app_instance_id", t(&self.app_instance_id)),
+            ("app_manage_policy_id", t(&self.app_manage_policy_id)),
+            ("app_manage_policy_name", t(&self.app_manage_policy_name)),
+            ("authorized_user_id", t(&self.authorized_user_id)),
+            ("bandwidth_package_id", t(&self.bandwidth_package_id)),
+            ("bandwidth_package_type", t(&self.bandwidth_package_type)),
+            ("bind_user_id", t(&self.bind_user_id)),
+            ("biz_image_type", t(&self.biz_image_type)),
+            ("channel", t(&self.channel)),
+            ("charge_type", t(&self.charge_type)),
+            ("cpu_cores", Int(self.cpu_cores)),
+            ("memory_mib", Int(self.memory_mib)),
+            ("display_dpi", Int(self.display_dpi)),
+            ("display_fps", Int(self.display_fps)),
+            (
+                "display_resolution_width",
+                Int(self.display_resolution_width),
+            ),
+            (
+                "display_resolution_height",
+                Int(self.display_resolution_height),
+            ),
+            (
+                "display_lock_resolution",
+                Bool(self.display_lock_resolution),
+            ),
+            (
+                "down_bandwidth_limit_mbps",
+                Int(self.down_bandwidth_limit_mbps),
+            ),
+            ("up_bandwidth_limit_mbps", Int(self.up_bandwidth_limit_mbps)),
+            ("error_code", t(&self.error_code)),
+            ("created_at", Time(self.created_at)),
+            ("modified_at", Time(self.modified_at)),
+            ("expires_at", Time(self.expires_at)),
+            ("image_id", t(&self.image_id)),
+            ("image_version", t(&self.image_version)),
+            ("instance_type", t(&self.instance_type)),
+            ("internet_status", t(&self.internet_status)),
+            ("key_pair_id", t(&self.key_pair_id)),
+            ("network_interface_ip", Inet(self.network_interface_ip)),
+            (
+                "network_interface_ipv6_address",
+                Inet(self.network_interface_ipv6_address),
+            ),
+            ("network_type", t(&self.network_type)),
+            ("office_site_id", t(&self.office_site_id)),
+            ("package_id", t(&self.package_id)),
+            (
+                "persistent_app_instance_id",
+                t(&self.persistent_app_instance_id),
+            ),
+            ("phone_data_id", t(&self.phone_data_id)),
+            ("phone_data_volume_gib", Int(self.phone_data_volume_gib)),
+            ("policy_group_id", t(&self.policy_group_id)),
+            ("public_ip_address", Inet(self.public_ip_address)),
+            ("public_ipv6_address", Inet(self.public_ipv6_address)),
+            ("qos_rule_id", t(&self.qos_rule_id)),
+            ("rate", Int(self.rate)),
+            ("region_id", t(&self.region_id)),
+            ("rendering_type", t(&self.rendering_type)),
+            ("server_status", t(&self.server_status)),
+            ("server_type", t(&self.server_type)),
+            ("session_status", t(&self.session_status)),
+            ("stream_mode", Int(self.stream_mode)),
+            ("system_version", t(&self.system_version)),
+            ("vswitch_id", t(&self.vswitch_id)),
+            ("zone_id", t(&self.zone_id)),
+        ]
+    }
+}
+
+/// One entry of the API's `Disks` array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskRow {
+    /// 0-based position in the API's array.
+    pub disk_index: i32,
+    pub disk_type: Option<String>,
+    pub disk_size_gb: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// The API's `Tags`.
+    User,
+    /// The API's `BizTags`.
+    Biz,
+}
+
+impl TagKind {
+    /// The value of `ecp.instance_tags.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagKind::User => "user",
+            TagKind::Biz => "biz",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRow {
+    pub kind: TagKind,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Everything the store writes for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub row: InstanceRow,
+    pub disks: Vec<DiskRow>,
+    /// One per (kind, key); a key repeated by the API keeps its last value.
+    pub tags: Vec<TagRow>,
+    pub problems: Vec<FieldProblem>,
+}
+
+/// Turns one API record into rows. Fails only when `AndroidInstanceId` is missing,
+/// empty or not a string; every other oddity is a [`FieldProblem`].
+pub fn normalize(
+    raw: &Map<String, Value>,
+    opts: &NormalizeOptions,
+) -> Result<Normalized, NormalizeError> {
+    let instance_id = match raw.get("AndroidInstanceId") {
+        Some(Value::String(s)) if !is_blank(s) => s.clone(),
+        other => {
+            return Err(NormalizeError::MissingInstanceId {
+                found: other.map_or_else(|| "nothing".to_string(), Value::to_string),
+            })
+        }
+    };
+    let mut p = Parser {
+        problems: Vec::new(),
+        naive_zone: opts
+            .naive_time_zone
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
+    };
+    let display = p.object(raw, "DisplayConfig");
+    let policy = p.object(raw, "AppManagePolicy");
+    let phone_data = p.object(raw, "PhoneDataInfo");
+
+    let row = InstanceRow {
+        instance_id,
+        instance_name: p.text(raw, "AndroidInstanceName"),
+        status: p.text(raw, "AndroidInstanceStatus"),
+        instance_group_id: p.text(raw, "AndroidInstanceGroupId"),
+        instance_group_name: p.text(raw, "AndroidInstanceGroupName"),
+        app_instance_group_id: p.text(raw, "AppInstanceGroupId"),
+        app_instance_id: p.text(raw, "AppInstanceId"),
+        app_manage_policy_id: p.nested_text(policy, "AppManagePolicy", "AppManagePolicyId"),
+        app_manage_policy_name: p.nested_text(policy, "AppManagePolicy", "AppManagePolicyName"),
+        authorized_user_id: p.text(raw, "AuthorizedUserId"),
+        bandwidth_package_id: p.text(raw, "BandwidthPackageId"),
+        bandwidth_package_type: p.text(raw, "BandwidthPackageType"),
+        bind_user_id: p.text(raw, "BindUserId"),
+        biz_image_type: p.text(raw, "BizImageType"),
+        channel: p.text(raw, "Channel"),
+        charge_type: p.text(raw, "ChargeType"),
+        cpu_cores: p.int(raw, "Cpu"),
+        memory_mib: p.int(raw, "Memory"),
+        display_dpi: p.nested_int(display, "DisplayConfig", "Dpi"),
+        display_fps: p.nested_int(display, "DisplayConfig", "Fps"),
+        display_resolution_width: p.nested_int(display, "DisplayConfig", "ResolutionWidth"),
+        display_resolution_height: p.nested_int(display, "DisplayConfig", "ResolutionHeight"),
+        display_lock_resolution: display
+            .and_then(|d| p.on_off(d.get("LockResolution"), "DisplayConfig.LockResolution")),
+        down_bandwidth_limit_mbps: p.int(raw, "DownBandwidthLimit"),
+        up_bandwidth_limit_mbps: p.int(raw, "UpBandwidthLimit"),
+        error_code: p.text(raw, "ErrorCode"),
+        created_at: p.naive_time(raw, "GmtCreate"),
+        modified_at: p.naive_time(raw, "GmtModified"),
+        expires_at: p.iso_time(raw, "GmtExpired"),
+        image_id: p.text(raw, "ImageId"),
+        image_version: p.text(raw, "ImageVersion"),
+        instance_type: p.text(raw, "InstanceType"),
+        internet_status: p.text(raw, "InternetStatus"),
+        key_pair_id: p.text(raw, "KeyPairId"),
+        network_interface_ip: p.ip(raw, "NetworkInterfaceIp"),
+        network_interface_ipv6_address: p.ip(raw, "NetworkInterfaceIpv6Address"),
+        network_type: p.text(raw, "NetworkType"),
+        office_site_id: p.text(raw, "OfficeSiteId"),
+        package_id: p.text(raw, "PackageId"),
+        persistent_app_instance_id: p.text(raw, "PersistentAppInstanceId"),
+        phone_data_id: p.nested_text(phone_data, "PhoneDataInfo", "PhoneDataId"),
+        phone_data_volume_gib: p.nested_int(phone_data, "PhoneDataInfo", "PhoneDataVolume"),
+        policy_group_id: p.text(raw, "PolicyGroupId"),
+        public_ip_address: p.ip(raw, "PublicIpAddress"),
+        public_ipv6_address: p.ip(raw, "PublicIpv6Address"),
+        qos_rule_id: p.text(raw, "QosRuleId"),
+        rate: p.int(raw, "Rate"),
+        region_id: p.text(raw, "RegionId"),
+        rendering_type: p.text(raw, "RenderingType"),
+        server_status: p.text(raw, "ServerStatus"),
+        server_type: p.text(raw, "ServerType"),
+        session_status: p.text(raw, "SessionStatus"),
+        stream_mode: p.int(raw, "StreamMode"),
+        system_version: p.text(raw, "SystemVersion"),
+        vswitch_id: p.text(raw, "VSwitchId"),
+        zone_id: p.text(raw, "ZoneId"),
+        raw: raw.clone(),
+    };
+    let disks = p.disks(raw);
+    let mut tags = p.tags(raw, "Tags", TagKind::User);
+    tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
+    Ok(Normalized {
+        row,
+        disks,
+        tags,
+        problems: p.problems,
+    })
+}
+
+/// "" and the text "null" are how the API says "no value".
+fn is_blank(s: &str) -> bool {
+    let s = s.trim();
+    s.is_empty() || s.eq_ignore_ascii_case("null")
+}
+
+struct Parser {
+    problems: Vec<FieldProblem>,
+    naive_zone: FixedOffset,
+}
+
+impl Parser {
+    fn problem(&mut self, field: &str, value: &Value, reason: impl Into<String>) {
+        self.problems.push(FieldProblem {
+            field: field.to_string(),
+            value: value.clone(),
+            reason: reason.into(),
+        });
+    }
+
+    /// A nested object such as `DisplayConfig`; absent or null is "no values".
+    fn object<'a>(
+        &mut self,
+        raw: &'a Map<String, Value>,
+        key: &str,
+    ) -> Option<&'a Map<String, Value>> {
+        match raw.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => {
+                self.problem(key, other, "expected an object");
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, raw: &Map<String, Value>, key: &str) -> Option<String> {
+        self.text_value(raw.get(key), key)
+    }
+
+    fn nested_text(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        parent: &str,
+        key: &str,
+    ) -> Option<String> {
+        let v = obj?.get(key);
+        self.text_value(v, &format!("{parent}.{key}"))
+    }
+
+    fn text_value(&mut self, v: Option<&Value>, field: &str) -> Option<String> {
+        match v? {
+            Value::Null => None,
+            Value::String(s) if is_blank(s) => None,
+            Value::String(s) => Some(s.clone()),
+            // A scalar of another JSON type still reads as text.
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            other => {
+                self.problem(field, other, "expected a string");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, raw: &Map<String, Value>, key: &str) -> Option<i32> {
+        self.int_value(raw.get(key), key)
+    }
+
+    fn nested_int(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        parent: &str,
+        key: &str,
+    ) -> Option<i32> {
+        let v = obj?.get(key);
+        self.int_value(v, &format!("{parent}.{key}"))
+    }
+
+    /// Integers arrive as JSON numbers or, like `Cpu`, as strings of digits.
+    fn int_value(&mut self, v: Option<&Value>, field: &str) -> Option<i32> {
+        let v = v?;
+        let parsed = match v {
+            Value::Null => return None,
+            Value::String(s) if is_blank(s) => return None,
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .or_else(|| whole(s.trim().parse().ok()?)),
+            Value::Number(n) => n.as_i64().or_else(|| whole(n.as_f64()?)),
+            _ => None,
+        };
+        match parsed.map(i32::try_from) {
+            Some(Ok(i)) => Some(i),
+            Some(Err(_)) => {
+                self.problem(field, v, "integer out of range");
+                None
+            }
+            None => {
+                self.problem(field, v, "not an integer");
+                None
+            }
+        }
+    }
+
+    fn on_off(&mut self, v: Option<&Value>, field: &str) -> Option<bool> {
+        let v = v?;
+        match v {
+            Value::Null => None,
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if is_blank(s) => None,
+            Value::String(s) if s.trim().eq_ignore_ascii_case("on") => Some(true),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("off") => Some(false),
+            other => {
+                self.problem(field, other, "expected \"on\" or \"off\"");
+                None
+            }
+        }
+    }
+
+    fn ip(&mut self, raw: &Map<String, Value>, key: &str) -> Option<IpAddr> {
+        let v = raw.get(key)?;
+        match v {
+            Value::Null => None,
+            Value::String(s) if is_blank(s) => None,
+            Value::String(s) => match s.trim().parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    self.problem(key, v, "not an IP address");
+                    None
+                }
+            },
+            other => {
+                self.problem(key, other, "expected an IP address string");
+                None
+            }
+        }
+    }
+
+    fn time_string<'a>(&mut self, raw: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+        match raw.get(key)? {
+            Value::Null => None,
+            Value::String(s) if is_blank(s) => None,
+            Value::String(s) => Some(s.trim()),
+            other => {
+                self.problem(key, other, "expected a time string");
+                None
+            }
+        }
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` without zone, read in the configured zone. A value
+    /// that does carry a zone (RFC 3339) is taken at its word.
+    fn naive_time(&mut self, raw: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
+        let s = self.time_string(raw, key)?;
+        let parsed = parse_naive(s)
+            .and_then(|n| self.naive_zone.from_local_datetime(&n).single())
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|| {
+                DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            });
+        if parsed.is_none() {
+            self.problem(key, &raw[key], "expected YYYY-MM-DD HH:MM:SS");
+        }
+        parsed
+    }
+
+    /// ISO 8601 with zone, e.g. `2024-07-15T02:03:33Z`; a zoneless value is UTC.
+    fn iso_time(&mut self, raw: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
+        let s = self.time_string(raw, key)?;
+        let parsed = DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|| parse_naive(s).map(|n| n.and_utc()));
+        if parsed.is_none() {
+            self.problem(key, &raw[key], "expected an ISO 8601 time");
+        }
+        parsed
+    }
+
+    fn disks(&mut self, raw: &Map<String, Value>) -> Vec<DiskRow> {
+        let items = match raw.get("Disks") {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.problem("Disks", other, "expected an array");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("Disks[{i}]");
+            let Value::Object(d) = item else {
+                self.problem(&field, item, "expected an object");
+                continue;
+            };
+            out.push(DiskRow {
+                disk_index: i as i32,
+                disk_type: self.text_value(d.get("DiskType"), &format!("{field}.DiskType")),
+                disk_size_gb: self.int_value(d.get("DiskSize"), &format!("{field}.DiskSize")),
+            });
+        }
+        out
+    }
+
+    fn tags(&mut self, raw: &Map<String, Value>, key: &str, kind: TagKind) -> Vec<TagRow> {
+        let items = match raw.get(key) {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.problem(key, other, "expected an array");
+                return Vec::new();
+            }
+        };
+        let mut out: Vec<TagRow> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("{key}[{i}]");
+            let tag_key = match item.get("Key") {
+                Some(Value::String(k)) if !k.is_empty() => k.clone(),
+                _ => {
+                    self.problem(&field, item, "tag without a Key");
+                    continue;
+                }
+            };
+            let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
+            // Keys are unique per instance and kind in the store; the last one wins.
+            out.retain(|t| t.key != tag_key);
+            out.push(TagRow {
+                kind,
+                key: tag_key,
+                value,
+            });
+        }
+        out
+    }
+}
+
+fn parse_naive(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+        .ok()
+}
+
+fn whole(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 1e15).then_some(f as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    fn example() -> Map<String, Value> {
+        let page: Value = serde_json::from_str(include_str!(
+            "../tests/data/describe_android_instances_page.json"
+        ))
+        .unwrap();
+        obj(page["InstanceModel"][0].clone())
+    }
+
+    #[test]
+    fn the_documented_example_maps_every_field() {
+        let raw = example();
+        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        assert!(n.problems.is_empty(), "{:?}", n.problems);
+        let r = &n.row;
+        assert_eq!(r.instance_id, "acp-8at8h6ejkadjh0001");
+        assert_eq!(r.status.as_deref(), Some("RUNNING"));
+        assert_eq!(r.cpu_cores, Some(4));
+        assert_eq!(r.memory_mib, Some(4096));
+        assert_eq!(r.display_lock_resolution, Some(false));
+        assert_eq!(r.display_resolution_width, Some(720));
+        assert_eq!(r.app_manage_policy_name.as_deref(), Some("policy-1"));
+        assert_eq!(r.phone_data_volume_gib, Some(20));
+        assert_eq!(
+            r.network_interface_ip,
+            Some("192.168.22.48".parse().unwrap())
+        );
+        assert_eq!(r.public_ip_address, None, "empty string is NULL");
+        assert_eq!(r.biz_image_type, None, "empty string is NULL");
+        assert_eq!(
+            r.created_at,
+            Some(Utc.with_ymd_and_hms(2023, 5, 6, 10, 42, 10).unwrap())
+        );
+        assert_eq!(
+            r.expires_at,
+            Some(Utc.with_ymd_and_hms(2024, 7, 15, 2, 3, 33).unwrap())
+        );
+        assert_eq!(r.vswitch_id.as_deref(), Some("vsw-2zepmau2hsbhos420001"));
+        assert_eq!(r.raw, raw, "raw is kept whole");
+        assert_eq!(n.disks.len(), 2);
+        assert_eq!(n.disks[1].disk_type.as_deref(), Some("DATA"));
+        assert_eq!(n.disks[1].disk_size_gb, Some(64));
+        assert_eq!(n.tags.len(), 2);
+        assert_eq!(n.tags[1].kind, TagKind::Biz);
+    }
+
+    #[test]
+    fn every_column_is_listed_once() {
+        let row = InstanceRow::default();
+        let cols = row.columns();
+        let mut names: Vec<_> = cols.iter().map(|c| c.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), cols.len());
+    }
+
+    #[test]
+    fn missing_or_blank_instance_id_is_refused() {
+        for raw in [
+            json!({}),
+            json!({"AndroidInstanceId": ""}),
+            json!({"AndroidInstanceId": 7}),
+        ] {
+            assert!(normalize(&obj(raw), &NormalizeOptions::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn numbers_as_strings_and_null_texts_are_accepted() {
+        let raw = obj(json!({
+            "AndroidInstanceId": "acp-1", "Memory": "8192", "Cpu": " 8 ",
+            "AndroidInstanceName": "null", "PublicIpAddress": "null", "Rate": null,
+            "DisplayConfig": {"LockResolution": "on", "Dpi": 320.0}
+        }));
+        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        assert!(n.problems.is_empty(), "{:?}", n.problems);
+        assert_eq!(n.row.memory_mib, Some(8192));
+        assert_eq!(n.row.cpu_cores, Some(8));
+        assert_eq!(n.row.instance_name, None);
+        assert_eq!(n.row.public_ip_address, None);
+        assert_eq!(n.row.display_lock_resolution, Some(true));
+        assert_eq!(n.row.display_dpi, Some(320));
+    }
+
+    #[test]
+    fn unparsable_values_become_null_and_are_reported() {
+        let raw = obj(json!({
+            "AndroidInstanceId": "acp-1", "Cpu": "four", "Memory": "lots",
+            "NetworkInterfaceIp": "999.1.1.1", "GmtCreate": "yesterday",
+            "GmtExpired": "soon", "DisplayConfig": {"LockResolution": "maybe"},
+            "Tags": [{"Value": "orphan"}], "Disks": "none"
+        }));
+        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "Cpu",
+                "Memory",
+                "DisplayConfig.LockResolution",
+                "GmtCreate",
+                "GmtExpired",
+                "NetworkInterfaceIp",
+                "Disks",
+                "Tags[0]"
+            ]
+        );
+        assert_eq!(n.row.cpu_cores, None);
+        assert_eq!(n.problems[0].value, json!("four"));
+        assert_eq!(n.row.raw, raw);
+    }
+
+    #[test]
+    fn naive_times_follow_the_configured_zone() {
+        let raw = obj(json!({"AndroidInstanceId": "acp-1", "GmtCreate": "2024-01-01 08:00:00"}));
+        let opts = NormalizeOptions {
+            naive_time_zone: FixedOffset::east_opt(8 * 3600),
+        };
+        let n = normalize(&raw, &opts).unwrap();
+        assert_eq!(
+            n.row.created_at,
+            Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn repeated_tag_keys_keep_the_last_value() {
+        let raw = obj(json!({"AndroidInstanceId": "acp-1",
+            "Tags": [{"Key": "env", "Value": "a"}, {"Key": "env", "Value": "b"}]}));
+        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.tags.len(), 1);
+        assert_eq!(n.tags[0].value.as_deref(), Some("b"));
+    }
+}

@@ -1,1 +1,236 @@
-//! (in progress)
+//! A throwaway local PostgreSQL for tests and the demo: finds the server binaries,
+//! creates a cluster in a directory (or reuses the one already there), starts it
+//! on a free loopback port with its unix socket inside the data directory, and
+//! stops it. Nothing here is for production databases.
+//!
+//! Postgres refuses to run as root, so when this process is root the cluster is
+//! created and run as the `postgres` user (through `runuser`), which then owns
+//! the directory.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgLocalError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in \
+         /usr/lib/postgresql/*/bin; install postgresql, e.g. apt-get install postgresql"
+    )]
+    BinariesNotFound,
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A cluster started (or found running) by [`LocalPostgres::start`].
+#[derive(Debug, Clone)]
+pub struct LocalPostgres {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+    run_as: Option<&'static str>,
+}
+
+/// The user the server runs as when this process is root.
+const UNPRIVILEGED_USER: &str = "postgres";
+
+impl LocalPostgres {
+    /// The directory with initdb, pg_ctl and postgres: PATH first, then the newest
+    /// Debian-style /usr/lib/postgresql/<version>/bin.
+    pub fn find_binaries() -> Result<PathBuf, PgLocalError> {
+        let has_all = |dir: &Path| {
+            ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+        };
+        if let Some(path) = std::env::var_os("PATH") {
+            if let Some(dir) = std::env::split_paths(&path).find(|d| has_all(d)) {
+                return Ok(dir);
+            }
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                Some((v, e.path().join("bin")))
+            })
+            .filter(|(_, bin)| has_all(bin))
+            .collect();
+        versions.sort();
+        versions
+            .pop()
+            .map(|(_, bin)| bin)
+            .ok_or(PgLocalError::BinariesNotFound)
+    }
+
+    /// Starts the cluster kept under `dir` (its data in `dir/data`), creating it on
+    /// first use. When it is already running, returns it as it is.
+    /// `settings` are extra server settings, e.g. `("fsync", "off")` for tests.
+    pub fn start(dir: &Path, settings: &[(&str, &str)]) -> Result<Self, PgLocalError> {
+        let bin_dir = Self::find_binaries()?;
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let run_as = running_as_root().then_some(UNPRIVILEGED_USER);
+        if let Some(user) = run_as {
+            run("chown", Command::new("chown").arg("-R").arg(user).arg(&dir))?;
+        }
+        let data_dir = dir.join("data");
+        let mut pg = LocalPostgres {
+            bin_dir,
+            data_dir,
+            port: 0,
+            run_as,
+        };
+        if !pg.data_dir.join("PG_VERSION").exists() {
+            let mut initdb = pg.command("initdb");
+            initdb.arg("-D").arg(&pg.data_dir).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]);
+            run("initdb", &mut initdb)?;
+        }
+        if let Some(port) = pg.running_port() {
+            pg.port = port;
+            return Ok(pg);
+        }
+        pg.port = free_port()?;
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            pg.port,
+            pg.data_dir.display()
+        );
+        for (k, v) in settings {
+            options.push_str(&format!(" -c {k}={v}"));
+        }
+        let mut pg_ctl = pg.command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(&pg.data_dir)
+            .arg("-l")
+            .arg(pg.data_dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]);
+        run("pg_ctl start", &mut pg_ctl).map_err(|e| match e {
+            PgLocalError::Command { what, detail } => PgLocalError::Command {
+                what,
+                detail: format!(
+                    "{detail} (see {})",
+                    pg.data_dir.join("server.log").display()
+                ),
+            },
+            other => other,
+        })?;
+        Ok(pg)
+    }
+
+    /// Stops the server (fast shutdown: sessions are disconnected).
+    pub fn stop(&self) -> Result<(), PgLocalError> {
+        let mut pg_ctl = self.command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        run("pg_ctl stop", &mut pg_ctl)?;
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// The URL of database `database` (create it with [`Self::create_database`]).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates `database` unless it exists; returns its URL.
+    pub async fn create_database(&self, database: &str) -> Result<String, sqlx::Error> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(database)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            let quoted = format!("\"{}\"", database.replace('"', "\"\""));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+                .execute(&mut conn)
+                .await?;
+        }
+        conn.close().await?;
+        Ok(self.url(database))
+    }
+
+    /// The port of the server already running on this data directory, if any.
+    fn running_port(&self) -> Option<u16> {
+        let mut status = self.command("pg_ctl");
+        status.arg("-D").arg(&self.data_dir).arg("status");
+        let ok = status.output().ok()?.status.success();
+        if !ok {
+            return None;
+        }
+        // postmaster.pid: line 4 is the port.
+        let pid_file = std::fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?;
+        pid_file.lines().nth(3)?.trim().parse().ok()
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let path = self.bin_dir.join(binary);
+        match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+}
+
+/// /proc/self belongs to the effective user of this process.
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, PgLocalError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn run(what: &str, command: &mut Command) -> Result<Output, PgLocalError> {
+    let out = command.output().map_err(|e| PgLocalError::Command {
+        what: what.to_string(),
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(PgLocalError::Command {
+            what: what.to_string(),
+            detail: format!(
+                "{}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+        });
+    }
+    Ok(out)
+}

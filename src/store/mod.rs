@@ -1,1 +1,163 @@
-//! (in progress)
+//! The Postgres store: schema migrations, the run ledger, staging of crawled
+//! pages, and the apply that turns a complete snapshot of a scope into current
+//! rows, versions and change rows in one transaction.
+//!
+//! A scope is `(source, biz_region_id)`. The call sequence `sync` follows:
+//!
+//! ```no_run
+//! # use ecp_inventory::store::*;
+//! # use ecp_inventory::normalize::Normalized;
+//! # async fn example(pool: sqlx::PgPool, pages: Vec<Vec<Normalized>>) -> Result<(), StoreError> {
+//! let store = Store::new(pool, StoreConfig::default())?;
+//! store.migrate().await?;
+//! // Marks runs whose process died as 'abandoned', then opens this one.
+//! let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
+//! let scope = Scope::new("default", "cn-shanghai");
+//! // Takes the scope's advisory lock (waits up to the given time) and opens staging.
+//! let mut staging = run.begin_scope(scope, std::time::Duration::from_secs(30)).await?;
+//! for page in pages {
+//!     // Each page as it arrives; memory stays bounded whatever the fleet size.
+//!     staging.push_page(chrono::Utc::now(), &page).await?;
+//! }
+//! // Only when the crawl reached its last page: diff and write, one transaction.
+//! // The scope's line in sync_run_scopes is written in that same transaction.
+//! let counts = staging.apply(&ApplyOptions::default()).await?;
+//! // (For a crawl that failed midway: `staging.give_up("why").await?` instead.)
+//! run.finish(RunOutcome::Succeeded).await?;
+//! # let _ = counts; Ok(()) }
+//! ```
+//!
+//! Nothing a reader can see changes before `apply` commits: staging lives in
+//! temporary tables of the scope's own connection, so a killed process leaves
+//! nothing behind, and the advisory lock goes with the connection too.
+
+mod apply;
+mod ledger;
+mod lock;
+mod stage;
+mod templates;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+pub use apply::{ApplyCounts, ApplyOptions};
+pub use ledger::{Run, RunOutcome};
+pub use stage::ScopeSync;
+
+/// The migrations under `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Brings the schema up to date. Safe to run on every start.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The columns that, by default, are kept current in `ecp.instances` but open no
+/// version and make no change row: they move all the time without meaning much.
+pub const DEFAULT_VOLATILE_FIELDS: [&str; 3] = ["session_status", "rate", "modified_at"];
+
+/// What crawl of what account a snapshot covers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The account alias (`default` unless several accounts are crawled).
+    pub source: String,
+    /// The business region (`BizRegionId`) the crawl asked for.
+    pub biz_region_id: String,
+}
+
+impl Scope {
+    pub fn new(source: impl Into<String>, biz_region_id: impl Into<String>) -> Self {
+        Scope {
+            source: source.into(),
+            biz_region_id: biz_region_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.source, self.biz_region_id)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Column names of `ecp.instances` treated as volatile.
+    pub volatile_fields: Vec<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            volatile_fields: DEFAULT_VOLATILE_FIELDS.map(String::from).to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "scope {scope} is locked by another run (waited {waited:?}); \
+         is a previous sync still running?"
+    )]
+    LockBusy { scope: Scope, waited: Duration },
+    #[error(
+        "refusing to mark {would_delete} of the {current} current instances of scope {scope} \
+         deleted: more than {:.0}% of the scope vanished in one crawl, which looks like an \
+         API or permission problem rather than real deletions; rerun with \
+         --allow-mass-delete if they really are gone",
+        share * 100.0
+    )]
+    RefusedDeletion {
+        scope: Scope,
+        would_delete: u64,
+        current: u64,
+        share: f64,
+    },
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+}
+
+/// Entry point: a pool plus the settings and SQL derived from them.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    sql: Arc<templates::ApplySql>,
+}
+
+impl Store {
+    /// Fails if a volatile field is not a column of `ecp.instances`.
+    pub fn new(pool: PgPool, config: StoreConfig) -> Result<Self, StoreError> {
+        let sql = templates::ApplySql::new(&config.volatile_fields).map_err(StoreError::Config)?;
+        Ok(Store {
+            pool,
+            sql: Arc::new(sql),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate(&self.pool).await
+    }
+
+    /// Marks runs whose process is gone as abandoned, then starts a run.
+    pub async fn start_run(&self, tool_version: &str) -> Result<Run, StoreError> {
+        ledger::start_run(self.clone(), tool_version).await
+    }
+
+    /// Marks runs left 'running' by a dead process as 'abandoned'; returns their ids.
+    pub async fn mark_abandoned_runs(&self) -> Result<Vec<i64>, StoreError> {
+        ledger::mark_abandoned_runs(&self.pool).await
+    }
+}

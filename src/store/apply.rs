@@ -1,0 +1,323 @@
+//! Apply: a complete crawl of a scope, staged in `ecp_stage`, becomes the new
+//! state of the inventory in one transaction of set-based statements (the files
+//! under `sql/`, in the order below). Readers see all of it or none of it, and a
+//! process killed at any point leaves the previous state intact.
+//!
+//! Unchanged instances are filtered out by the first statement and never written;
+//! only the ledger line of the scope is.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection};
+use tracing::{info, warn};
+
+use super::stage::ScopeSync;
+use super::{Scope, StoreError};
+
+/// What the crawl may prove about instances it did not return.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// The crawl used filters, so an instance it did not return may still exist:
+    /// nothing is marked deleted.
+    pub filtered: bool,
+    /// Refuse to delete more than this share of the scope's current instances in
+    /// one apply (0.5: half the fleet vanishing is likelier an API or permission
+    /// problem than real deletions).
+    pub max_delete_share: f64,
+    /// The operator confirmed a mass deletion (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            filtered: false,
+            max_delete_share: 0.5,
+            allow_mass_delete: false,
+        }
+    }
+}
+
+/// What an apply did, per instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    /// Distinct instances in the snapshot.
+    pub seen: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// No tracked change (includes `volatile`).
+    pub unchanged: u64,
+    /// Of the unchanged, those whose volatile fields changed (row updated only).
+    pub volatile: u64,
+    pub deleted: u64,
+    pub restored: u64,
+}
+
+pub(crate) async fn apply(
+    mut s: ScopeSync,
+    opts: &ApplyOptions,
+) -> Result<ApplyCounts, StoreError> {
+    let started = std::time::Instant::now();
+    s.flush().await?;
+    let snapshot_at = s.last_observed_at.unwrap_or_else(Utc::now);
+    match apply_in_transaction(&mut s, opts, snapshot_at).await {
+        Ok(counts) => {
+            info!(run_id = s.run_id, scope = %s.scope, ?counts,
+                  duration_ms = started.elapsed().as_millis() as u64, "scope applied");
+            s.conn.close().await?;
+            Ok(counts)
+        }
+        Err(e) => {
+            // The transaction rolled back; say why in the ledger if the connection
+            // still works (it does for a refused deletion).
+            if let Err(record_err) = record_scope(
+                &mut s,
+                true,
+                false,
+                opts.filtered,
+                None,
+                Some(&e.to_string()),
+            )
+            .await
+            {
+                warn!(scope = %s.scope, error = %record_err, "could not record the failed scope");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn apply_in_transaction(
+    s: &mut ScopeSync,
+    opts: &ApplyOptions,
+    snapshot_at: DateTime<Utc>,
+) -> Result<ApplyCounts, StoreError> {
+    let sql = s.store.sql.clone();
+    let (run_id, scope) = (s.run_id, s.scope.clone());
+    let stats = s_stats(s);
+    let conn = &mut s.conn;
+
+    // Later pages win over earlier ones for an instance listed twice; fresh
+    // statistics because temp tables are never auto-analyzed and the joins below
+    // need to know the staged set's size.
+    sqlx::raw_sql(
+        "DELETE FROM ecp_stage s USING ecp_stage t \
+         WHERE t.instance_id = s.instance_id AND t.seq > s.seq; ANALYZE ecp_stage",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp_stage")
+        .fetch_one(&mut *conn)
+        .await?;
+    let previous_crawl: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(snapshot_at) FROM ecp.sync_run_scopes \
+         WHERE source = $1 AND biz_region_id = $2 AND applied AND complete AND NOT filtered",
+    )
+    .bind(&scope.source)
+    .bind(&scope.biz_region_id)
+    .fetch_one(&mut *conn)
+    .await?;
+
+    let mut tx = conn.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql.classify.as_str()))
+        .bind(&scope.source)
+        .bind(&scope.biz_region_id)
+        .bind(previous_crawl)
+        .execute(&mut *tx)
+        .await?;
+
+    if !opts.filtered {
+        let (current, missing): (i64, i64) = sqlx::query_as(sql.deletion_evidence)
+            .bind(&scope.source)
+            .bind(&scope.biz_region_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if missing > 0 {
+            let too_many = missing as f64 > opts.max_delete_share * current as f64;
+            if (too_many || seen == 0) && !opts.allow_mass_delete {
+                return Err(StoreError::RefusedDeletion {
+                    scope,
+                    would_delete: missing as u64,
+                    current: current as u64,
+                    share: opts.max_delete_share,
+                });
+            }
+            sqlx::query(sql.mark_deleted)
+                .bind(&scope.source)
+                .bind(&scope.biz_region_id)
+                .bind(snapshot_at)
+                .bind(previous_crawl)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+
+    let kinds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, count(*) FROM ecp_apply GROUP BY kind")
+            .fetch_all(&mut *tx)
+            .await?;
+    let count = |k: &str| {
+        kinds
+            .iter()
+            .find(|(kind, _)| kind == k)
+            .map_or(0, |(_, n)| *n as u64)
+    };
+    let mut counts = ApplyCounts {
+        seen: seen as u64,
+        created: count("created"),
+        updated: count("updated"),
+        volatile: count("volatile"),
+        deleted: count("deleted"),
+        restored: count("restored"),
+        unchanged: 0,
+    };
+    counts.unchanged = counts.seen - counts.created - counts.updated - counts.restored;
+
+    if !kinds.is_empty() {
+        write_changes(&mut tx, &sql, run_id, &scope).await?;
+    }
+    let line = ScopeLine {
+        complete: true,
+        applied: true,
+        filtered: opts.filtered,
+        counts: Some(counts),
+        snapshot_at: Some(snapshot_at),
+        error: None,
+    };
+    insert_scope_line(&mut tx, run_id, &scope, &stats, &line).await?;
+    tx.commit().await?;
+    Ok(counts)
+}
+
+/// The writing statements, in dependency order: versions are closed before new
+/// ones open (no-overlap constraint); change rows are computed before the current
+/// rows are overwritten (they read the old values from them); disks and tags come
+/// after the instance rows they reference.
+async fn write_changes(
+    tx: &mut PgConnection,
+    sql: &super::templates::ApplySql,
+    run_id: i64,
+    scope: &Scope,
+) -> Result<(), StoreError> {
+    sqlx::query(sql.close_versions).execute(&mut *tx).await?;
+    run_scoped(tx, &sql.insert_versions, run_id, scope).await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql.insert_deleted_versions.as_str()))
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    run_scoped(tx, &sql.insert_changes, run_id, scope).await?;
+    run_scoped(tx, &sql.insert_instances, run_id, scope).await?;
+    run_scoped(tx, &sql.update_instances, run_id, scope).await?;
+    sqlx::query(sql.delete_instances)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(sql.clear_disks_tags)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(sql.refill_disks_tags)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn run_scoped(
+    tx: &mut PgConnection,
+    statement: &str,
+    run_id: i64,
+    scope: &Scope,
+) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(run_id)
+        .bind(&scope.source)
+        .bind(&scope.biz_region_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub(crate) struct ScopeStats {
+    started_at: DateTime<Utc>,
+    pages: i64,
+    records: i64,
+    skipped: i64,
+    problems: i64,
+}
+
+fn s_stats(s: &ScopeSync) -> ScopeStats {
+    ScopeStats {
+        started_at: s.started_at,
+        pages: s.pages,
+        records: s.records,
+        skipped: s.skipped,
+        problems: s.problems,
+    }
+}
+
+struct ScopeLine<'a> {
+    complete: bool,
+    applied: bool,
+    filtered: bool,
+    counts: Option<ApplyCounts>,
+    snapshot_at: Option<DateTime<Utc>>,
+    error: Option<&'a str>,
+}
+
+/// Records a scope that was not applied (outside any transaction).
+pub(crate) async fn record_scope(
+    s: &mut ScopeSync,
+    complete: bool,
+    applied: bool,
+    filtered: bool,
+    counts: Option<ApplyCounts>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let stats = s_stats(s);
+    let line = ScopeLine {
+        complete,
+        applied,
+        filtered,
+        counts,
+        snapshot_at: if complete { s.last_observed_at } else { None },
+        error,
+    };
+    let (run_id, scope) = (s.run_id, s.scope.clone());
+    insert_scope_line(&mut s.conn, run_id, &scope, &stats, &line).await
+}
+
+async fn insert_scope_line(
+    conn: &mut PgConnection,
+    run_id: i64,
+    scope: &Scope,
+    stats: &ScopeStats,
+    line: &ScopeLine<'_>,
+) -> Result<(), StoreError> {
+    let c = line.counts.unwrap_or_default();
+    let n = |v: u64| v as i64;
+    sqlx::query(include_str!("sql/record_scope.sql"))
+        .bind(run_id)
+        .bind(&scope.source)
+        .bind(&scope.biz_region_id)
+        .bind(line.complete)
+        .bind(line.applied)
+        .bind(line.filtered)
+        .bind(stats.pages)
+        .bind(if line.counts.is_some() {
+            n(c.seen)
+        } else {
+            stats.records
+        })
+        .bind(stats.skipped)
+        .bind(stats.problems)
+        .bind(n(c.created))
+        .bind(n(c.updated))
+        .bind(n(c.deleted))
+        .bind(n(c.restored))
+        .bind(n(c.unchanged))
+        .bind(n(c.volatile))
+        .bind(stats.started_at)
+        .bind(line.snapshot_at)
+        .bind(line.error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

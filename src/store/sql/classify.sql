@@ -1,0 +1,36 @@
+-- Classifies every staged instance against its row in ecp.instances and keeps
+-- only the ones that need a write: unchanged instances get no row here, so an
+-- unchanged fleet leads to no write at all in the ecp tables.
+--   created   no row yet
+--   restored  a row marked deleted
+--   updated   a tracked column, tag, disk or the scope differs (new version)
+--   volatile  only volatile columns or raw differ (current row only)
+-- changed_at is when the new state was observed, nudged past the current
+-- version's start so that a clock step back cannot produce an empty validity.
+-- The double-brace placeholders are column lists generated from InstanceRow::columns.
+-- $1 source, $2 biz_region_id, $3 when the scope's last applied complete crawl ended.
+INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
+                       disks_changed, tags_changed)
+SELECT
+    s.instance_id,
+    k.kind,
+    i.version,
+    CASE WHEN i.instance_id IS NULL THEN s.observed_at
+         ELSE GREATEST(s.observed_at, i.last_changed_at + interval '1 microsecond')
+    END,
+    GREATEST(i.last_seen_at, $3::timestamptz),
+    s.disks IS DISTINCT FROM i.disks,
+    s.tags IS DISTINCT FROM i.tags OR s.biz_tags IS DISTINCT FROM i.biz_tags
+FROM ecp_stage s
+LEFT JOIN ecp.instances i ON i.instance_id = s.instance_id
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN i.instance_id IS NULL THEN 'created'
+        WHEN i.deleted_at IS NOT NULL THEN 'restored'
+        WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
+          OR i.source IS DISTINCT FROM $1::text
+          OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'
+        WHEN ({{volatile_s}}) IS DISTINCT FROM ({{volatile_i}}) THEN 'volatile'
+    END AS kind
+) k
+WHERE k.kind IS NOT NULL

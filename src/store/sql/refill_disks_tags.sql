@@ -1,0 +1,21 @@
+-- Writes the staged disk and tag lists of the instances cleared by
+-- clear_disks_tags.sql.
+WITH new_disks AS (
+    INSERT INTO ecp.instance_disks (instance_id, disk_index, disk_type, disk_size_gb)
+    SELECT s.instance_id, (e.ord - 1)::integer, e.disk ->> 'disk_type',
+           (e.disk ->> 'disk_size_gb')::integer
+    FROM ecp_apply a
+    JOIN ecp_stage s ON s.instance_id = a.instance_id
+    CROSS JOIN LATERAL jsonb_array_elements(s.disks) WITH ORDINALITY AS e (disk, ord)
+    WHERE a.disks_changed AND a.kind <> 'deleted'
+)
+INSERT INTO ecp.instance_tags (instance_id, kind, tag_key, tag_value)
+SELECT s.instance_id, t.kind, t.tag_key, t.tag_value
+FROM ecp_apply a
+JOIN ecp_stage s ON s.instance_id = a.instance_id
+CROSS JOIN LATERAL (
+    SELECT 'user' AS kind, key AS tag_key, value AS tag_value FROM jsonb_each_text(s.tags)
+    UNION ALL
+    SELECT 'biz', key, value FROM jsonb_each_text(s.biz_tags)
+) t
+WHERE a.tags_changed AND a.kind <> 'deleted'

@@ -1,0 +1,286 @@
+//! Test support: a real Postgres for every test, a fresh migrated database per
+//! test, and generators of API records.
+//!
+//! Where the server comes from, first match wins:
+//! 1. `TEST_DATABASE_URL` (a server whose user may create databases);
+//! 2. testcontainers' Postgres, when a Docker daemon answers;
+//! 3. a throwaway cluster from `pg_local`, one per test process, removed by a
+//!    watchdog when the process exits.
+//!
+//! Pools are created per test: each `#[tokio::test]` has its own runtime, and a
+//! pool must not outlive the runtime that made it.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ecp_inventory::normalize::{normalize, NormalizeOptions, Normalized};
+use ecp_inventory::pg_local::LocalPostgres;
+use ecp_inventory::store::{self, Store, StoreConfig};
+use serde_json::{json, Map, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
+
+#[allow(dead_code)] // url and name are for tests that need a second connection or psql
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn store(&self) -> Store {
+        Store::new(self.pool.clone(), StoreConfig::default()).unwrap()
+    }
+}
+
+/// The server base URL (without database) shared by the tests of this process.
+enum Server {
+    Url(String),
+    // Kept alive for the process; testcontainers removes it on drop/exit.
+    #[allow(dead_code)]
+    Container(String, Box<dyn std::any::Any + Send + Sync>),
+    Local(LocalPostgres),
+}
+
+impl Server {
+    fn url(&self, db: &str) -> String {
+        match self {
+            Server::Url(base) | Server::Container(base, _) => {
+                let mut u = base.clone();
+                // Replace the path (database) of the URL.
+                let scheme_end = u.find("://").map_or(0, |i| i + 3);
+                if let Some(slash) = u[scheme_end..].find('/') {
+                    let start = scheme_end + slash;
+                    let end = u[start..].find('?').map_or(u.len(), |q| start + q);
+                    u.replace_range(start..end, &format!("/{db}"));
+                } else {
+                    u.push('/');
+                    u.push_str(db);
+                }
+                u
+            }
+            Server::Local(pg) => pg.url(db),
+        }
+    }
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+fn docker_available() -> bool {
+    if std::env::var_os("DOCKER_HOST").is_some() {
+        return true;
+    }
+    let sock = std::path::Path::new("/var/run/docker.sock");
+    sock.exists() && std::os::unix::net::UnixStream::connect(sock).is_ok()
+}
+
+fn start_container() -> Server {
+    // Started on a separate thread with its own runtime, which is then kept for the
+    // life of the process, so the container does not belong to one test's runtime.
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = rt.block_on(async {
+            use testcontainers::runners::AsyncRunner;
+            let node = testcontainers_modules::postgres::Postgres::default()
+                .start()
+                .await
+                .expect("start the Postgres container");
+            let port = node.get_host_port_ipv4(5432).await.unwrap();
+            let host = node.get_host().await.unwrap();
+            let url = format!("postgres://postgres:postgres@{host}:{port}/postgres");
+            Server::Container(url, Box::new(node))
+        });
+        std::mem::forget(rt);
+        server
+    })
+    .join()
+    .unwrap()
+}
+
+fn start_local() -> Server {
+    let dir = std::env::temp_dir().join(format!("ecp-test-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = LocalPostgres::start(&dir, &[("fsync", "off"), ("max_connections", "200")])
+        .expect("start a local Postgres (set TEST_DATABASE_URL to use another server)");
+    // Stop and remove the cluster once this test process has exited, however it
+    // exits: a detached shell polls our pid.
+    let pg_ctl = pg.bin_dir().join("pg_ctl");
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         runuser -u postgres -- {pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1 || \
+         {pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        pg_ctl = pg_ctl.display(),
+        data = pg.data_dir().display(),
+        dir = dir.display(),
+    );
+    // setsid -f forks the shell into its own session and returns at once, so the
+    // watchdog outlives us and is not killed with our process group.
+    std::process::Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("spawn the cluster watchdog");
+    Server::Local(pg)
+}
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+            Server::Url(url)
+        } else if docker_available() {
+            start_container()
+        } else {
+            start_local()
+        }
+    })
+}
+
+/// A fresh, migrated database on the shared server.
+pub async fn test_db() -> TestDb {
+    let server = tokio::task::spawn_blocking(server).await.unwrap();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server.url("postgres"))
+        .await
+        .expect("connect to the test server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let url = server.url(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await
+        .unwrap();
+    store::migrate(&pool).await.unwrap();
+    TestDb { pool, url, name }
+}
+
+/// A fixed clock for runs: run `n` observes at `t0 + n hours`.
+pub fn at(hours: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::hours(hours)
+}
+
+/// An API record for instance number `i` with every field filled.
+pub fn record(i: usize) -> Map<String, Value> {
+    let v = json!({
+        "AndroidInstanceGroupId": format!("ag-{:04}", i % 10),
+        "AndroidInstanceGroupName": format!("group-{}", i % 10),
+        "AndroidInstanceId": format!("acp-{i:06}"),
+        "AndroidInstanceName": format!("phone-{i:06}"),
+        "AndroidInstanceStatus": "RUNNING",
+        "AppInstanceGroupId": "aig-1",
+        "AppInstanceId": format!("ai-{i}"),
+        "AppManagePolicy": {"AppManagePolicyId": "amp-1", "AppManagePolicyName": "policy-1"},
+        "AuthorizedUserId": "user-1",
+        "BandwidthPackageId": "np-1",
+        "BandwidthPackageType": "cbwp_ecd",
+        "BindUserId": "user-1",
+        "BizImageType": "",
+        "BizTags": [{"Key": "releaseFlag", "Value": "on"}],
+        "Channel": "CLOUDPHONE",
+        "ChargeType": if i % 2 == 0 { "PrePaid" } else { "PostPaid" },
+        "Cpu": "4",
+        "Disks": [{"DiskType": "SYSTEM", "DiskSize": 32}, {"DiskType": "DATA", "DiskSize": 64}],
+        "DisplayConfig": {"Dpi": 240, "Fps": 30, "LockResolution": "off",
+                          "ResolutionHeight": 1280, "ResolutionWidth": 720},
+        "DownBandwidthLimit": 30,
+        "ErrorCode": "",
+        "GmtCreate": "2024-05-06 10:42:10",
+        "GmtExpired": format!("2025-01-{:02}T02:03:33Z", 1 + i % 28),
+        "GmtModified": "2024-05-06 10:42:10",
+    });
+    // Two halves: one json! of 53 fields exceeds the macro recursion limit.
+    let rest = json!({
+        "ImageId": "imgc-1",
+        "ImageVersion": "3.5.3.867",
+        "InstanceType": "acp.basic.small",
+        "InternetStatus": "AVAILABLE",
+        "KeyPairId": "kp-1",
+        "Memory": 4096,
+        "NetworkInterfaceIp": format!("10.0.{}.{}", i / 250, i % 250 + 1),
+        "NetworkInterfaceIpv6Address": "",
+        "NetworkType": "network_pro_ecd",
+        "OfficeSiteId": "cn-shanghai+dir-1",
+        "PackageId": "",
+        "PersistentAppInstanceId": format!("p-{i}"),
+        "PhoneDataInfo": {"PhoneDataId": format!("pd-{i}"), "PhoneDataVolume": 20},
+        "PolicyGroupId": "pg-1",
+        "PublicIpAddress": "",
+        "PublicIpv6Address": "",
+        "QosRuleId": "qos-1",
+        "Rate": 100,
+        "RegionId": "cn-shanghai",
+        "RenderingType": "local",
+        "ServerStatus": "RUNNING",
+        "ServerType": "cpm.gx7.10xlarge",
+        "SessionStatus": "connect",
+        "StreamMode": 1,
+        "SystemVersion": "Android 11",
+        "Tags": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": format!("t{}", i % 3)}],
+        "UpBandwidthLimit": 5,
+        "VSwitchId": "vsw-1",
+        "ZoneId": "cn-shanghai-l"
+    });
+    match (v, rest) {
+        (Value::Object(mut m), Value::Object(r)) => {
+            m.extend(r);
+            m
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A fleet of `n` API records.
+pub fn fleet(n: usize) -> Vec<Map<String, Value>> {
+    (0..n).map(record).collect()
+}
+
+pub fn norm(records: &[Map<String, Value>]) -> Vec<Normalized> {
+    records
+        .iter()
+        .map(|r| normalize(r, &NormalizeOptions::default()).unwrap())
+        .collect()
+}
+
+/// The number of instances per page the API returns at most.
+pub const PAGE: usize = 100;
+
+/// One complete crawl of `region` in its own run, applied with `opts`.
+pub async fn sync(
+    store: &Store,
+    region: &str,
+    records: &[Map<String, Value>],
+    observed_at: DateTime<Utc>,
+    opts: &store::ApplyOptions,
+) -> Result<store::ApplyCounts, store::StoreError> {
+    let run = store.start_run("test").await?;
+    let mut scope = run
+        .begin_scope(
+            store::Scope::new("default", region),
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
+    let normalized = norm(records);
+    for page in normalized.chunks(PAGE) {
+        scope.push_page(observed_at, page).await?;
+    }
+    if normalized.is_empty() {
+        scope.push_page(observed_at, &[]).await?;
+    }
+    let result = scope.apply(opts).await;
+    let outcome = match &result {
+        Ok(_) => store::RunOutcome::Succeeded,
+        Err(e) => store::RunOutcome::Failed(e.to_string()),
+    };
+    run.finish(outcome).await?;
+    result
+}
+
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}

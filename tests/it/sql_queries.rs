@@ -1,0 +1,57 @@
+//! Every analyst query under sql/ runs as-is against a database filled by two
+//! syncs (with changes, a deletion and tags) and returns rows.
+
+use ecp_inventory::store::ApplyOptions;
+use serde_json::json;
+
+use crate::helpers::{fleet, sync, test_db};
+
+#[tokio::test]
+async fn every_sql_file_runs_and_returns_rows() {
+    let db = test_db().await;
+    let store = db.store();
+    let now = chrono::Utc::now();
+    let mut records = fleet(200);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        now - chrono::Duration::hours(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    records[1].insert("Tags".into(), json!([{"Key": "env", "Value": "test"}]));
+    let soon = (now + chrono::Duration::days(10))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    records[2].insert("GmtExpired".into(), json!(soon));
+    records.truncate(190);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        now - chrono::Duration::hours(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(text))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(!rows.is_empty(), "{} returned no rows", file.display());
+    }
+}

@@ -1,0 +1,797 @@
+//! The store against a real Postgres: first sync, re-sync without writes, field,
+//! tag and disk changes, deletion and restoration, volatile fields, failed crawls,
+//! history queries, the deletion guards, the scope lock and the run ledger.
+
+use std::time::Duration;
+
+use ecp_inventory::store::{ApplyOptions, RunOutcome, Scope, StoreError};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::helpers::{at, count, fleet, norm, sync, test_db, PAGE};
+
+const N: usize = 1000;
+
+type Ts = chrono::DateTime<chrono::Utc>;
+/// instance_id, field, old_value, new_value, observed_at, previously_observed_at
+type ChangeRow = (String, String, Option<Value>, Option<Value>, Ts, Option<Ts>);
+
+#[tokio::test]
+async fn first_sync_creates_every_instance_with_version_changes_disks_and_tags() {
+    let db = test_db().await;
+    let store = db.store();
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &fleet(N),
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        (counts.seen, counts.created, counts.unchanged),
+        (N as u64, N as u64, 0)
+    );
+    let p = &db.pool;
+    assert_eq!(
+        count(p, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+    assert_eq!(
+        count(
+            p,
+            "SELECT count(*) FROM ecp.instance_versions WHERE version = 1 AND valid_to IS NULL"
+        )
+        .await,
+        N as i64
+    );
+    assert_eq!(
+        count(
+            p,
+            "SELECT count(*) FROM ecp.instance_changes WHERE change_kind = 'created'"
+        )
+        .await,
+        N as i64
+    );
+    assert_eq!(
+        count(p, "SELECT count(*) FROM ecp.instance_disks").await,
+        2 * N as i64
+    );
+    assert_eq!(
+        count(p, "SELECT count(*) FROM ecp.instance_tags").await,
+        3 * N as i64
+    );
+    let (status, created, pages): (String, i64, i64) =
+        sqlx::query_as("SELECT status, created_count, pages_fetched FROM ecp.sync_runs")
+            .fetch_one(p)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), created, pages),
+        ("succeeded", N as i64, (N / PAGE) as i64)
+    );
+    let (cpu, ip, lock, raw_cpu): (Option<i32>, Option<String>, Option<bool>, Value) =
+        sqlx::query_as(
+            "SELECT cpu_cores, host(network_interface_ip), display_lock_resolution, raw -> 'Cpu' \
+         FROM ecp.instances WHERE instance_id = 'acp-000001'",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(
+        (cpu, ip.as_deref(), lock, raw_cpu),
+        (Some(4), Some("10.0.0.2"), Some(false), json!("4"))
+    );
+}
+
+/// Tuple counters and row identities of the tables a sync may write.
+async fn write_fingerprint(p: &PgPool) -> (Vec<(String, i64, i64, i64)>, Vec<String>) {
+    // Backends report their counters when they end or go idle; give them time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = sqlx::query_as(
+        "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables \
+         WHERE schemaname = 'ecp' AND relname IN ('instances', 'instance_versions', \
+         'instance_changes', 'instance_disks', 'instance_tags') ORDER BY relname",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap();
+    let mut rows = Vec::new();
+    for table in [
+        "instances",
+        "instance_versions",
+        "instance_changes",
+        "instance_disks",
+        "instance_tags",
+    ] {
+        let sql = format!("SELECT md5(string_agg(ctid::text || xmin::text, ',' ORDER BY ctid))::text FROM ecp.{table}");
+        rows.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        );
+    }
+    (stats, rows)
+}
+
+#[tokio::test]
+async fn resync_without_change_writes_no_row() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before = write_fingerprint(&db.pool).await;
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        (
+            counts.unchanged,
+            counts.created,
+            counts.updated,
+            counts.volatile
+        ),
+        (N as u64, 0, 0, 0)
+    );
+    assert_eq!(write_fingerprint(&db.pool).await, before);
+    // last_seen_at still moves, through the run ledger.
+    let seen: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT min(last_seen_at) FROM ecp.current_instances")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(seen, at(2));
+}
+
+#[tokio::test]
+async fn a_status_change_makes_one_change_row_and_a_version() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    records[7].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!((counts.updated, counts.unchanged), (1, N as u64 - 1));
+    let rows: Vec<ChangeRow> = sqlx::query_as(
+        "SELECT instance_id, field, old_value, new_value, observed_at, previously_observed_at \
+             FROM ecp.instance_changes WHERE change_kind = 'updated'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (id, field, old, new, observed, previously) = &rows[0];
+    assert_eq!((id.as_str(), field.as_str()), ("acp-000007", "status"));
+    assert_eq!(
+        (old.clone(), new.clone()),
+        (Some(json!("RUNNING")), Some(json!("STOPPED")))
+    );
+    assert_eq!((*observed, *previously), (at(2), Some(at(1))));
+    let versions: Vec<(i32, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT version, status, valid_to FROM ecp.instance_versions \
+         WHERE instance_id = 'acp-000007' ORDER BY version",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        versions,
+        vec![
+            (1, "RUNNING".into(), Some(at(2))),
+            (2, "STOPPED".into(), None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tag_changes_make_one_row_per_key() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    records[1].insert("Tags".into(), json!([{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "t1"}, {"Key": "owner", "Value": "ana"}]));
+    records[2].insert(
+        "Tags".into(),
+        json!([{"Key": "env", "Value": "test"}, {"Key": "team", "Value": "t2"}]),
+    );
+    records[3].insert("Tags".into(), json!([{"Key": "env", "Value": "prod"}]));
+    records[4].insert("BizTags".into(), json!([]));
+
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let rows: Vec<(String, String, Option<Value>, Option<Value>)> = sqlx::query_as(
+        "SELECT instance_id, field, old_value, new_value FROM ecp.instance_changes \
+         WHERE change_kind = 'updated' ORDER BY instance_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "acp-000001".into(),
+                "tags.owner".into(),
+                None,
+                Some(json!("ana"))
+            ),
+            (
+                "acp-000002".into(),
+                "tags.env".into(),
+                Some(json!("prod")),
+                Some(json!("test"))
+            ),
+            (
+                "acp-000003".into(),
+                "tags.team".into(),
+                Some(json!("t0")),
+                None
+            ),
+            (
+                "acp-000004".into(),
+                "biz_tags.releaseFlag".into(),
+                Some(json!("on")),
+                None
+            ),
+        ]
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_tags WHERE instance_id = 'acp-000001'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_tags WHERE instance_id = 'acp-000003'"
+        )
+        .await,
+        2
+    );
+    let env: String = sqlx::query_scalar(
+        "SELECT tags ->> 'env' FROM ecp.instances WHERE instance_id = 'acp-000002'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(env, "test");
+}
+
+#[tokio::test]
+async fn a_resized_disk_makes_a_disks_row() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    records[9].insert(
+        "Disks".into(),
+        json!([{"DiskType": "SYSTEM", "DiskSize": 32}, {"DiskType": "DATA", "DiskSize": 128}]),
+    );
+
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let rows: Vec<(String, Value, Value)> = sqlx::query_as(
+        "SELECT field, old_value, new_value FROM ecp.instance_changes WHERE change_kind = 'updated'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "disks");
+    assert_eq!(rows[0].1[1]["disk_size_gb"], json!(64));
+    assert_eq!(rows[0].2[1]["disk_size_gb"], json!(128));
+    let size: i32 = sqlx::query_scalar(
+        "SELECT disk_size_gb FROM ecp.instance_disks WHERE instance_id = 'acp-000009' AND disk_index = 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(size, 128);
+}
+
+#[tokio::test]
+async fn a_vanished_instance_is_deleted_and_restored_when_back() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let without: Vec<_> = records
+        .iter()
+        .filter(|r| r["AndroidInstanceId"] != "acp-000005")
+        .cloned()
+        .collect();
+
+    let gone = sync(
+        &store,
+        "cn-shanghai",
+        &without,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(gone.deleted, 1);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64 - 1
+    );
+    let deleted_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT deleted_at FROM ecp.instances WHERE instance_id = 'acp-000005'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(deleted_at, Some(at(2)));
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM ecp.instance_versions WHERE instance_id = 'acp-000005' AND is_deleted AND valid_to IS NULL").await, 1);
+
+    let back = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(3),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!((back.restored, back.unchanged), (1, N as u64 - 1));
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT change_kind FROM ecp.instance_changes WHERE instance_id = 'acp-000005' ORDER BY change_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, ["created", "deleted", "restored"]);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+    assert_eq!(count(&db.pool, "SELECT max(version)::bigint FROM ecp.instance_versions WHERE instance_id = 'acp-000005'").await, 3);
+}
+
+#[tokio::test]
+async fn volatile_only_changes_update_the_row_without_history() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    for r in records.iter_mut().take(10) {
+        r.insert("SessionStatus".into(), json!("disconnect"));
+        r.insert("Rate".into(), json!(42));
+        r.insert("GmtModified".into(), json!("2025-01-01 01:30:00"));
+    }
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        (counts.volatile, counts.updated, counts.unchanged),
+        (10, 0, N as u64)
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instances WHERE session_status = 'disconnect' AND rate = 42"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
+        N as i64
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_changes WHERE change_kind <> 'created'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_crawl_that_fails_midway_changes_nothing() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut changed = records.clone();
+    for r in &mut changed {
+        r.insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    }
+    let before = write_fingerprint(&db.pool).await;
+
+    let run = store.start_run("test").await.unwrap();
+    let mut scope = run
+        .begin_scope(Scope::new("default", "cn-shanghai"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    for page in norm(&changed[..500]).chunks(PAGE) {
+        scope.push_page(at(2), page).await.unwrap();
+    }
+    scope.give_up("page 6: throttled").await.unwrap();
+    // A crawl abandoned without even giving up (the process lost its way).
+    let mut other = run
+        .begin_scope(Scope::new("default", "cn-shanghai"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    other
+        .push_page(at(2), &norm(&changed[..100]))
+        .await
+        .unwrap();
+    drop(other);
+    run.finish(RunOutcome::Failed("crawl failed".into()))
+        .await
+        .unwrap();
+
+    assert_eq!(write_fingerprint(&db.pool).await, before);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instances WHERE status = 'STOPPED'"
+        )
+        .await,
+        0
+    );
+    let (complete, applied, error): (bool, bool, Option<String>) =
+        sqlx::query_as("SELECT complete, applied, error FROM ecp.sync_run_scopes WHERE run_id = 2")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (complete, applied, error.as_deref()),
+        (false, false, Some("page 6: throttled"))
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM ecp.sync_runs WHERE run_id = 2")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
+}
+
+#[tokio::test]
+async fn instances_as_of_between_two_runs_returns_the_earlier_state() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    records[3].insert("AndroidInstanceName".into(), json!("renamed"));
+    records.truncate(N - 1);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(3),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let name: String = sqlx::query_scalar(
+        "SELECT instance_name FROM ecp.instances_as_of($1) WHERE instance_id = 'acp-000003'",
+    )
+    .bind(at(2))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(name, "phone-000003");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.instances_as_of($1)")
+        .bind(at(2))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, N as i64);
+    let later: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.instances_as_of($1)")
+        .bind(at(4))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(later, N as i64 - 1);
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.instances_as_of($1)")
+        .bind(at(0))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(before, 0);
+}
+
+#[tokio::test]
+async fn a_filtered_crawl_never_deletes() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let filtered = ApplyOptions {
+        filtered: true,
+        ..ApplyOptions::default()
+    };
+
+    let counts = sync(&store, "cn-shanghai", &records[..10], at(2), &filtered)
+        .await
+        .unwrap();
+
+    assert_eq!((counts.deleted, counts.unchanged), (0, 10));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+}
+
+#[tokio::test]
+async fn mass_deletion_is_refused_unless_allowed() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut shrunk = records[..400].to_vec();
+    shrunk[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+
+    let refused = sync(
+        &store,
+        "cn-shanghai",
+        &shrunk,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await;
+    let empty = sync(
+        &store,
+        "cn-shanghai",
+        &[],
+        at(2),
+        &ApplyOptions {
+            max_delete_share: 1.0,
+            ..Default::default()
+        },
+    )
+    .await;
+
+    match refused {
+        Err(
+            e @ StoreError::RefusedDeletion {
+                would_delete: 600,
+                current: 1000,
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains("--allow-mass-delete"), "{e}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        empty,
+        Err(StoreError::RefusedDeletion {
+            would_delete: 1000,
+            ..
+        })
+    ));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_changes WHERE change_kind <> 'created'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM ecp.sync_run_scopes WHERE complete AND NOT applied AND error LIKE '%allow-mass-delete%'").await, 2);
+
+    let allowed = ApplyOptions {
+        allow_mass_delete: true,
+        ..Default::default()
+    };
+    let counts = sync(&store, "cn-shanghai", &shrunk, at(3), &allowed)
+        .await
+        .unwrap();
+    assert_eq!((counts.deleted, counts.updated), (600, 1));
+}
+
+#[tokio::test]
+async fn a_scope_locked_by_another_run_is_busy() {
+    let db = test_db().await;
+    let store = db.store();
+    let first = store.start_run("test").await.unwrap();
+    let second = store.start_run("test").await.unwrap();
+    let scope = Scope::new("default", "cn-shanghai");
+    let held = first
+        .begin_scope(scope.clone(), Duration::from_secs(1))
+        .await
+        .unwrap();
+
+    let busy = second
+        .begin_scope(scope.clone(), Duration::from_millis(300))
+        .await;
+    let other_scope = second
+        .begin_scope(Scope::new("default", "ap-southeast-1"), Duration::ZERO)
+        .await;
+
+    assert!(
+        matches!(busy, Err(StoreError::LockBusy { .. })),
+        "{:?}",
+        busy.err()
+    );
+    assert!(other_scope.is_ok());
+    held.give_up("test").await.unwrap();
+    assert!(second
+        .begin_scope(scope, Duration::from_secs(2))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn runs_left_running_by_a_dead_process_are_marked_abandoned() {
+    let db = test_db().await;
+    let store = db.store();
+    // A run whose process died: its row says running, nobody holds its lock.
+    sqlx::query("INSERT INTO ecp.sync_runs (tool_version) VALUES ('crashed')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let live = store.start_run("test").await.unwrap();
+
+    let abandoned = store.mark_abandoned_runs().await.unwrap();
+
+    assert!(abandoned.is_empty(), "start_run already marked it");
+    let statuses: Vec<(i64, String)> =
+        sqlx::query_as("SELECT run_id, status FROM ecp.sync_runs ORDER BY run_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        vec![(1, "abandoned".into()), (live.id(), "running".into())]
+    );
+    live.finish(RunOutcome::Succeeded).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_table_view_function_and_column_has_a_comment() {
+    let db = test_db().await;
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || coalesce('.' || a.attname, '') FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         WHERE n.nspname = 'ecp' AND c.relkind IN ('r', 'v', 'm', 'p') \
+           AND (obj_description(c.oid, 'pg_class') IS NULL \
+                OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL)) \
+         UNION ALL \
+         SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'ecp' AND obj_description(p.oid, 'pg_proc') IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(missing.is_empty(), "no COMMENT on: {missing:?}");
+}

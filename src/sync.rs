@@ -194,7 +194,11 @@ pub enum SyncError {
 
 /// One run over every scope. Returns the report whether scopes failed or not; an
 /// error only when the run could not be started or recorded at all.
-pub async fn run(store: &Store, client: &Client, settings: &SyncSettings) -> Result<RunReport, SyncError> {
+pub async fn run(
+    store: &Store,
+    client: &Client,
+    settings: &SyncSettings,
+) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     let regions = match &settings.regions {
         Regions::Only(list) => list.clone(),
@@ -208,8 +212,12 @@ pub async fn run(store: &Store, client: &Client, settings: &SyncSettings) -> Res
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, region) in regions.iter().enumerate() {
-        let (run, client, settings, permits) =
-            (run.clone(), client.clone(), settings.clone(), permits.clone());
+        let (run, client, settings, permits) = (
+            run.clone(),
+            client.clone(),
+            settings.clone(),
+            permits.clone(),
+        );
         let scope = Scope::new(settings.source.clone(), region.clone());
         let scope_span = tracing::info_span!(parent: &span, "scope", scope = %scope);
         tasks.spawn(
@@ -233,14 +241,22 @@ pub async fn run(store: &Store, client: &Client, settings: &SyncSettings) -> Res
     }
     let failures: Vec<String> = scopes
         .iter()
-        .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.biz_region_id)))
+        .filter_map(|s| {
+            s.error
+                .as_ref()
+                .map(|e| format!("{}: {e}", s.biz_region_id))
+        })
         .collect();
     let outcome = if failures.is_empty() {
         RunOutcome::Succeeded
     } else {
         RunOutcome::Failed(failures.join("; "))
     };
-    let status = if failures.is_empty() { "succeeded" } else { "failed" };
+    let status = if failures.is_empty() {
+        "succeeded"
+    } else {
+        "failed"
+    };
     let run = Arc::try_unwrap(run).unwrap_or_else(|_| unreachable!("every scope task has ended"));
     run.finish(outcome).await?;
     let stats = client.stats();
@@ -277,7 +293,12 @@ async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
 /// lines a minute on a large fleet and none on a small one.
 const PROGRESS_EVERY_PAGES: u64 = 100;
 
-async fn sync_scope(run: &Run, client: &Client, scope: Scope, settings: &SyncSettings) -> ScopeReport {
+async fn sync_scope(
+    run: &Run,
+    client: &Client,
+    scope: Scope,
+    settings: &SyncSettings,
+) -> ScopeReport {
     let mut report = ScopeReport {
         source: scope.source.clone(),
         biz_region_id: scope.biz_region_id.clone(),

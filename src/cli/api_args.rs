@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::client::DEFAULT_ENDPOINT;
+use crate::api::credentials::CredentialsProvider;
 use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::retry::RetryPolicy;
-use crate::api::credentials::CredentialsProvider;
 use crate::api::{Client, ClientConfig};
-use crate::credentials::DefaultChain;
 use crate::crawl::{CrawlOptions, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE};
+use crate::credentials::DefaultChain;
 use crate::error::ConfigError;
 
 #[derive(Clone, Debug, clap::Args)]

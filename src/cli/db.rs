@@ -21,9 +21,10 @@ fn parse_secret(s: &str) -> Result<Secret, String> {
 
 impl DbArgs {
     pub fn url(&self) -> Result<&str, ConfigError> {
-        self.database_url.as_ref().map(Secret::expose).ok_or_else(|| {
-            ConfigError::new("no database: pass --database-url or set DATABASE_URL")
-        })
+        self.database_url
+            .as_ref()
+            .map(Secret::expose)
+            .ok_or_else(|| ConfigError::new("no database: pass --database-url or set DATABASE_URL"))
     }
 }
 
@@ -47,7 +48,9 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .acquire_timeout(Duration::from_secs(15))
         .connect_with(options)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", describe(&e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", describe(&e))
+        })?;
     Ok(pool)
 }
 

@@ -46,8 +46,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let dir2 = dir.clone();
             let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir2, &[]))
                 .await?
-                .with_context(|| format!("starting the local PostgreSQL under {}", dir.display()))?;
-            let url = pg.create_database("ecp").await.context("creating database ecp")?;
+                .with_context(|| {
+                    format!("starting the local PostgreSQL under {}", dir.display())
+                })?;
+            let url = pg
+                .create_database("ecp")
+                .await
+                .context("creating database ecp")?;
             (url, Some(pg))
         }
     };
@@ -114,7 +119,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
-    anyhow::ensure!(report.succeeded(), "the sync failed: {}", report.summary_line());
+    anyhow::ensure!(
+        report.succeeded(),
+        "the sync failed: {}",
+        report.summary_line()
+    );
     Ok(())
 }
 
@@ -132,7 +141,13 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
         println!("   {n:>5}  {kind:<9} {}", field.unwrap_or_default());
     }
     println!("\nA few of them (ecp.change_feed):");
-    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
         "SELECT instance_id, change_kind, field, old_value::text, new_value::text \
          FROM ecp.change_feed WHERE run_id = $1 AND change_kind = 'updated' LIMIT 8",
     )
@@ -163,7 +178,10 @@ fn print_next_steps(url: &str, local: Option<&LocalPostgres>, from: i64, to: i64
             pg.bin_dir().join("pg_ctl").display(),
             pg.data_dir().display()
         );
-        println!("\nThe local PostgreSQL keeps running (data in {}). Stop it with:", pg.data_dir().display());
+        println!(
+            "\nThe local PostgreSQL keeps running (data in {}). Stop it with:",
+            pg.data_dir().display()
+        );
         if running_as_root() {
             println!("   runuser -u postgres -- {stop}");
         } else {
@@ -174,5 +192,7 @@ fn print_next_steps(url: &str, local: Option<&LocalPostgres>, from: i64, to: i64
 
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }

@@ -83,7 +83,9 @@ fn parse_offset(s: &str) -> Result<FixedOffset, String> {
 impl SyncArgs {
     pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
         if !(0.0..=1.0).contains(&self.max_delete_share) {
-            return Err(ConfigError::new("--max-delete-share must be between 0 and 1"));
+            return Err(ConfigError::new(
+                "--max-delete-share must be between 0 and 1",
+            ));
         }
         if !(self.lock_wait_secs.is_finite() && self.lock_wait_secs >= 0.0) {
             return Err(ConfigError::new("--lock-wait-secs must be zero or more"));
@@ -93,7 +95,9 @@ impl SyncArgs {
         }
         let regions = if self.regions.iter().any(|r| r == "all") {
             if self.regions.len() > 1 {
-                return Err(ConfigError::new("--region all cannot be combined with other regions"));
+                return Err(ConfigError::new(
+                    "--region all cannot be combined with other regions",
+                ));
             }
             Regions::All
         } else {

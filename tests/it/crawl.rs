@@ -12,7 +12,11 @@ use ecp_inventory::simulator::{Faults, Simulator, SimulatorConfig};
 use crate::helpers::{sim_client, start_sim};
 
 /// Drains a crawl: every page, or the error that ended it.
-pub async fn collect(client: Client, request: DescribeAndroidInstancesRequest, page_size: u32) -> Result<Vec<Page>, CrawlError> {
+pub async fn collect(
+    client: Client,
+    request: DescribeAndroidInstancesRequest,
+    page_size: u32,
+) -> Result<Vec<Page>, CrawlError> {
     let mut rx = crawl::spawn(
         client,
         request,
@@ -58,15 +62,29 @@ async fn every_instance_exactly_once_in_pages_of_100_37_and_1() {
     let expected = fleet_ids(&sim);
     assert_eq!(expected.len(), 10_000);
     for page_size in [100u32, 37, 1] {
-        let pages = collect(sim_client(&running), DescribeAndroidInstancesRequest::default(), page_size)
-            .await
-            .unwrap();
+        let pages = collect(
+            sim_client(&running),
+            DescribeAndroidInstancesRequest::default(),
+            page_size,
+        )
+        .await
+        .unwrap();
         let got = ids(&pages);
         let unique: HashSet<String> = got.iter().cloned().collect();
-        assert_eq!(got.len(), 10_000, "page size {page_size}: every instance once");
+        assert_eq!(
+            got.len(),
+            10_000,
+            "page size {page_size}: every instance once"
+        );
         assert_eq!(unique, expected, "page size {page_size}: exactly the fleet");
-        assert_eq!(pages.len(), 10_000usize.div_ceil(page_size as usize), "page size {page_size}");
-        assert!(pages.iter().all(|p| p.instances.len() <= page_size as usize));
+        assert_eq!(
+            pages.len(),
+            10_000usize.div_ceil(page_size as usize),
+            "page size {page_size}"
+        );
+        assert!(pages
+            .iter()
+            .all(|p| p.instances.len() <= page_size as usize));
     }
 }
 
@@ -108,11 +126,18 @@ async fn throttling_and_5xx_are_retried_until_the_crawl_completes() {
     })
     .await;
     let client = quick_retry_client(&running, 12);
-    let pages = collect(client.clone(), DescribeAndroidInstancesRequest::default(), 20)
-        .await
-        .unwrap();
+    let pages = collect(
+        client.clone(),
+        DescribeAndroidInstancesRequest::default(),
+        20,
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&pages).len(), 500);
-    assert!(client.stats().retries() > 0, "faults were injected, so retries happened");
+    assert!(
+        client.stats().retries() > 0,
+        "faults were injected, so retries happened"
+    );
     assert!(client.stats().throttled() > 0);
     let stats = sim.stats();
     assert!(stats.errors.contains_key("Throttling.User"), "{stats:?}");
@@ -132,9 +157,13 @@ async fn retry_after_is_honoured() {
     })
     .await;
     let client = quick_retry_client(&running, 20);
-    let pages = collect(client.clone(), DescribeAndroidInstancesRequest::default(), 10)
-        .await
-        .unwrap();
+    let pages = collect(
+        client.clone(),
+        DescribeAndroidInstancesRequest::default(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&pages).len(), 50);
     assert!(client.stats().throttled() > 0);
 }
@@ -150,9 +179,13 @@ async fn a_stuck_cursor_ends_the_crawl_with_an_error() {
         ..Default::default()
     })
     .await;
-    let err = collect(sim_client(&running), DescribeAndroidInstancesRequest::default(), 10)
-        .await
-        .unwrap_err();
+    let err = collect(
+        sim_client(&running),
+        DescribeAndroidInstancesRequest::default(),
+        10,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, CrawlError::RepeatedToken { .. }), "{err}");
     assert!(err.to_string().contains("stuck"), "{err}");
 }
@@ -179,7 +212,10 @@ async fn the_page_cap_ends_a_crawl_that_never_ends() {
         }
     }
     let err = error.expect("the cap stops the crawl");
-    assert!(matches!(err, CrawlError::TooManyPages { max_pages: 3 }), "{err}");
+    assert!(
+        matches!(err, CrawlError::TooManyPages { max_pages: 3 }),
+        "{err}"
+    );
     assert!(err.to_string().contains("--max-pages"), "{err}");
 }
 
@@ -194,9 +230,13 @@ async fn an_empty_page_in_the_middle_does_not_end_the_crawl() {
         ..Default::default()
     })
     .await;
-    let pages = collect(sim_client(&running), DescribeAndroidInstancesRequest::default(), 10)
-        .await
-        .unwrap();
+    let pages = collect(
+        sim_client(&running),
+        DescribeAndroidInstancesRequest::default(),
+        10,
+    )
+    .await
+    .unwrap();
     assert!(pages.iter().any(|p| p.instances.is_empty() && !p.is_last));
     assert_eq!(ids(&pages).len(), 100);
 }
@@ -212,9 +252,13 @@ async fn an_instance_repeated_on_the_next_page_is_kept_once_and_counted() {
         ..Default::default()
     })
     .await;
-    let pages = collect(sim_client(&running), DescribeAndroidInstancesRequest::default(), 10)
-        .await
-        .unwrap();
+    let pages = collect(
+        sim_client(&running),
+        DescribeAndroidInstancesRequest::default(),
+        10,
+    )
+    .await
+    .unwrap();
     let got = ids(&pages);
     let unique: HashSet<&String> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "no duplicates reach the consumer");
@@ -240,9 +284,13 @@ async fn malformed_json_and_html_pages_name_the_page_and_are_not_data() {
             ..Default::default()
         })
         .await;
-        let err = collect(quick_retry_client(&running, 2), DescribeAndroidInstancesRequest::default(), 10)
-            .await
-            .unwrap_err();
+        let err = collect(
+            quick_retry_client(&running, 2),
+            DescribeAndroidInstancesRequest::default(),
+            10,
+        )
+        .await
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("page 2:"), "{faults:?}: {text}");
         assert!(text.contains("bad response"), "{faults:?}: {text}");
@@ -260,9 +308,13 @@ async fn auth_errors_are_not_retried_and_say_what_is_wrong() {
         },
     )
     .unwrap();
-    let err = collect(client.clone(), DescribeAndroidInstancesRequest::default(), 10)
-        .await
-        .unwrap_err();
+    let err = collect(
+        client.clone(),
+        DescribeAndroidInstancesRequest::default(),
+        10,
+    )
+    .await
+    .unwrap_err();
     let api = err.api_error().expect("an API error");
     assert!(api.is_auth(), "{err}");
     assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
@@ -273,7 +325,11 @@ async fn auth_errors_are_not_retried_and_say_what_is_wrong() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_transport_error_naming_it() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let client = Client::new(
         Credentials::new("a", "b"),
@@ -294,7 +350,10 @@ async fn an_unreachable_endpoint_is_a_transport_error_naming_it() {
     assert!(err.to_string().contains(&endpoint), "{err}");
 }
 
-fn quick_retry_client(running: &ecp_inventory::simulator::RunningSimulator, attempts: u32) -> Client {
+fn quick_retry_client(
+    running: &ecp_inventory::simulator::RunningSimulator,
+    attempts: u32,
+) -> Client {
     Client::new(
         Credentials::new("testAccessKeyId", "testAccessKeySecret"),
         ClientConfig {

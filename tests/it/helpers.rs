@@ -13,8 +13,12 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use ecp_inventory::api::{Client, ClientConfig, Credentials};
 use ecp_inventory::normalize::{normalize, NormalizeOptions, Normalized};
 use ecp_inventory::pg_local::LocalPostgres;
+use ecp_inventory::simulator::{
+    RunningSimulator, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
 use ecp_inventory::store::{self, Store, StoreConfig};
 use serde_json::{json, Map, Value};
 use sqlx::postgres::PgPoolOptions;
@@ -283,4 +287,26 @@ pub async fn sync(
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// A simulator serving on a free loopback port.
+pub async fn start_sim(config: SimulatorConfig) -> (Simulator, RunningSimulator) {
+    let sim = Simulator::new(config);
+    let running = sim
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("the simulator binds a loopback port");
+    (sim, running)
+}
+
+/// A client with the simulator's default key pair and no rate limit.
+pub fn sim_client(running: &RunningSimulator) -> Client {
+    Client::new(
+        Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ClientConfig {
+            endpoint: running.endpoint(),
+            ..Default::default()
+        },
+    )
+    .expect("a valid endpoint")
 }

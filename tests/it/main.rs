@@ -1,3 +1,4 @@
+mod crawl;
 mod helpers;
 mod sql_queries;
 mod store;

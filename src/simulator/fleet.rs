@@ -395,6 +395,13 @@ mod tests {
     }
 
     #[test]
+    fn pages_of_one_walk_ten_thousand_instances_once() {
+        let f = fleet(10_000);
+        let all = crawl(&f, &Filter::default(), DESC, 1);
+        assert_eq!(all, (0..10_000).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn expiry_order_is_sorted_both_ways() {
         let f = fleet(300);
         for descending in [false, true] {

@@ -1,0 +1,2 @@
+mod simulator;
+mod wire_captures;

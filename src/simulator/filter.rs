@@ -263,12 +263,14 @@ impl Record for Map<String, Value> {
 
 impl Filter {
     /// True when only the filters the generator can answer cheaply are set
-    /// (region, billing, ids), so most instances are decided without building them.
+    /// (region, billing, status, ids), so most instances are decided without
+    /// building them.
     pub fn needs_full_record(&self) -> bool {
         let cheap_only = Filter {
             ids: self.ids.clone(),
             biz_region_id: self.biz_region_id.clone(),
             charge_type: self.charge_type.clone(),
+            status: self.status.clone(),
             ignored: self.ignored.clone(),
             ..Filter::default()
         };

@@ -90,6 +90,9 @@ impl Fleet {
                         return false;
                     }
                 }
+                if filter.status.as_deref().is_some_and(|s| s != cheap.status) {
+                    return false;
+                }
                 if !filter.ids.is_empty() {
                     let id = self.generator.id(index);
                     if !filter.ids.contains(&id) {

@@ -63,7 +63,8 @@ pub struct BadParameter(pub String);
 
 impl Query {
     pub fn parse(params: &BTreeMap<String, String>) -> Result<Query, BadParameter> {
-        let get = |k: &str| params.get(k).cloned();
+        // An empty value is no filter: the SDK sends `Name=` for a field set to "".
+        let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
         let max_results = match params.get("MaxResults") {
             None => MAX_RESULTS_DEFAULT,
             Some(raw) => match raw.trim().parse::<i64>() {
@@ -98,7 +99,7 @@ impl Query {
             name: get("AndroidInstanceName"),
             app_manage_policy_id: get("AppManagePolicyId"),
             authorized_user_id: get("AuthorizedUserId"),
-            biz_region_id: get("BizRegionId").filter(|r| !r.is_empty()),
+            biz_region_id: get("BizRegionId"),
             charge_type: get("ChargeType"),
             group_id: get("InstanceGroupId"),
             group_ids: list(params, "InstanceGroupIds"),
@@ -118,7 +119,7 @@ impl Query {
             filter,
             sort: Sort { key, descending },
             max_results,
-            next_token: get("NextToken").filter(|t| !t.is_empty()),
+            next_token: get("NextToken"),
         })
     }
 
@@ -262,12 +263,14 @@ impl Record for Map<String, Value> {
 
 impl Filter {
     /// True when only the filters the generator can answer cheaply are set
-    /// (region, billing, ids), so most instances are decided without building them.
+    /// (region, billing, status, ids), so most instances are decided without
+    /// building them.
     pub fn needs_full_record(&self) -> bool {
         let cheap_only = Filter {
             ids: self.ids.clone(),
             biz_region_id: self.biz_region_id.clone(),
             charge_type: self.charge_type.clone(),
+            status: self.status.clone(),
             ignored: self.ignored.clone(),
             ..Filter::default()
         };
@@ -359,6 +362,18 @@ mod tests {
         for good in ["1", "37", "100"] {
             assert!(Query::parse(&params(&[("MaxResults", good)])).is_ok());
         }
+    }
+
+    #[test]
+    fn empty_values_filter_nothing() {
+        let q = Query::parse(&params(&[
+            ("Status", ""),
+            ("NextToken", ""),
+            ("BizRegionId", ""),
+        ]))
+        .unwrap();
+        assert!(q.filter.is_empty());
+        assert_eq!(q.next_token, None);
     }
 
     #[test]

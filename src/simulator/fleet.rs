@@ -90,6 +90,9 @@ impl Fleet {
                         return false;
                     }
                 }
+                if filter.status.as_deref().is_some_and(|s| s != cheap.status) {
+                    return false;
+                }
                 if !filter.ids.is_empty() {
                     let id = self.generator.id(index);
                     if !filter.ids.contains(&id) {
@@ -392,6 +395,13 @@ mod tests {
         let f = fleet(250);
         let all = crawl(&f, &Filter::default(), DESC, 100);
         assert_eq!(all, (0..250).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pages_of_one_walk_ten_thousand_instances_once() {
+        let f = fleet(10_000);
+        let all = crawl(&f, &Filter::default(), DESC, 1);
+        assert_eq!(all, (0..10_000).rev().collect::<Vec<_>>());
     }
 
     #[test]

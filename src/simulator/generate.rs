@@ -126,7 +126,27 @@ pub struct Cheap {
     pub created: i64,
     /// Unix seconds, `None` for pay-as-you-go instances (they never expire).
     pub expires: Option<i64>,
+    /// Cheap too, because `Status` is the filter crawlers use most after the region.
+    pub status: &'static str,
 }
+
+/// Lifecycle states and how common they are in a live fleet.
+const STATUS_WEIGHTS: [(&str, u32); 14] = [
+    ("RUNNING", 850),
+    ("STOPPED", 80),
+    ("STARTING", 10),
+    ("STOPPING", 8),
+    ("REBOOTING", 8),
+    ("CREATING", 6),
+    ("RESETTING", 4),
+    ("BACKUPING", 5),
+    ("BACKUP_FAILED", 3),
+    ("RECOVERING", 3),
+    ("RECOVER_FAILED", 2),
+    ("FAILED", 5),
+    ("UNAVAILABLE", 4),
+    ("DELETING", 2),
+];
 
 impl Generator {
     pub fn new(seed: u64, regions: Vec<String>, base_instances: usize) -> Self {
@@ -156,11 +176,13 @@ impl Generator {
             let months = 1 + ((h >> 40) % 48) as i64;
             created + months * 30 * 86_400 + ((h >> 50) % 86_400) as i64
         });
+        let status = *Rng::new(hash(self.seed, index, 5)).weighted(&STATUS_WEIGHTS);
         Cheap {
             region,
             prepaid,
             created,
             expires,
+            status,
         }
     }
 
@@ -174,22 +196,7 @@ impl Generator {
             .unwrap_or_else(|| "cn-hangzhou".to_owned());
         let mut rng = Rng::new(hash(self.seed, index, 3));
         let group = self.group(cheap.region, &region, rng.below(GROUPS_PER_REGION));
-        let status = *rng.weighted(&[
-            ("RUNNING", 850),
-            ("STOPPED", 80),
-            ("STARTING", 10),
-            ("STOPPING", 8),
-            ("REBOOTING", 8),
-            ("CREATING", 6),
-            ("RESETTING", 4),
-            ("BACKUPING", 5),
-            ("BACKUP_FAILED", 3),
-            ("RECOVERING", 3),
-            ("RECOVER_FAILED", 2),
-            ("FAILED", 5),
-            ("UNAVAILABLE", 4),
-            ("DELETING", 2),
-        ]);
+        let status = cheap.status;
         let seq = index % 100_000;
         let created = utc(cheap.created);
         let modified = created + Duration::seconds(rng.below(200 * 86_400) as i64);
@@ -592,6 +599,7 @@ mod tests {
             assert_eq!(m.region_id.as_deref(), Some(g.regions[c.region].as_str()));
             assert_eq!(m.charge_type.as_deref() == Some("PrePaid"), c.prepaid);
             assert_eq!(m.android_instance_id, Some(g.id(i)));
+            assert_eq!(m.android_instance_status.as_deref(), Some(c.status));
         }
     }
 }

@@ -1,4 +1,6 @@
 mod crawl;
 mod helpers;
+mod simulator;
 mod sql_queries;
 mod store;
+mod wire_captures;

@@ -42,3 +42,43 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
     EXIT_FAILED
 }
+
+/// The error and its causes on one line, each said once: many errors repeat their
+/// source's text in their own message, and printing the chain would say it twice.
+pub fn chain_message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = anyhow::Error::new(Outer(std::io::Error::other("disk on fire")))
+            .context("saving the run");
+        assert_eq!(chain_message(&e), "saving the run: outer: disk on fire");
+    }
+
+    #[test]
+    fn config_errors_anywhere_in_the_chain_exit_with_2() {
+        let e = anyhow::Error::new(ConfigError::new("bad flag")).context("starting");
+        assert_eq!(exit_code(&e), EXIT_CONFIG);
+        assert_eq!(exit_code(&anyhow::anyhow!("boom")), EXIT_FAILED);
+    }
+}

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ecp_inventory::cli::Cli;
-use ecp_inventory::error::exit_code;
+use ecp_inventory::error::{chain_message, exit_code};
 use ecp_inventory::telemetry::{self, LogFormat};
 
 fn main() -> ExitCode {
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The whole chain, once, on one line: no backtrace for expected errors.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_message(&e));
             ExitCode::from(exit_code(&e))
         }
     }

@@ -178,6 +178,21 @@ impl LocalPostgres {
         Ok(self.url(database))
     }
 
+    /// Drops `database` if it exists (disconnecting its sessions) and creates it
+    /// empty; returns its URL.
+    pub async fn recreate_database(&self, database: &str) -> Result<String, sqlx::Error> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
+        let quoted = format!("\"{}\"", database.replace('"', "\"\""));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        self.create_database(database).await
+    }
+
     /// The port of the server already running on this data directory, if any.
     fn running_port(&self) -> Option<u16> {
         let mut status = self.command("pg_ctl");

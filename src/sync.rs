@@ -293,6 +293,10 @@ async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
 /// lines a minute on a large fleet and none on a small one.
 const PROGRESS_EVERY_PAGES: u64 = 100;
 
+/// A systematic problem (the API changing a field's format) would otherwise log
+/// one line per instance: the first few say what it is, a count says how much.
+const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
+
 async fn sync_scope(
     run: &Run,
     client: &Client,
@@ -325,7 +329,9 @@ async fn sync_scope(
         for record in &page.instances {
             match normalize(record, &settings.normalize) {
                 Ok(n) => {
-                    for p in &n.problems {
+                    let already = report.field_problems as usize;
+                    let budget = PROBLEMS_LOGGED_PER_SCOPE.saturating_sub(already);
+                    for p in n.problems.iter().take(budget) {
                         warn!(
                             page = page.number,
                             request_id = page.request_id.as_deref().unwrap_or(""),
@@ -371,6 +377,13 @@ async fn sync_scope(
             break None;
         }
     };
+    if report.field_problems as usize > PROBLEMS_LOGGED_PER_SCOPE {
+        warn!(
+            field_problems = report.field_problems,
+            logged = PROBLEMS_LOGGED_PER_SCOPE,
+            "more field values were not understood than were logged one by one"
+        );
+    }
     if let Some(error) = crawl_error {
         warn!(error = %error, "crawl incomplete; nothing applied");
         if let Err(e) = staging.give_up(&error).await {

@@ -18,6 +18,9 @@ use crate::simulator::{
 use crate::store::{Store, StoreConfig};
 use crate::sync::{self, RunReport, SyncSettings};
 
+/// The database the demo creates in its local cluster.
+const DEMO_DATABASE: &str = "ecp_demo";
+
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Use this database instead of starting a local one.
@@ -129,16 +132,17 @@ fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
 
 async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> {
     println!("\nWhat changed between run {from} and run {to} (ecp.run_diff):");
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT change_kind, field, count(*) FROM ecp.run_diff($1, $2) \
-         GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 15",
+    // Field NULL marks a whole-instance change (created, deleted, restored).
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT coalesce(field, array_to_string(change_kinds, ', ')), count(*) \
+         FROM ecp.run_diff($1, $2) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15",
     )
     .bind(from)
     .bind(to)
     .fetch_all(pool)
     .await?;
-    for (kind, field, n) in rows {
-        println!("   {n:>5}  {kind:<9} {}", field.unwrap_or_default());
+    for (what, n) in rows {
+        println!("   {n:>5}  {what}");
     }
     println!("\nA few of them (ecp.change_feed):");
     let rows: Vec<(

@@ -278,12 +278,8 @@ impl Generator {
             ),
             key_pair_id: Some(group.key_pair_id.clone()),
             memory: Some(group.spec.2),
-            network_interface_ip: Some(format!(
-                "{}.{}.{}",
-                group.subnet,
-                rng.below(256),
-                2 + rng.below(252)
-            )),
+            // The group's subnet is a /24 (three octets); the host part completes it.
+            network_interface_ip: Some(format!("{}.{}", group.subnet, 2 + rng.below(252))),
             network_interface_ipv6_address: Some(
                 if rng.chance(0.01) { "null" } else { "" }.to_owned(),
             ),

@@ -52,10 +52,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .with_context(|| {
                     format!("starting the local PostgreSQL under {}", dir.display())
                 })?;
+            // A fresh database each time, so every demo tells the same story.
             let url = pg
-                .create_database("ecp")
+                .recreate_database(DEMO_DATABASE)
                 .await
-                .context("creating database ecp")?;
+                .with_context(|| format!("creating database {DEMO_DATABASE}"))?;
             (url, Some(pg))
         }
     };

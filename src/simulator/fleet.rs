@@ -165,6 +165,23 @@ impl Fleet {
         }
     }
 
+    /// Brings a deleted instance back, in its generated state. Returns false when
+    /// no deleted instance has this id.
+    pub fn undelete(&mut self, id: &str) -> bool {
+        let found = self
+            .overlay
+            .iter()
+            .find(|(i, slot)| matches!(slot, Slot::Deleted) && self.generator.id(**i) == id)
+            .map(|(i, _)| *i);
+        let Some(index) = found else {
+            return false;
+        };
+        self.overlay.remove(&index);
+        self.deleted -= 1;
+        self.changed();
+        true
+    }
+
     /// A new instance, generated like the others, created after all of them.
     pub fn create(&mut self) -> u64 {
         let index = self.total;

@@ -245,6 +245,12 @@ impl Simulator {
         true
     }
 
+    /// Brings back an instance that churn deleted (a phone that reappears, as after
+    /// a failed release). Returns false when no deleted instance has this id.
+    pub fn restore_instance(&self, id: &str) -> bool {
+        self.fleet_mut().undelete(id)
+    }
+
     /// The ids of the first `n` live instances, oldest first (handy for edits).
     pub fn instance_ids(&self, n: usize) -> Vec<String> {
         let fleet = self.fleet_ref();

@@ -3,4 +3,5 @@ mod helpers;
 mod simulator;
 mod sql_queries;
 mod store;
+mod sync;
 mod wire_captures;

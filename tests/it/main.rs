@@ -1,5 +1,6 @@
 mod crawl;
 mod helpers;
+mod readme;
 mod simulator;
 mod sql_queries;
 mod store;

@@ -1,0 +1,157 @@
+//! The README's first steps, run as a new user would: the binary's `simulate`
+//! in one process, `crawl` and `sync` in others.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::helpers::{count, test_db};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecp-inventory");
+
+/// `ecp-inventory simulate` on a free port; killed when dropped.
+struct SimProcess {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn simulate(instances: usize) -> SimProcess {
+    let mut child = Command::new(BIN)
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "7",
+            "--instances",
+        ])
+        .arg(instances.to_string())
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
+        .to_owned();
+    SimProcess { child, endpoint }
+}
+
+/// The tool as a user runs it: the simulator's key pair in the environment, and
+/// nothing of this machine's own credentials or profiles.
+fn tool(args: &[&str]) -> Command {
+    let home = std::env::temp_dir().join("ecp-readme-home");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "testAccessKeyId")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "testAccessKeySecret")
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .env("HOME", home)
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("DATABASE_URL");
+    cmd
+}
+
+#[test]
+fn simulate_then_crawl_prints_every_instance_of_the_region_once() {
+    let sim = simulate(3000);
+    let out = tool(&[
+        "crawl",
+        "--endpoint",
+        &sim.endpoint,
+        "--region",
+        "cn-shanghai",
+        "--page-size",
+        "40",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert!(
+        lines.len() > 100,
+        "a sixth of 3000, roughly: {}",
+        lines.len()
+    );
+    assert!(lines.iter().all(|i| i["RegionId"] == "cn-shanghai"));
+    let ids: std::collections::HashSet<&str> = lines
+        .iter()
+        .map(|i| i["AndroidInstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), lines.len(), "each instance once");
+}
+
+#[tokio::test]
+async fn sync_against_the_simulator_process_fills_the_database() {
+    let db = test_db().await;
+    let sim = simulate(1200);
+    let url = db.url.clone();
+    let endpoint = sim.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        tool(&[
+            "sync",
+            "--endpoint",
+            &endpoint,
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--output json");
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["totals"]["created"], 1200);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        1200
+    );
+}
+
+#[test]
+fn missing_credentials_are_one_clear_line_and_exit_code_2() {
+    let out = tool(&["crawl", "--endpoint", "http://127.0.0.1:9"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@ use ecp_inventory::api::{Client, ClientConfig, Credentials};
 use ecp_inventory::crawl::{self, CrawlError, CrawlOptions, Page};
 use ecp_inventory::simulator::{Faults, Simulator, SimulatorConfig};
 
-use crate::helpers::{sim_client, start_sim};
+use crate::helpers::{quick_retry_client, sim_client, start_sim};
 
 /// Drains a crawl: every page, or the error that ended it.
 pub async fn collect(
@@ -348,24 +348,4 @@ async fn an_unreachable_endpoint_is_a_transport_error_naming_it() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains(&endpoint), "{err}");
-}
-
-fn quick_retry_client(
-    running: &ecp_inventory::simulator::RunningSimulator,
-    attempts: u32,
-) -> Client {
-    Client::new(
-        Credentials::new("testAccessKeyId", "testAccessKeySecret"),
-        ClientConfig {
-            endpoint: running.endpoint(),
-            retry: RetryPolicy {
-                max_attempts: attempts,
-                base_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(20),
-                max_elapsed: Duration::from_secs(30),
-            },
-            ..Default::default()
-        },
-    )
-    .unwrap()
 }

@@ -310,3 +310,21 @@ pub fn sim_client(running: &RunningSimulator) -> Client {
     )
     .expect("a valid endpoint")
 }
+
+/// A client that retries fast, for tests that inject faults.
+pub fn quick_retry_client(running: &RunningSimulator, attempts: u32) -> Client {
+    Client::new(
+        Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ClientConfig {
+            endpoint: running.endpoint(),
+            retry: ecp_inventory::api::retry::RetryPolicy {
+                max_attempts: attempts,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(20),
+                max_elapsed: std::time::Duration::from_secs(30),
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}

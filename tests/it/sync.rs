@@ -4,18 +4,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ecp_inventory::api::retry::RetryPolicy;
-use ecp_inventory::api::{Client, ClientConfig, Credentials};
+use ecp_inventory::api::Client;
 use ecp_inventory::crawl::CrawlOptions;
-use ecp_inventory::simulator::{
-    ChurnSpec, Faults, RunningSimulator, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID,
-    DEFAULT_ACCESS_KEY_SECRET,
-};
+use ecp_inventory::simulator::{ChurnSpec, Faults, RunningSimulator, Simulator, SimulatorConfig};
 use ecp_inventory::sync::{self, RunReport, SyncSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{count, sim_client, start_sim, test_db, TestDb};
+use crate::helpers::{count, quick_retry_client, sim_client, start_sim, test_db, TestDb};
 
 async fn fleet_of(n: usize) -> (Simulator, RunningSimulator) {
     start_sim(SimulatorConfig {
@@ -373,19 +369,7 @@ async fn a_crawl_failing_on_page_3_changes_nothing_and_records_why() {
         ..Default::default()
     });
     let before = fingerprint(&db.pool).await;
-    let quick = Client::new(
-        Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        ClientConfig {
-            endpoint: running.endpoint(),
-            retry: RetryPolicy {
-                max_attempts: 2,
-                base_delay: Duration::from_millis(1),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let quick = quick_retry_client(&running, 2);
     let settings = SyncSettings {
         crawl: CrawlOptions {
             page_size: 50,

@@ -13,6 +13,9 @@ pub const EXIT_LOCK_BUSY: u8 = 3;
 /// A complete crawl would have deleted more than allowed; nothing was applied.
 pub const EXIT_REFUSED_DELETION: u8 = 4;
 
+/// SQLSTATE of "permission denied".
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
 /// A mistake in the invocation, named so the user can fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -36,8 +39,27 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() {
             return EXIT_CONFIG;
         }
+        if let Some(crate::sync::SyncError::UnknownRegions { .. }) = cause.downcast_ref() {
+            return EXIT_CONFIG;
+        }
         if let Some(crate::store::StoreError::LockBusy { .. }) = cause.downcast_ref() {
             return EXIT_LOCK_BUSY;
+        }
+        // Wrong credentials, a clock off by more than the gateway allows, or a RAM
+        // user without the API's permission: retrying cannot help, fix the setup.
+        if let Some(api) = cause.downcast_ref::<crate::api::ApiError>() {
+            if api.is_auth() {
+                return EXIT_CONFIG;
+            }
+        }
+        // The database user lacks a privilege the job needs.
+        if let Some(db) = cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+        {
+            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) {
+                return EXIT_CONFIG;
+            }
         }
     }
     EXIT_FAILED

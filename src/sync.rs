@@ -188,6 +188,11 @@ pub enum SyncError {
     Regions(#[source] crate::api::ApiError),
     #[error("DescribeRegions returned no region; name them with --region")]
     NoRegions,
+    #[error("unknown region {unknown}: the account's regions (DescribeRegions) are {}", known.join(", "), unknown = unknown.join(", "))]
+    UnknownRegions {
+        unknown: Vec<String>,
+        known: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -201,7 +206,7 @@ pub async fn run(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     let regions = match &settings.regions {
-        Regions::Only(list) => list.clone(),
+        Regions::Only(list) => check_regions(client, list).await?,
         Regions::All => list_regions(client).await?,
     };
     let run = Arc::new(store.start_run(env!("CARGO_PKG_VERSION")).await?);
@@ -287,6 +292,31 @@ async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
         return Err(SyncError::NoRegions);
     }
     Ok(regions)
+}
+
+/// Named regions must be ones `DescribeRegions` lists: the API answers an unknown
+/// `BizRegionId` with an empty list, and a typo would otherwise be a silent, empty
+/// success. If the list cannot be had for another reason than credentials, the
+/// regions are crawled as given.
+async fn check_regions(client: &Client, regions: &[String]) -> Result<Vec<String>, SyncError> {
+    let known = match list_regions(client).await {
+        Ok(known) => known,
+        Err(SyncError::Regions(e)) if e.is_auth() => return Err(SyncError::Regions(e)),
+        Err(e) => {
+            warn!(error = %e, "could not check the named regions against DescribeRegions");
+            return Ok(regions.to_vec());
+        }
+    };
+    let unknown: Vec<String> = regions
+        .iter()
+        .filter(|r| !known.contains(r))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        Ok(regions.to_vec())
+    } else {
+        Err(SyncError::UnknownRegions { unknown, known })
+    }
 }
 
 /// Progress is logged every this many pages: about every 10 000 instances, a few
@@ -394,8 +424,16 @@ async fn sync_scope(
         return report;
     }
     report.complete = true;
+    // A record skipped for want of an id was some instance: which one, nobody can
+    // say, so this crawl is no evidence that any instance is gone.
+    if report.skipped > 0 && !filtered {
+        warn!(
+            skipped = report.skipped,
+            "records without an instance id were skipped; no instance is marked deleted this run"
+        );
+    }
     let options = ApplyOptions {
-        filtered: filtered || settings.apply.filtered,
+        filtered: filtered || settings.apply.filtered || report.skipped > 0,
         ..settings.apply.clone()
     };
     match staging.apply(&options).await {

@@ -147,8 +147,11 @@ impl Client {
         request: &DescribeAndroidInstancesRequest,
     ) -> Result<InstancePage, ApiError> {
         let action = ACTION_DESCRIBE_ANDROID_INSTANCES;
-        let (status, body) = self.call(action, &request.to_params()).await?;
-        parse_instance_page(action, status, &body)
+        let (status, body, header_id) = self.call(action, &request.to_params()).await?;
+        let mut page = parse_instance_page(action, status, &body)
+            .map_err(|e| e.with_request_id(header_id.clone()))?;
+        page.request_id = page.request_id.or(header_id);
+        Ok(page)
     }
 
     pub async fn describe_regions(
@@ -156,8 +159,9 @@ impl Client {
         request: &DescribeRegionsRequest,
     ) -> Result<DescribeRegionsResponse, ApiError> {
         let action = ACTION_DESCRIBE_REGIONS;
-        let (status, body) = self.call(action, &request.to_params()).await?;
-        serde_json::from_slice(&body).map_err(|e| bad_response(action, status, &body, e))
+        let (status, body, header_id) = self.call(action, &request.to_params()).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| bad_response(action, status, &body, e).with_request_id(header_id))
     }
 
     /// Sends the call until it succeeds, fails for good, or the retry budget is
@@ -166,7 +170,7 @@ impl Client {
         &self,
         action: &str,
         params: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>), ApiError> {
+    ) -> Result<(u16, Vec<u8>, Option<String>), ApiError> {
         let policy = &self.config.retry;
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -205,7 +209,7 @@ impl Client {
         &self,
         action: &str,
         params: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>), ApiError> {
+    ) -> Result<(u16, Vec<u8>, Option<String>), ApiError> {
         let credentials =
             self.credentials
                 .credentials()
@@ -240,19 +244,28 @@ impl Client {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
+        // The gateway's RequestId also comes as a header: it names the request when
+        // the body is not JSON (a proxy's page, a truncated or oversized answer).
+        let header_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
         let body = read_limited(response).await.map_err(|e| match e {
             ReadError::TooLarge => ApiError::BadResponse {
                 action: action.to_owned(),
                 status,
-                request_id: None,
+                request_id: header_id.clone(),
                 detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
             },
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
         if status >= 400 {
-            return Err(service_error(action, status, &body, retry_after));
+            return Err(service_error(action, status, &body, retry_after)
+                .with_request_id(header_id));
         }
-        Ok((status, body))
+        Ok((status, body, header_id))
     }
 
     fn signed_headers(

@@ -125,6 +125,19 @@ impl ApiError {
         }
     }
 
+    /// Fills in the RequestId (from the `x-acs-request-id` header) where the body
+    /// did not say it.
+    pub fn with_request_id(mut self, id: Option<String>) -> Self {
+        if let ApiError::Service { request_id, .. } | ApiError::BadResponse { request_id, .. } =
+            &mut self
+        {
+            if request_id.is_none() {
+                *request_id = id;
+            }
+        }
+        self
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::Service { retry_after, .. } => *retry_after,

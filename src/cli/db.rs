@@ -28,6 +28,9 @@ impl DbArgs {
     }
 }
 
+/// The `application_name` of the job's database sessions.
+pub const APPLICATION_NAME: &str = "ecp-inventory";
+
 /// Connects, or fails with a message that names the problem but never the password.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse().map_err(|_| {
@@ -36,6 +39,13 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
              (expected postgres://user:password@host:port/database)",
         )
     })?;
+    // Named in pg_stat_activity, so a DBA can tell the job's sessions apart. A URL
+    // that sets its own application_name keeps it.
+    let options = if options.get_application_name().is_none() {
+        options.application_name(APPLICATION_NAME)
+    } else {
+        options
+    };
     let target = format!(
         "{}@{}:{}/{}",
         options.get_username(),
@@ -49,7 +59,18 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .connect_with(options)
         .await
         .map_err(|e| {
-            anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", describe(&e))
+            let message = format!("cannot connect to PostgreSQL at {target}: {}", describe(&e));
+            // A wrong password, an unknown user or database: the invocation is wrong,
+            // and trying again will not help (exit 2). Anything else may pass (exit 1).
+            let refused = e
+                .as_database_error()
+                .and_then(|db| db.code())
+                .is_some_and(|code| code.starts_with("28") || code == "3D000");
+            if refused {
+                anyhow::Error::new(ConfigError::new(message))
+            } else {
+                anyhow::anyhow!(message)
+            }
         })?;
     Ok(pool)
 }

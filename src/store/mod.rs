@@ -105,7 +105,7 @@ pub enum StoreError {
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
-        "scope {scope} is locked by another run (waited {waited:?}); \
+        "scope {scope} is locked by another run (waited {waited:?}, --lock-wait-secs); \
          is a previous sync still running?"
     )]
     LockBusy { scope: Scope, waited: Duration },

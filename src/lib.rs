@@ -9,11 +9,15 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod crawl;
 pub mod credentials;
 pub mod error;
+pub mod metrics;
+pub mod multi;
 pub mod normalize;
 pub mod pg_local;
+pub mod progress;
 pub mod secret;
 pub mod simulator;
 pub mod store;

@@ -277,7 +277,7 @@ pub async fn run(
     })
 }
 
-async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
+pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
     let answer = client
         .describe_regions(&DescribeRegionsRequest::default())
         .await
@@ -327,7 +327,7 @@ const PROGRESS_EVERY_PAGES: u64 = 100;
 /// one line per instance: the first few say what it is, a count says how much.
 const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 
-async fn sync_scope(
+pub(crate) async fn sync_scope(
     run: &Run,
     client: &Client,
     scope: Scope,
@@ -354,6 +354,8 @@ async fn sync_scope(
             Some(Err(e)) => break Some(e.to_string()),
             None => break Some("the crawl stopped before its last page".to_owned()),
         };
+        let page_span = tracing::debug_span!("page", page = page.number);
+        let in_page = page_span.enter();
         rows.clear();
         let mut skipped = 0;
         for record in &page.instances {
@@ -390,8 +392,20 @@ async fn sync_scope(
         report.instances += rows.len() as u64;
         report.duplicates += page.duplicates;
         report.skipped += skipped;
+        drop(in_page);
+        crate::progress::page(
+            &scope,
+            page.number,
+            rows.len() as u64,
+            page.total_count,
+            page.is_last,
+        );
         staging.record_skipped(skipped);
-        if let Err(e) = staging.push_page(page.fetched_at, &rows).await {
+        if let Err(e) = staging
+            .push_page(page.fetched_at, &rows)
+            .instrument(page_span)
+            .await
+        {
             // The connection is likely gone: the staged rows went with it.
             return report.failed(&e);
         }

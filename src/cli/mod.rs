@@ -6,6 +6,7 @@ mod crawl;
 mod db;
 mod demo;
 mod migrate;
+mod prune;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -14,13 +15,18 @@ use crate::telemetry::LogFormat;
 
 pub use api_args::{ApiArgs, FilterArgs};
 pub use db::{connect, DbArgs};
+pub use prune::{parse_age, PruneArgs};
 pub use sync::{OutputFormat, SyncArgs};
 
 /// Keeps an always-current, fully historied inventory of Alibaba Cloud Elastic
 /// Cloud Phone instances in PostgreSQL.
 ///
-/// Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
-/// and (for STS) ALIBABA_CLOUD_SECURITY_TOKEN.
+/// Credentials come from the default chain of the Alibaba Cloud SDKs:
+/// ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus
+/// ALIBABA_CLOUD_SECURITY_TOKEN for STS); RRSA (ALIBABA_CLOUD_ROLE_ARN,
+/// ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE); the aliyun CLI
+/// profile (ALIBABA_CLOUD_PROFILE); the ECS RAM role. `sync --config FILE` gives
+/// each account its own.
 ///
 /// Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration,
 /// 3 another run holds the scope's lock, 4 a deletion was refused for lack of
@@ -56,6 +62,11 @@ pub enum Command {
     ///
     /// Example: ecp-inventory crawl --endpoint http://127.0.0.1:8790 --region cn-shanghai
     Crawl(crawl::CrawlArgs),
+    /// Remove history older than a horizon (versions that ended, changes observed
+    /// before it); the fleet as of any instant inside the horizon is unchanged.
+    ///
+    /// Example: ecp-inventory prune --older-than 400d
+    Prune(prune::PruneArgs),
     /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool
     /// and for tests.
     ///
@@ -71,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Migrate(args) => migrate::run(args).await.map(|()| 0),
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
         Command::Crawl(args) => crawl::run(args).await.map(|()| 0),
+        Command::Prune(args) => prune::run(args).await.map(|()| 0),
         Command::Simulate(args) => crate::simulator::run_cli(args).await.map(|()| 0),
     }
 }

@@ -1,15 +1,21 @@
 //! `ecp-inventory sync`: the main job.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::FixedOffset;
 
 use super::db::{connect, DbArgs};
 use super::{ApiArgs, FilterArgs};
+use crate::config::ConfigFile;
+use crate::credentials::ChainSettings;
 use crate::error::ConfigError;
+use crate::multi::{self, SourceJob};
 use crate::normalize::NormalizeOptions;
 use crate::store::{self, ApplyOptions, Store, StoreConfig};
 use crate::sync::{self, Regions, RunReport, SyncSettings};
+use crate::{metrics, progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -73,6 +79,26 @@ pub struct SyncArgs {
     /// What to print on stdout when the run ends.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+
+    /// A TOML file listing the accounts (sources) to crawl, each with its own
+    /// credentials, endpoint, regions and filters (see the README). Without it,
+    /// one account from the flags and the environment.
+    #[arg(long, env = "ECP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Push the run's metrics to this Prometheus Pushgateway, e.g.
+    /// http://pushgateway:9091 (to {URL}/metrics/job/ecp_inventory).
+    #[arg(long, env = "ECP_PUSHGATEWAY_URL", value_name = "URL")]
+    pub pushgateway_url: Option<String>,
+
+    /// Write the run's metrics to this file (atomically), for node_exporter's
+    /// textfile collector.
+    #[arg(long, env = "ECP_METRICS_FILE", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Never show the progress line (shown when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 fn parse_offset(s: &str) -> Result<FixedOffset, String> {
@@ -122,10 +148,45 @@ impl SyncArgs {
     }
 }
 
+/// The sources of `--config FILE`, each with its own client; the flags give
+/// everything the file does not.
+fn config_jobs(
+    args: &SyncArgs,
+    settings: &SyncSettings,
+    path: &std::path::Path,
+) -> Result<Vec<SourceJob>, ConfigError> {
+    if args.regions != ["all"] || args.source != "default" || settings.filters.is_filtered() {
+        return Err(ConfigError::new(
+            "--region, --source and filters go in the config file's [[source]] tables \
+             when --config is given",
+        ));
+    }
+    let file = ConfigFile::load(path)?;
+    let base = args.api.client_config()?;
+    let env = ChainSettings::from_process_env();
+    let mut jobs = Vec::with_capacity(file.sources.len());
+    for source in &file.sources {
+        let s = source.source(&base, Some(args.api.rate_limit), &env)?;
+        jobs.push(SourceJob {
+            client: s.client,
+            settings: SyncSettings {
+                source: s.alias,
+                regions: s.regions,
+                filters: s.filters,
+                ..settings.clone()
+            },
+        });
+    }
+    Ok(jobs)
+}
+
 /// Runs the job; the report decides the exit code.
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let settings = args.settings()?;
-    let client = args.api.client().await?;
+    let (client, jobs) = match &args.config {
+        Some(path) => (None, config_jobs(&args, &settings, path)?),
+        None => (Some(args.api.client().await?), Vec::new()),
+    };
     let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
     let store = Store::new(
         pool,
@@ -137,9 +198,51 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     if !args.no_migrate {
         store.migrate().await?;
     }
-    let report = sync::run(&store, &client, &settings).await?;
+    if !args.no_progress && std::io::stderr().is_terminal() {
+        progress::start();
+    }
+    let result = match &client {
+        Some(client) => sync::run(&store, client, &settings).await,
+        None => multi::run(&store, &jobs, settings.concurrency).await,
+    };
+    progress::finish();
+    let report = result?;
     print_report(&report, args.output)?;
+    export_metrics(&store, &report, &args).await;
     Ok(report.exit_code())
+}
+
+/// Metrics are a side channel: a failure to deliver them is logged, and does not
+/// change the run's exit code (alert on the metrics' age to catch it).
+async fn export_metrics(store: &Store, report: &RunReport, args: &SyncArgs) {
+    if args.pushgateway_url.is_none() && args.metrics_file.is_none() {
+        return;
+    }
+    let facts = match metrics::FleetFacts::query(store.pool()).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count instances for the metrics");
+            metrics::FleetFacts::default()
+        }
+    };
+    let now = chrono::Utc::now().timestamp() as f64;
+    let body = metrics::render(report, &facts, now);
+    if let Some(path) = &args.metrics_file {
+        match metrics::write_textfile(path, &body) {
+            Ok(()) => tracing::info!(path = %path.display(), "metrics written"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the metrics file")
+            }
+        }
+    }
+    if let Some(url) = &args.pushgateway_url {
+        match metrics::push(url, body).await {
+            Ok(()) => tracing::info!(url = %metrics::push_url(url), "metrics pushed"),
+            Err(e) => {
+                tracing::warn!(url = %metrics::push_url(url), error = %e, "could not push the metrics")
+            }
+        }
+    }
 }
 
 pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<()> {

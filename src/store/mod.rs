@@ -34,6 +34,7 @@
 mod apply;
 mod ledger;
 mod lock;
+mod prune;
 mod stage;
 mod templates;
 
@@ -45,6 +46,7 @@ use sqlx::PgPool;
 
 pub use apply::{ApplyCounts, ApplyOptions};
 pub use ledger::{Run, RunOutcome};
+pub use prune::PruneCounts;
 pub use stage::ScopeSync;
 
 /// The migrations under `migrations/`, embedded in the binary.

@@ -1,0 +1,110 @@
+//! `ecp-inventory prune`: retention of history.
+
+use std::time::Duration;
+
+use super::db::{connect, DbArgs};
+use super::OutputFormat;
+use crate::error::ConfigError;
+use crate::store::{Store, StoreConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Remove versions that ended, and changes observed, longer ago than this:
+    /// a number and a unit, s, m, h, d or w (e.g. 400d, 12h, 2w). Questions about
+    /// any instant inside the horizon keep their answers.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: Duration,
+
+    /// Count what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// `400d`, `12h`, `2w`, `90m`, `30s`.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age like 400d, 12h or 2w"))?;
+    let unit_secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h, d or w")),
+    };
+    if n == 0 {
+        return Err("the age must be more than zero".into());
+    }
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
+    let age = chrono::Duration::from_std(args.older_than)
+        .map_err(|_| ConfigError::new("--older-than is too long"))?;
+    let horizon = chrono::Utc::now() - age;
+    let pool = connect(args.db.url()?, 2).await?;
+    let store = Store::new(pool, StoreConfig::default())?;
+    let counts = store.prune(horizon, args.dry_run).await?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    tracing::info!(
+        horizon = %horizon.to_rfc3339(),
+        versions = counts.versions,
+        changes = counts.changes,
+        dry_run = args.dry_run,
+        "prune finished"
+    );
+    match args.output {
+        OutputFormat::Text => println!(
+            "prune {verb} {} versions and {} changes older than {}",
+            counts.versions,
+            counts.changes,
+            horizon.to_rfc3339()
+        ),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "horizon": horizon,
+                "dry_run": args.dry_run,
+                "versions": counts.versions,
+                "changes": counts.changes,
+            })
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(
+            parse_age("400d").unwrap(),
+            Duration::from_secs(400 * 86_400)
+        );
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(parse_age("30m").unwrap(), Duration::from_secs(1800));
+        for bad in ["", "d", "400", "400y", "-1d", "0d", "1.5d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The TOML config file (`sync --config FILE`): several accounts ("sources"), each
+//! with its own credentials, endpoint, regions and filters, crawled in one run.
+//!
+//! ```toml
+//! [[source]]
+//! alias = "prod-cn"                      # stored as `source` on every row
+//! access_key_id_env = "PROD_AK_ID"       # names of variables, not values
+//! access_key_secret_env = "PROD_AK_SECRET"
+//! regions = "all"                        # or ["cn-shanghai", "cn-hangzhou"]
+//!
+//! [[source]]
+//! alias = "intl"
+//! profile = "intl"                       # a profile of ~/.aliyun/config.json
+//! endpoint = "https://eds-aic.ap-southeast-1.aliyuncs.com"
+//! regions = ["ap-southeast-1"]
+//! filters = { status = "RUNNING", tags = ["env=prod"] }
+//!
+//! [[source]]
+//! alias = "ack"                          # no credential keys: the default chain
+//! ```
+//!
+//! Credentials of a source, at most one way: `access_key_id_env` +
+//! `access_key_secret_env` (+ `security_token_env`); `profile`; literal
+//! `access_key_id` + `access_key_secret` (discouraged: the file then holds a
+//! secret); or nothing (or `credentials = "default"`) for the default chain.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::api::credentials::{CredentialsProvider, StaticProvider};
+use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
+use crate::api::ratelimit::RateLimiter;
+use crate::api::{Client, ClientConfig, Credentials};
+use crate::credentials::{vars, ChainSettings, CliProfileProvider, DefaultChain};
+use crate::error::ConfigError;
+use crate::secret::Secret;
+use crate::sync::Regions;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(rename = "source", default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One `[[source]]` table. Holds no secret unless the user wrote one in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub alias: String,
+    /// `"default"`: the default chain, which is also what no credential key means.
+    pub credentials: Option<String>,
+    pub access_key_id_env: Option<String>,
+    pub access_key_secret_env: Option<String>,
+    pub security_token_env: Option<String>,
+    pub profile: Option<String>,
+    pub access_key_id: Option<String>,
+    /// Plain text while parsed; wrapped in [`Secret`] as soon as it is used.
+    pub access_key_secret: Option<String>,
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub regions: RegionsConfig,
+    /// Requests per second for this account (default: `--rate-limit`).
+    pub rate_limit: Option<f64>,
+    #[serde(default)]
+    pub filters: FiltersConfig,
+}
+
+/// Names only: a literal secret is never printed.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("alias", &self.alias)
+            .field("credentials", &self.credential_kind())
+            .field("endpoint", &self.endpoint)
+            .field("regions", &self.regions)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RegionsConfig {
+    /// `"all"` (or a single region id).
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for RegionsConfig {
+    fn default() -> Self {
+        RegionsConfig::One("all".into())
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersConfig {
+    pub status: Option<String>,
+    #[serde(default)]
+    pub instance_ids: Vec<String>,
+    #[serde(default)]
+    pub instance_group_ids: Vec<String>,
+    /// `KEY=VALUE` or `KEY`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub charge_type: Option<String>,
+    pub instance_name: Option<String>,
+}
+
+/// How a source gets its credentials, once validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    DefaultChain,
+    EnvVars {
+        id: String,
+        secret: String,
+        token: Option<String>,
+    },
+    Profile(String),
+    Literal,
+}
+
+/// A source ready to crawl.
+pub struct Source {
+    pub alias: String,
+    pub client: Client,
+    pub regions: Regions,
+    pub filters: DescribeAndroidInstancesRequest,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse(&text)
+            .map_err(|e| ConfigError::new(format!("config file {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and checks everything that can be checked without the environment.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::new(e.to_string()))?;
+        if file.sources.is_empty() {
+            return Err(ConfigError::new("no [[source]] table"));
+        }
+        let mut seen = BTreeSet::new();
+        for s in &file.sources {
+            if s.alias.trim().is_empty() {
+                return Err(ConfigError::new("a source has an empty alias"));
+            }
+            if !seen.insert(s.alias.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "alias {:?} is used twice",
+                    s.alias
+                )));
+            }
+            let at = |e: String| ConfigError::new(format!("source {:?}: {e}", s.alias));
+            s.credential_kind().map_err(at)?;
+            s.regions().map_err(at)?;
+            s.filters().map_err(at)?;
+            if let Some(r) = s.rate_limit {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(at(format!("rate_limit must be positive, not {r}")));
+                }
+            }
+        }
+        Ok(file)
+    }
+}
+
+impl SourceConfig {
+    pub fn credential_kind(&self) -> Result<CredentialKind, String> {
+        let env_pair = self.access_key_id_env.is_some() || self.access_key_secret_env.is_some();
+        let literal = self.access_key_id.is_some() || self.access_key_secret.is_some();
+        let ways = [env_pair, self.profile.is_some(), literal]
+            .iter()
+            .filter(|w| **w)
+            .count();
+        if ways > 1 {
+            return Err("give credentials one way only: access_key_*_env, profile, \
+                 or access_key_id/access_key_secret"
+                .into());
+        }
+        if self.security_token_env.is_some() && !env_pair {
+            return Err(
+                "security_token_env needs access_key_id_env and access_key_secret_env".into(),
+            );
+        }
+        match self.credentials.as_deref() {
+            None | Some("default") => {}
+            Some(other) => {
+                return Err(format!(
+                    "credentials = {other:?}: the only value is \"default\" (the default chain)"
+                ))
+            }
+        }
+        if self.credentials.is_some() && ways > 0 {
+            return Err(
+                "credentials = \"default\" cannot be combined with other credential keys".into(),
+            );
+        }
+        if env_pair {
+            match (&self.access_key_id_env, &self.access_key_secret_env) {
+                (Some(id), Some(secret)) => Ok(CredentialKind::EnvVars {
+                    id: id.clone(),
+                    secret: secret.clone(),
+                    token: self.security_token_env.clone(),
+                }),
+                _ => Err("set both access_key_id_env and access_key_secret_env".into()),
+            }
+        } else if let Some(p) = &self.profile {
+            Ok(CredentialKind::Profile(p.clone()))
+        } else if literal {
+            if self.access_key_id.is_some() && self.access_key_secret.is_some() {
+                Ok(CredentialKind::Literal)
+            } else {
+                Err("set both access_key_id and access_key_secret".into())
+            }
+        } else {
+            Ok(CredentialKind::DefaultChain)
+        }
+    }
+
+    pub fn regions(&self) -> Result<Regions, String> {
+        let list = match &self.regions {
+            RegionsConfig::One(r) => vec![r.clone()],
+            RegionsConfig::List(l) => l.clone(),
+        };
+        if list.is_empty() {
+            return Err("regions is empty (use \"all\" for every region)".into());
+        }
+        if list.iter().any(|r| r == "all") {
+            if list.len() > 1 {
+                return Err("\"all\" cannot be combined with other regions".into());
+            }
+            return Ok(Regions::All);
+        }
+        Ok(Regions::Only(list))
+    }
+
+    pub fn filters(&self) -> Result<DescribeAndroidInstancesRequest, String> {
+        let f = &self.filters;
+        if let Some(s) = &f.status {
+            if !STATUSES.contains(&s.as_str()) {
+                return Err(format!("filters.status {s:?} is not one of {STATUSES:?}"));
+            }
+        }
+        if let Some(c) = &f.charge_type {
+            if c != "PrePaid" && c != "PostPaid" {
+                return Err(format!(
+                    "filters.charge_type {c:?} is not PrePaid or PostPaid"
+                ));
+            }
+        }
+        let mut tags = Vec::with_capacity(f.tags.len());
+        for t in &f.tags {
+            tags.push(match t.split_once('=') {
+                _ if t.is_empty() || t.starts_with('=') => {
+                    return Err(format!("filters.tags {t:?}: the tag key is empty"))
+                }
+                Some((k, v)) => Tag::new(k, v),
+                None => Tag {
+                    key: Some(t.clone()),
+                    value: None,
+                },
+            });
+        }
+        Ok(DescribeAndroidInstancesRequest {
+            status: f.status.clone(),
+            android_instance_ids: f.instance_ids.clone(),
+            instance_group_ids: f.instance_group_ids.clone(),
+            tag: tags,
+            charge_type: f.charge_type.clone(),
+            android_instance_name: f.instance_name.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// The credentials provider, reading variables from `settings` (the process
+    /// environment in production). Errors name variables, never values.
+    pub fn provider(
+        &self,
+        settings: &ChainSettings,
+    ) -> Result<Arc<dyn CredentialsProvider>, ConfigError> {
+        let at = |e: String| ConfigError::new(format!("source {:?}: {e}", self.alias));
+        let name = format!("config/{}", self.alias);
+        Ok(match self.credential_kind().map_err(at)? {
+            CredentialKind::DefaultChain => Arc::new(DefaultChain::new(settings.clone())),
+            CredentialKind::EnvVars { id, secret, token } => {
+                let get = |var: &str| {
+                    settings
+                        .var(var)
+                        .map(str::to_owned)
+                        .ok_or_else(|| at(format!("environment variable {var} is not set")))
+                };
+                let mut c = Credentials::new(get(&id)?, Secret::new(get(&secret)?));
+                if let Some(t) = token {
+                    c = c.with_security_token(Secret::new(get(&t)?));
+                }
+                Arc::new(StaticProvider::new(c, name))
+            }
+            CredentialKind::Profile(p) => {
+                let s = settings.clone().with_var(vars::PROFILE, p);
+                Arc::new(CliProfileProvider::from_settings(&s).map_err(|e| at(e.to_string()))?)
+            }
+            CredentialKind::Literal => {
+                tracing::warn!(
+                    source = %self.alias,
+                    "the config file holds an access key secret; prefer access_key_secret_env"
+                );
+                let id = self.access_key_id.clone().unwrap_or_default();
+                let secret = Secret::new(self.access_key_secret.clone().unwrap_or_default());
+                Arc::new(StaticProvider::new(Credentials::new(id, secret), name))
+            }
+        })
+    }
+
+    /// A client for this source: `base` (from the flags) with this source's
+    /// endpoint, and a rate limiter and call statistics of its own (API quotas are
+    /// per account): `rate_limit`, else `default_rate`.
+    pub fn source(
+        &self,
+        base: &ClientConfig,
+        default_rate: Option<f64>,
+        settings: &ChainSettings,
+    ) -> Result<Source, ConfigError> {
+        let at = |e: String| ConfigError::new(format!("source {:?}: {e}", self.alias));
+        let mut config = base.clone();
+        if let Some(endpoint) = &self.endpoint {
+            config.endpoint = endpoint.clone();
+        }
+        config.rate_limiter = self
+            .rate_limit
+            .or(default_rate)
+            .map(|rate| Arc::new(RateLimiter::new(rate)));
+        config.stats = Arc::default();
+        let client =
+            Client::new(self.provider(settings)?, config).map_err(|e| at(e.to_string()))?;
+        Ok(Source {
+            alias: self.alias.clone(),
+            client,
+            regions: self.regions().map_err(at)?,
+            filters: self.filters().map_err(at)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[source]]
+alias = "prod"
+access_key_id_env = "PROD_ID"
+access_key_secret_env = "PROD_SECRET"
+
+[[source]]
+alias = "intl"
+profile = "intl"
+endpoint = "https://eds-aic.ap-southeast-1.aliyuncs.com"
+regions = ["ap-southeast-1"]
+rate_limit = 5
+filters = { status = "RUNNING", tags = ["env=prod", "team"] }
+
+[[source]]
+alias = "ack"
+credentials = "default"
+"#;
+
+    #[test]
+    fn parses_every_way_of_giving_credentials() {
+        let f = ConfigFile::parse(EXAMPLE).unwrap();
+        let kinds: Vec<_> = f
+            .sources
+            .iter()
+            .map(|s| s.credential_kind().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                CredentialKind::EnvVars {
+                    id: "PROD_ID".into(),
+                    secret: "PROD_SECRET".into(),
+                    token: None
+                },
+                CredentialKind::Profile("intl".into()),
+                CredentialKind::DefaultChain,
+            ]
+        );
+        assert_eq!(f.sources[0].regions().unwrap(), Regions::All);
+        assert_eq!(
+            f.sources[1].regions().unwrap(),
+            Regions::Only(vec!["ap-southeast-1".into()])
+        );
+        let filters = f.sources[1].filters().unwrap();
+        assert_eq!(filters.status.as_deref(), Some("RUNNING"));
+        assert_eq!(filters.tag.len(), 2);
+        assert!(filters.is_filtered());
+        assert!(!f.sources[0].filters().unwrap().is_filtered());
+    }
+
+    #[test]
+    fn rejects_mistakes_with_a_named_source() {
+        for (text, needle) in [
+            ("", "no [[source]]"),
+            ("[[source]]\nalias = \"a\"\n[[source]]\nalias = \"a\"", "used twice"),
+            (
+                "[[source]]\nalias = \"a\"\nprofile = \"p\"\naccess_key_id_env = \"X\"\naccess_key_secret_env = \"Y\"",
+                "one way only",
+            ),
+            ("[[source]]\nalias = \"a\"\naccess_key_id_env = \"X\"", "set both"),
+            ("[[source]]\nalias = \"a\"\nregions = [\"all\", \"cn-shanghai\"]", "cannot be combined"),
+            ("[[source]]\nalias = \"a\"\nfilters = { status = \"BOGUS\" }", "filters.status"),
+            ("[[source]]\nalias = \"a\"\nsecret = \"x\"", "unknown field"),
+        ] {
+            let e = ConfigFile::parse(text).unwrap_err().0;
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn env_credentials_name_the_missing_variable_and_never_print_values() {
+        let f = ConfigFile::parse(EXAMPLE).unwrap();
+        let settings = ChainSettings::from_vars([("PROD_ID", "LTAIabc")]);
+        let err = f.sources[0].provider(&settings).unwrap_err().0;
+        assert!(
+            err.contains("PROD_SECRET") && err.contains("\"prod\""),
+            "{err}"
+        );
+        let settings = settings.with_var("PROD_SECRET", "very-secret");
+        let source = f.sources[0]
+            .source(&ClientConfig::default(), None, &settings)
+            .unwrap();
+        assert_eq!(source.alias, "prod");
+        let literal = ConfigFile::parse(
+            "[[source]]\nalias = \"l\"\naccess_key_id = \"id\"\naccess_key_secret = \"very-secret\"",
+        )
+        .unwrap();
+        assert!(!format!("{:?}", literal.sources[0]).contains("very-secret"));
+    }
+}

@@ -1,0 +1,328 @@
+//! Prometheus metrics of a run, in the text exposition format (version 0.0.4),
+//! pushed to a Pushgateway or written for node_exporter's textfile collector.
+//!
+//! Everything describes the last run, except `ecp_inventory_runs_total`, counted
+//! from the run ledger (so it is a true counter however the job is scheduled), and
+//! `ecp_inventory_instances`, the fleet now by status from `ecp.current_instances`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use sqlx::PgPool;
+
+use crate::sync::RunReport;
+
+/// The Pushgateway job name: metrics go to `{url}/metrics/job/ecp_inventory`.
+pub const JOB: &str = "ecp_inventory";
+
+/// What the database says, gathered after the run.
+#[derive(Clone, Debug, Default)]
+pub struct FleetFacts {
+    /// `(source, biz_region_id, status, count)` of the current instances.
+    pub instances: Vec<(String, String, String, i64)>,
+    /// `(status, count)` of every run in the ledger.
+    pub runs: Vec<(String, i64)>,
+}
+
+impl FleetFacts {
+    pub async fn query(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let instances = sqlx::query_as(
+            "SELECT source, biz_region_id, COALESCE(status, 'UNKNOWN'), count(*) \
+             FROM ecp.current_instances GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .fetch_all(pool)
+        .await?;
+        let runs =
+            sqlx::query_as("SELECT status, count(*) FROM ecp.sync_runs GROUP BY 1 ORDER BY 1")
+                .fetch_all(pool)
+                .await?;
+        Ok(FleetFacts { instances, runs })
+    }
+}
+
+/// Builds the exposition text, one metric family at a time.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", format_value(value));
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The metrics of `report`, finished at `finished_at` (Unix seconds).
+pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> String {
+    let mut e = Exposition(String::new());
+    let ok = if report.succeeded() { 1.0 } else { 0.0 };
+
+    e.family(
+        "ecp_inventory_last_run_success",
+        "gauge",
+        "1 if the last run succeeded in every scope, else 0.",
+    );
+    e.sample("ecp_inventory_last_run_success", &[], ok);
+    e.family(
+        "ecp_inventory_last_run_timestamp_seconds",
+        "gauge",
+        "When the last run finished, in Unix time.",
+    );
+    e.sample(
+        "ecp_inventory_last_run_timestamp_seconds",
+        &[],
+        finished_at.floor(),
+    );
+    e.family(
+        "ecp_inventory_last_run_duration_seconds",
+        "gauge",
+        "How long the last run took.",
+    );
+    e.sample(
+        "ecp_inventory_last_run_duration_seconds",
+        &[],
+        report.duration_secs,
+    );
+    e.family(
+        "ecp_inventory_last_run_id",
+        "gauge",
+        "The run_id of the last run in ecp.sync_runs.",
+    );
+    e.sample("ecp_inventory_last_run_id", &[], report.run_id as f64);
+    e.family(
+        "ecp_inventory_last_run_api_requests",
+        "gauge",
+        "API requests sent by the last run, retries included.",
+    );
+    e.sample(
+        "ecp_inventory_last_run_api_requests",
+        &[],
+        report.requests as f64,
+    );
+    e.family(
+        "ecp_inventory_last_run_api_retries",
+        "gauge",
+        "API calls retried by the last run.",
+    );
+    e.sample(
+        "ecp_inventory_last_run_api_retries",
+        &[],
+        report.retries as f64,
+    );
+    e.family(
+        "ecp_inventory_last_run_api_throttled",
+        "gauge",
+        "Throttled API answers in the last run.",
+    );
+    e.sample(
+        "ecp_inventory_last_run_api_throttled",
+        &[],
+        report.throttled as f64,
+    );
+
+    e.family(
+        "ecp_inventory_runs_total",
+        "counter",
+        "Runs recorded in ecp.sync_runs, by status.",
+    );
+    for (status, n) in &facts.runs {
+        e.sample("ecp_inventory_runs_total", &[("status", status)], *n as f64);
+    }
+
+    e.family(
+        "ecp_inventory_scope_success",
+        "gauge",
+        "1 if the scope was applied in the last run, else 0 (biz_region_id * when the source's regions could not be listed).",
+    );
+    for s in &report.scopes {
+        let labels = [
+            ("source", s.source.as_str()),
+            ("biz_region_id", s.biz_region_id.as_str()),
+        ];
+        e.sample(
+            "ecp_inventory_scope_success",
+            &labels,
+            if s.error.is_none() { 1.0 } else { 0.0 },
+        );
+    }
+    e.family(
+        "ecp_inventory_scope_pages",
+        "gauge",
+        "API pages fetched per scope in the last run.",
+    );
+    for s in &report.scopes {
+        let labels = [
+            ("source", s.source.as_str()),
+            ("biz_region_id", s.biz_region_id.as_str()),
+        ];
+        e.sample("ecp_inventory_scope_pages", &labels, s.pages as f64);
+    }
+    e.family(
+        "ecp_inventory_scope_instances_seen",
+        "gauge",
+        "Instances returned per scope in the last run.",
+    );
+    for s in &report.scopes {
+        let labels = [
+            ("source", s.source.as_str()),
+            ("biz_region_id", s.biz_region_id.as_str()),
+        ];
+        e.sample(
+            "ecp_inventory_scope_instances_seen",
+            &labels,
+            s.instances as f64,
+        );
+    }
+    e.family(
+        "ecp_inventory_changes",
+        "gauge",
+        "Instances changed by the last run, per scope and kind (created, updated, deleted, restored, unchanged).",
+    );
+    for s in &report.scopes {
+        let Some(c) = s.counts else { continue };
+        for (kind, n) in [
+            ("created", c.created),
+            ("updated", c.updated),
+            ("deleted", c.deleted),
+            ("restored", c.restored),
+            ("unchanged", c.unchanged),
+        ] {
+            let labels = [
+                ("source", s.source.as_str()),
+                ("biz_region_id", s.biz_region_id.as_str()),
+                ("kind", kind),
+            ];
+            e.sample("ecp_inventory_changes", &labels, n as f64);
+        }
+    }
+    e.family(
+        "ecp_inventory_instances",
+        "gauge",
+        "Current instances by source, region and status (ecp.current_instances).",
+    );
+    for (source, region, status, n) in &facts.instances {
+        let labels = [
+            ("source", source.as_str()),
+            ("biz_region_id", region.as_str()),
+            ("status", status.as_str()),
+        ];
+        e.sample("ecp_inventory_instances", &labels, *n as f64);
+    }
+    e.0
+}
+
+/// Writes `body` to `path` atomically (a temporary file in the same directory,
+/// then a rename), so the textfile collector never reads half a file.
+pub fn write_textfile(path: &Path, body: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the metrics path has no file name"))?;
+    let tmp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    let tmp = match dir {
+        Some(d) => d.join(tmp_name),
+        None => tmp_name.into(),
+    };
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("could not reach the Pushgateway: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the Pushgateway answered {status}: {body}")]
+    Status {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+}
+
+/// The grouping URL: `{base}/metrics/job/ecp_inventory`.
+pub fn push_url(base: &str) -> String {
+    format!("{}/metrics/job/{JOB}", base.trim_end_matches('/'))
+}
+
+/// PUTs `body` to the Pushgateway, replacing the metrics of the job's group (so
+/// scopes that no longer exist do not linger).
+pub async fn push(base: &str, body: String) -> Result<(), PushError> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let response = client
+        .put(push_url(base))
+        .header("Content-Type", "text/plain; version=0.0.4")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(PushError::Status { status, body });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_integers_print_plainly() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(format_value(3.0), "3");
+        assert_eq!(format_value(0.25), "0.25");
+    }
+
+    #[test]
+    fn textfile_is_replaced_whole() {
+        let dir = std::env::temp_dir().join(format!("ecp-metrics-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ecp.prom");
+        write_textfile(&path, "a 1\n").unwrap();
+        write_textfile(&path, "b 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b 2\n");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

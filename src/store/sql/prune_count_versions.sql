@@ -1,0 +1,1 @@
+SELECT count(*) FROM ecp.instance_versions WHERE valid_to < $1

@@ -1,5 +1,7 @@
+mod cli;
 mod crawl;
 mod helpers;
+mod reliability;
 mod simulator;
 mod sql_queries;
 mod store;

@@ -822,7 +822,8 @@ async fn ten_thousand_instances_through_throttling_503s_and_latency() {
     );
     assert_eq!(report.throttled, stats.errors["Throttling.User"]);
 
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT instance_id, status, instance_name, biz_region_id FROM ecp.current_instances ORDER BY 1",
     )
     .fetch_all(&db.pool)

@@ -70,7 +70,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 pub fn chain_message(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
-        let text = cause.to_string();
+        // One line, whatever the text: a service message may span several.
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if line.contains(&text) {
             continue;
         }
@@ -102,5 +107,14 @@ mod tests {
         let e = anyhow::Error::new(ConfigError::new("bad flag")).context("starting");
         assert_eq!(exit_code(&e), EXIT_CONFIG);
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), EXIT_FAILED);
+    }
+
+    #[test]
+    fn the_message_is_one_line() {
+        let e = anyhow::anyhow!("signature mismatch; string to sign:\nACS3\r\nabc");
+        assert_eq!(
+            chain_message(&e),
+            "signature mismatch; string to sign: ACS3 abc"
+        );
     }
 }

@@ -262,8 +262,9 @@ impl Client {
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
         if status >= 400 {
-            return Err(service_error(action, status, &body, retry_after)
-                .with_request_id(header_id));
+            return Err(
+                service_error(action, status, &body, retry_after).with_request_id(header_id)
+            );
         }
         Ok((status, body, header_id))
     }

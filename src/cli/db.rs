@@ -33,7 +33,12 @@ pub const APPLICATION_NAME: &str = "ecp-inventory";
 
 /// Connects, or fails with a message that names the problem but never the password.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().map_err(|_| {
+    let scheme_ok = ["postgres://", "postgresql://"].iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    });
+    let parsed = if scheme_ok { url.parse().ok() } else { None };
+    let options: PgConnectOptions = parsed.ok_or_else(|| {
         ConfigError::new(
             "DATABASE_URL / --database-url is not a valid PostgreSQL URL \
              (expected postgres://user:password@host:port/database)",

@@ -1,6 +1,8 @@
+mod cli;
 mod crawl;
 mod helpers;
 mod readme;
+mod reliability;
 mod simulator;
 mod sql_queries;
 mod store;

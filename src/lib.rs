@@ -8,6 +8,7 @@
 //! for tests, the demo and benchmarks; [`pg_local`] starts a throwaway Postgres.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod crawl;

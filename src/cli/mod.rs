@@ -2,6 +2,7 @@
 //! flags into validated settings before any I/O and then calling the library.
 
 mod api_args;
+mod bench;
 mod crawl;
 mod db;
 mod demo;
@@ -72,6 +73,11 @@ pub enum Command {
     ///
     /// Example: ecp-inventory simulate --listen 127.0.0.1:8790 --instances 5000 --seed 7
     Simulate(crate::simulator::SimulateArgs),
+    /// Benchmark the pipeline on a local PostgreSQL and the simulator: first
+    /// sync, no-change and churned re-syncs, against a plain COPY of the same rows.
+    ///
+    /// Example: ecp-inventory bench --sizes 10000,100000 --json bench.json
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code (a sync may finish with failed
@@ -84,5 +90,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Crawl(args) => crawl::run(args).await.map(|()| 0),
         Command::Prune(args) => prune::run(args).await.map(|()| 0),
         Command::Simulate(args) => crate::simulator::run_cli(args).await.map(|()| 0),
+        Command::Bench(args) => bench::run(args).await.map(|()| 0),
     }
 }

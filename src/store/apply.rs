@@ -98,10 +98,11 @@ async fn apply_in_transaction(
 
     // Later pages win over earlier ones for an instance listed twice; fresh
     // statistics because temp tables are never auto-analyzed and the joins below
-    // need to know the staged set's size.
+    // need to know the staged set's size (of the join key only: analyzing the
+    // wide staged columns would cost more than it tells).
     sqlx::raw_sql(
-        "DELETE FROM ecp_stage s USING ecp_stage t \
-         WHERE t.instance_id = s.instance_id AND t.seq > s.seq; ANALYZE ecp_stage",
+        "ANALYZE ecp_stage (instance_id); DELETE FROM ecp_stage s USING ecp_stage t \
+         WHERE t.instance_id = s.instance_id AND t.seq > s.seq",
     )
     .execute(&mut *conn)
     .await?;
@@ -124,6 +125,18 @@ async fn apply_in_transaction(
         .bind(previous_crawl)
         .execute(&mut *tx)
         .await?;
+    // A record staged short (its digest matched its row while the crawl ran) must
+    // still be unchanged: otherwise another run changed the row meanwhile, and
+    // this crawl did not keep what it would need to write it.
+    let moved: Option<String> = sqlx::query_scalar(
+        "SELECT a.instance_id FROM ecp_apply a \
+         JOIN ecp_stage s ON s.instance_id = a.instance_id WHERE s.raw IS NULL LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(instance_id) = moved {
+        return Err(StoreError::ConcurrentChange { scope, instance_id });
+    }
 
     if !opts.filtered {
         let (current, missing): (i64, i64) = sqlx::query_as(sql.deletion_evidence)
@@ -151,6 +164,12 @@ async fn apply_in_transaction(
         }
     }
 
+    // The writes below join ecp_apply with the staged rows: without statistics
+    // the planner takes it for a tiny table and may pick nested loops that are
+    // quadratic in the number of changed instances.
+    sqlx::raw_sql("ANALYZE ecp_apply")
+        .execute(&mut *tx)
+        .await?;
     let kinds: Vec<(String, i64)> =
         sqlx::query_as("SELECT kind, count(*) FROM ecp_apply GROUP BY kind")
             .fetch_all(&mut *tx)

@@ -124,6 +124,11 @@ pub enum StoreError {
         current: u64,
         share: f64,
     },
+    #[error(
+        "instance {instance_id} of scope {scope} was changed by another run while this \
+         crawl ran; nothing was applied, run the sync again"
+    )]
+    ConcurrentChange { scope: Scope, instance_id: String },
     #[error("invalid store configuration: {0}")]
     Config(String),
 }

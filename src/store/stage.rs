@@ -4,10 +4,12 @@
 //! the table, like the scope lock, ends with the connection.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use tracing::debug;
 
@@ -20,6 +22,8 @@ use crate::normalize::{ColumnValue, Normalized, TagKind};
 /// that a COPY round trip per page does not dominate, small enough that memory
 /// stays flat whatever the fleet size.
 const STAGE_FLUSH_BYTES: usize = 4 << 20;
+
+const STAGE_SESSION_SETTINGS: &str = "SET temp_buffers = '256MB'; SET work_mem = '128MB'";
 
 /// One scope's crawl being staged. Created by [`super::Run::begin_scope`]; ends with
 /// [`ScopeSync::apply`] (the crawl reached its last page) or
@@ -37,9 +41,25 @@ pub struct ScopeSync {
     pub(crate) problems: i64,
     /// When the last page was fetched: a complete crawl saw everything by then.
     pub(crate) last_observed_at: Option<DateTime<Utc>>,
+    /// Encoded records not yet sent: their content lines back to back in `buf`.
+    pending: Vec<PendingRow>,
+    /// The observation times of the pages in the batch, as COPY text.
+    observed: Vec<String>,
     buf: Vec<u8>,
     seq: i64,
     copy_statement: String,
+}
+
+/// One encoded record waiting in [`ScopeSync::buf`].
+struct PendingRow {
+    seq: i64,
+    instance_id: String,
+    /// The content digest, 32 hex digits.
+    hash: String,
+    /// Index into the batch's observation times.
+    observed: usize,
+    /// The record's content line (without the trailing newline) in `buf`.
+    content: std::ops::Range<usize>,
 }
 
 pub(crate) async fn begin(
@@ -55,9 +75,15 @@ pub(crate) async fn begin(
     let defs: Vec<String> = cols.iter().map(|(c, t)| format!("{c} {t}")).collect();
     let create = format!(
         "CREATE TEMP TABLE ecp_stage (seq bigint NOT NULL, observed_at timestamptz NOT NULL, \
-         {}, tags jsonb NOT NULL, biz_tags jsonb NOT NULL, disks jsonb NOT NULL, raw jsonb NOT NULL)",
+         content_hash uuid NOT NULL, {}, tags jsonb, biz_tags jsonb, disks jsonb, raw text)",
         defs.join(", ")
     );
+    // Session settings for this connection only (it is closed after the apply):
+    // the staged crawl mostly fits in temp buffers (they must be set before the
+    // first temp table is touched), and the apply's hash joins and sorts in memory.
+    sqlx::raw_sql(STAGE_SESSION_SETTINGS)
+        .execute(&mut conn)
+        .await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(create))
         .execute(&mut conn)
         .await?;
@@ -72,7 +98,7 @@ pub(crate) async fn begin(
     .await?;
     let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
     let copy_statement = format!(
-        "COPY ecp_stage (seq, observed_at, {}, tags, biz_tags, disks, raw) FROM STDIN",
+        "COPY ecp_stage (seq, observed_at, content_hash, {}, tags, biz_tags, disks, raw) FROM STDIN",
         names.join(", ")
     );
     debug!(run_id, %scope, "scope locked, staging open");
@@ -87,6 +113,8 @@ pub(crate) async fn begin(
         skipped: 0,
         problems: 0,
         last_observed_at: None,
+        pending: Vec::new(),
+        observed: Vec::new(),
         buf: Vec::with_capacity(STAGE_FLUSH_BYTES + (64 << 10)),
         seq: 0,
         copy_statement,
@@ -110,12 +138,22 @@ impl ScopeSync {
             Some(t) if t > observed_at => t,
             _ => observed_at,
         });
-        let observed = observed_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        self.observed
+            .push(observed_at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        let observed = self.observed.len() - 1;
         for n in records {
             self.seq += 1;
             self.records += 1;
             self.problems += n.problems.len() as i64;
-            encode_record(&mut self.buf, self.seq, &observed, n);
+            let start = self.buf.len();
+            let hash = encode_content(&mut self.buf, n);
+            self.pending.push(PendingRow {
+                seq: self.seq,
+                instance_id: n.row.instance_id.clone(),
+                hash,
+                observed,
+                content: start..self.buf.len(),
+            });
         }
         if self.buf.len() >= STAGE_FLUSH_BYTES {
             self.flush().await?;
@@ -128,14 +166,75 @@ impl ScopeSync {
         self.skipped += n as i64;
     }
 
+    /// Sends the batch. Records whose digest equals the one stored with their
+    /// current row (same scope, not deleted) are staged as a short row: sequence,
+    /// time, digest and id. Nothing else about them is needed unless the row
+    /// changes before the apply, which the apply refuses (see
+    /// [`StoreError::ConcurrentChange`]). The others are staged in full.
     pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.buf.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let mut copy = self.conn.copy_in_raw(&self.copy_statement).await?;
-        copy.send(std::mem::take(&mut self.buf)).await?;
-        copy.finish().await?;
-        self.buf = Vec::with_capacity(STAGE_FLUSH_BYTES + (64 << 10));
+        let ids: Vec<&str> = self
+            .pending
+            .iter()
+            .map(|r| r.instance_id.as_str())
+            .collect();
+        let hashes: Vec<&str> = self.pending.iter().map(|r| r.hash.as_str()).collect();
+        // The positions (1-based) of the unchanged records in the batch.
+        let unchanged: Vec<i64> = sqlx::query_scalar(
+            "SELECT u.n \
+             FROM unnest($1::text[], $2::text[]::uuid[]) WITH ORDINALITY \
+                  AS u (instance_id, content_hash, n) \
+             JOIN ecp.instances i ON i.instance_id = u.instance_id \
+             WHERE i.content_hash = u.content_hash AND i.deleted_at IS NULL \
+               AND i.source = $3 AND i.biz_region_id = $4",
+        )
+        .bind(&ids)
+        .bind(&hashes)
+        .bind(&self.scope.source)
+        .bind(&self.scope.biz_region_id)
+        .fetch_all(&mut self.conn)
+        .await?;
+        let mut is_unchanged = vec![false; self.pending.len()];
+        for n in unchanged {
+            is_unchanged[n as usize - 1] = true;
+        }
+
+        let mut full = Vec::with_capacity(self.buf.len() + self.pending.len() * 96);
+        let mut short = Vec::with_capacity(self.pending.len() * 96);
+        for (r, unchanged) in self.pending.iter().zip(is_unchanged) {
+            let observed = &self.observed[r.observed];
+            if unchanged {
+                let _ = write!(short, "{}\t{observed}\t{}\t", r.seq, r.hash);
+                let mut id = String::with_capacity(r.instance_id.len());
+                escape_into(&mut id, &r.instance_id);
+                short.extend_from_slice(id.as_bytes());
+                short.push(b'\n');
+            } else {
+                let _ = write!(full, "{}\t{observed}\t{}\t", r.seq, r.hash);
+                full.extend_from_slice(&self.buf[r.content.clone()]);
+                full.push(b'\n');
+            }
+        }
+        self.pending.clear();
+        self.observed.clear();
+        self.buf.clear();
+        if !full.is_empty() {
+            let mut copy = self.conn.copy_in_raw(&self.copy_statement).await?;
+            copy.send(full).await?;
+            copy.finish().await?;
+        }
+        if !short.is_empty() {
+            let mut copy = self
+                .conn
+                .copy_in_raw(
+                    "COPY ecp_stage (seq, observed_at, content_hash, instance_id) FROM STDIN",
+                )
+                .await?;
+            copy.send(short).await?;
+            copy.finish().await?;
+        }
         Ok(())
     }
 
@@ -153,12 +252,18 @@ impl ScopeSync {
     }
 }
 
-/// Appends one record as a line of COPY text format.
-fn encode_record(buf: &mut Vec<u8>, seq: i64, observed: &str, n: &Normalized) {
+/// Appends the content of one record to `buf` as COPY text (the typed columns,
+/// tags, biz_tags, disks, raw; no newline) and returns its digest, 32 hex digits.
+/// Equal digests mean equal staged values, which lets unchanged instances be
+/// recognized cheaply.
+fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
     let mut line = String::with_capacity(4096);
-    let _ = write!(line, "{seq}\t{observed}");
+    let mut first = true;
     for (_, value) in n.row.columns() {
-        line.push('\t');
+        if !first {
+            line.push('\t');
+        }
+        first = false;
         match value {
             ColumnValue::Text(Some(s)) => escape_into(&mut line, s),
             ColumnValue::Int(Some(i)) => {
@@ -200,8 +305,9 @@ fn encode_record(buf: &mut Vec<u8>, seq: i64, observed: &str, n: &Normalized) {
         line.push('\t');
         escape_into(&mut line, &json);
     }
-    line.push('\n');
+    let digest = Sha256::digest(line.as_bytes());
     buf.extend_from_slice(line.as_bytes());
+    hex::encode(&digest[..16])
 }
 
 /// COPY text format: backslash, tab, newline and carriage return are escaped.
@@ -234,11 +340,12 @@ mod tests {
             serde_json::json!({"AndroidInstanceId": "acp-1", "AndroidInstanceName": "a\tb\\c\nd"});
         let n = normalize(raw.as_object().unwrap(), &NormalizeOptions::default()).unwrap();
         let mut buf = Vec::new();
-        encode_record(&mut buf, 1, "2024-01-01T00:00:00Z", &n);
+        let hash = encode_content(&mut buf, &n);
+        assert_eq!(hash.len(), 32);
         let line = String::from_utf8(buf).unwrap();
-        assert_eq!(line.matches('\n').count(), 1);
-        // seq, observed_at, the typed columns, tags, biz_tags, disks, raw
-        assert_eq!(line.split('\t').count(), 2 + typed_columns().len() + 4);
+        assert_eq!(line.matches('\n').count(), 0);
+        // the typed columns, tags, biz_tags, disks, raw
+        assert_eq!(line.split('\t').count(), typed_columns().len() + 4);
         assert!(line.contains("a\\tb\\\\c\\nd"));
     }
 }

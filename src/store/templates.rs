@@ -77,7 +77,11 @@ impl ApplySql {
                 .replace("{{i_typed_cols}}", &prefixed("i", &data))
                 .replace("{{tracked_s}}", &prefixed("s", &tracked_all))
                 .replace("{{tracked_i}}", &prefixed("i", &tracked_all))
-                .replace("{{volatile_s}}", &prefixed("s", &vol))
+                // raw is staged as text (parsed only for the rows written).
+                .replace(
+                    "{{volatile_s}}",
+                    &prefixed("s", &vol).replace("s.raw", "s.raw::jsonb"),
+                )
                 .replace("{{volatile_i}}", &prefixed("i", &vol))
                 .replace("{{field_values}}", &field_values)
                 .replace("{{set_typed}}", &set_typed)

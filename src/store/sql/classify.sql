@@ -5,6 +5,10 @@
 --   restored  a row marked deleted
 --   updated   a tracked column, tag, disk or the scope differs (new version)
 --   volatile  only volatile columns or raw differ (current row only)
+-- An instance whose content_hash equals the staged one (same digest of every
+-- staged value), still current in the same scope, is unchanged without further
+-- comparison: the common case costs one join and one 16-byte comparison. Any
+-- other instance gets the full comparison, so the hash only saves work.
 -- changed_at is when the new state was observed, nudged past the current
 -- version's start so that a clock step back cannot produce an empty validity.
 -- The double-brace placeholders are column lists generated from InstanceRow::columns.
@@ -25,6 +29,8 @@ FROM ecp_stage s
 LEFT JOIN ecp.instances i ON i.instance_id = s.instance_id
 CROSS JOIN LATERAL (
     SELECT CASE
+        WHEN i.content_hash = s.content_hash AND i.deleted_at IS NULL
+          AND i.source = $1::text AND i.biz_region_id = $2::text THEN NULL
         WHEN i.instance_id IS NULL THEN 'created'
         WHEN i.deleted_at IS NOT NULL THEN 'restored'
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})

@@ -1,0 +1,539 @@
+//! The benchmark behind `ecp-inventory bench`: the whole job (simulator on
+//! loopback, in-process; a real Postgres) at several fleet sizes, each phase
+//! measured for wall time, throughput, rows written and peak RSS, next to the time
+//! Postgres itself takes to COPY the same instance rows into a plain table.
+//!
+//! Phases per fleet size, each on a fresh database:
+//! - `first`: the first sync (every instance created, with its history);
+//! - `no-change`: a re-sync of the unchanged fleet (must write nothing);
+//! - `churn`: a re-sync after `churn` of the fleet changed (status, names, tags,
+//!   disks, volatile fields, creations and deletions);
+//! - `copy`: `COPY` of the synced `ecp.instances` rows, dumped to a temporary file
+//!   beforehand, into a plain unindexed table: the physical limit of the machine;
+//! - then, optionally, more churned runs up to `history_runs` and the time of every
+//!   view and every query under `sql/`.
+//!
+//! Peak RSS is this process's `VmHWM`, reset before each phase through
+//! `/proc/self/clear_refs`. The simulator runs in this process (it generates the
+//! fleet on demand and keeps little memory) and competes for the same cores.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sqlx::{Connection, PgPool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::api::{Client, ClientConfig, Credentials};
+use crate::simulator::{
+    ChurnSpec, Faults, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
+use crate::store::{Store, StoreConfig};
+use crate::sync::{self, Regions, RunReport, SyncSettings};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub sizes: Vec<usize>,
+    /// Share of the fleet changed before the churn phase.
+    pub churn: f64,
+    /// Total runs of history before the queries are timed (0: no query phase).
+    pub history_runs: usize,
+    /// Latency added per simulated request for the concurrency check (0: skip it).
+    pub latency_ms: u64,
+    /// Fleet size of the concurrency check.
+    pub latency_instances: usize,
+    pub seed: u64,
+    /// Directory of the `.sql` files to time (missing: only the views are timed).
+    pub sql_dir: PathBuf,
+    /// Where the COPY baseline's dump goes (deleted afterwards).
+    pub scratch_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseResult {
+    pub instances: usize,
+    pub phase: String,
+    pub wall_secs: f64,
+    pub instances_per_sec: f64,
+    /// Rows inserted, updated or deleted in the ecp tables (pg_stat_user_tables).
+    pub rows_written: i64,
+    /// Of those, rows inserted or updated in instances, instance_versions and
+    /// instance_changes (must be 0 for the no-change phase).
+    pub history_rows_written: i64,
+    pub peak_rss_mb: f64,
+    /// Wall time over the COPY baseline of the same size.
+    pub ratio_to_copy: Option<f64>,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryResult {
+    pub instances: usize,
+    pub history_runs: usize,
+    pub query: String,
+    pub secs: f64,
+    pub rows: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConcurrencyResult {
+    pub latency_ms: u64,
+    pub instances: usize,
+    pub one_region_secs: f64,
+    pub one_region_instances: u64,
+    pub all_regions_secs: f64,
+    pub all_regions: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BenchReport {
+    pub phases: Vec<PhaseResult>,
+    pub queries: Vec<QueryResult>,
+    pub concurrency: Option<ConcurrencyResult>,
+}
+
+/// Runs the benchmark. `fresh_db` returns the URL of a new, empty database.
+pub async fn run<F, Fut>(config: &BenchConfig, mut fresh_db: F) -> anyhow::Result<BenchReport>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let mut report = BenchReport::default();
+    for &n in &config.sizes {
+        let url = fresh_db().await?;
+        bench_size(config, n, &url, &mut report).await?;
+    }
+    if config.latency_ms > 0 {
+        let url = fresh_db().await?;
+        report.concurrency = Some(concurrency_check(config, &url).await?);
+        let url = fresh_db().await?;
+        let c = report.concurrency.as_mut().expect("just set");
+        let (secs, seen) = timed_sync(config, &url, c.instances, Some(1)).await?;
+        c.one_region_secs = secs;
+        c.one_region_instances = seen;
+    }
+    Ok(report)
+}
+
+fn client_for(endpoint: String) -> anyhow::Result<Client> {
+    Ok(Client::new(
+        Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ClientConfig {
+            endpoint,
+            // No client-side rate limit: the benchmark measures the pipeline.
+            rate_limiter: None,
+            ..Default::default()
+        },
+    )?)
+}
+
+async fn bench_size(
+    config: &BenchConfig,
+    n: usize,
+    url: &str,
+    report: &mut BenchReport,
+) -> anyhow::Result<()> {
+    eprintln!("bench: {n} instances");
+    let pool = crate::cli::connect(url, 8).await?;
+    let store = Store::new(pool.clone(), StoreConfig::default())?;
+    store.migrate().await?;
+    let sim = Simulator::new(SimulatorConfig {
+        instances: n,
+        seed: config.seed,
+        ..Default::default()
+    });
+    let running = sim.start("127.0.0.1:0".parse()?).await?;
+    let client = client_for(running.endpoint())?;
+    let settings = SyncSettings::default();
+
+    let first = phase(&pool, "first", n, || sync::run(&store, &client, &settings)).await?;
+    let copy_secs = copy_baseline(&pool, &config.scratch_dir).await?;
+    let again = phase(&pool, "no-change", n, || {
+        sync::run(&store, &client, &settings)
+    })
+    .await?;
+    sim.churn(&churn_spec(config.seed, n, config.churn));
+    let churned = phase(&pool, "churn", n, || sync::run(&store, &client, &settings)).await?;
+
+    let copy = PhaseResult {
+        instances: n,
+        phase: "copy".into(),
+        wall_secs: copy_secs,
+        instances_per_sec: n as f64 / copy_secs,
+        rows_written: n as i64,
+        history_rows_written: 0,
+        // Measured in the server, not in this process.
+        peak_rss_mb: f64::NAN,
+        ratio_to_copy: Some(1.0),
+        created: 0,
+        updated: 0,
+        deleted: 0,
+        restored: 0,
+        unchanged: 0,
+    };
+    for mut p in [first, again, churned] {
+        p.ratio_to_copy = Some(p.wall_secs / copy_secs);
+        report.phases.push(p);
+    }
+    report.phases.push(copy);
+
+    if config.history_runs > 3 {
+        for run in 4..=config.history_runs {
+            sim.churn(&churn_spec(config.seed + run as u64, n, config.churn));
+            let r = sync::run(&store, &client, &settings).await?;
+            ensure_ok(&r)?;
+            eprintln!("bench: history run {run}: {}", r.summary_line());
+        }
+        sqlx::raw_sql("ANALYZE").execute(&pool).await?;
+        for (name, sql) in queries(&config.sql_dir)? {
+            let t = Instant::now();
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(&pool)
+                .await
+                .with_context(|| format!("query {name}"))?
+                .len();
+            report.queries.push(QueryResult {
+                instances: n,
+                history_runs: config.history_runs,
+                query: name,
+                secs: t.elapsed().as_secs_f64(),
+                rows,
+            });
+        }
+    }
+    running.shutdown().await;
+    pool.close().await;
+    Ok(())
+}
+
+/// About `share` of the fleet changes, spread over the kinds of change.
+fn churn_spec(seed: u64, n: usize, share: f64) -> ChurnSpec {
+    let total = (n as f64 * share).round() as usize;
+    let part = |f: f64| ((total as f64) * f).round() as usize;
+    ChurnSpec {
+        seed,
+        create: part(0.1),
+        delete: part(0.1),
+        status: part(0.3),
+        rename: part(0.1),
+        retag: part(0.2),
+        resize_disk: part(0.1),
+        volatile: part(0.1),
+    }
+}
+
+fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        report.succeeded(),
+        "the sync failed: {}",
+        report.summary_line()
+    );
+    Ok(())
+}
+
+/// Row counters of the ecp tables: (all writes, inserts+updates of the history
+/// tables).
+async fn write_counters(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await?;
+    let (all, history): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, \
+                COALESCE(sum(n_tup_ins + n_tup_upd) FILTER (WHERE relname IN \
+                  ('instances', 'instance_versions', 'instance_changes')), 0)::bigint \
+         FROM pg_stat_user_tables \
+         WHERE schemaname = 'ecp' AND relname IN ('instances', 'instance_versions', \
+               'instance_changes', 'instance_disks', 'instance_tags')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((all, history))
+}
+
+/// Lets the sessions that just ended report their counters.
+async fn settle_stats() {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+async fn phase<F, Fut>(
+    pool: &PgPool,
+    name: &str,
+    n: usize,
+    sync_once: F,
+) -> anyhow::Result<PhaseResult>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<RunReport, sync::SyncError>>,
+{
+    sqlx::raw_sql("CHECKPOINT").execute(pool).await?;
+    settle_stats().await;
+    let before = write_counters(pool).await?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let r = sync_once().await?;
+    let wall = t.elapsed().as_secs_f64();
+    let rss = peak_rss_mb();
+    ensure_ok(&r)?;
+    settle_stats().await;
+    let after = write_counters(pool).await?;
+    eprintln!("bench: {name}: {:.2} s; {}", wall, r.summary_line());
+    Ok(PhaseResult {
+        instances: n,
+        phase: name.into(),
+        wall_secs: wall,
+        instances_per_sec: n as f64 / wall,
+        rows_written: after.0 - before.0,
+        history_rows_written: after.1 - before.1,
+        peak_rss_mb: rss,
+        ratio_to_copy: None,
+        created: r.totals.created,
+        updated: r.totals.updated,
+        deleted: r.totals.deleted,
+        restored: r.totals.restored,
+        unchanged: r.totals.unchanged,
+    })
+}
+
+/// Dumps ecp.instances (the rows the sync wrote) to a file, then times a COPY of
+/// that file into a plain table with the same columns and no index.
+async fn copy_baseline(pool: &PgPool, scratch: &Path) -> anyhow::Result<f64> {
+    tokio::fs::create_dir_all(scratch).await?;
+    let path = scratch.join(format!("copy-baseline-{}.txt", std::process::id()));
+    let mut conn = pool.acquire().await?.detach();
+    {
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut out = conn.copy_out_raw("COPY ecp.instances TO STDOUT").await?;
+        while let Some(chunk) = out.try_next().await? {
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+    }
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS public.bench_copy_baseline; \
+         CREATE TABLE public.bench_copy_baseline (LIKE ecp.instances); CHECKPOINT",
+    )
+    .execute(&mut conn)
+    .await?;
+    let mut file = tokio::fs::File::open(&path).await?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let t = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY public.bench_copy_baseline FROM STDIN")
+        .await?;
+    loop {
+        let got = file.read(&mut chunk).await?;
+        if got == 0 {
+            break;
+        }
+        copy.send(&chunk[..got]).await?;
+    }
+    copy.finish().await?;
+    let secs = t.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP TABLE public.bench_copy_baseline")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let _ = tokio::fs::remove_file(&path).await;
+    eprintln!("bench: copy baseline: {secs:.2} s");
+    Ok(secs)
+}
+
+/// The views and table functions of the SQL interface, plus every file under
+/// `sql_dir`.
+fn queries(sql_dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut list: Vec<(String, String)> = [
+        (
+            "current_instances (count)",
+            "SELECT count(*) FROM ecp.current_instances",
+        ),
+        (
+            "current_instances (one region, 100 rows)",
+            "SELECT * FROM ecp.current_instances WHERE biz_region_id = 'cn-shanghai' \
+             ORDER BY instance_id LIMIT 100",
+        ),
+        (
+            "change_feed (newest 100)",
+            "SELECT * FROM ecp.change_feed LIMIT 100",
+        ),
+        (
+            "change_feed (one instance)",
+            "SELECT * FROM ecp.change_feed WHERE instance_id = \
+             (SELECT min(instance_id) FROM ecp.instances)",
+        ),
+        (
+            "instances_as_of (count, mid-history)",
+            "SELECT count(*) FROM ecp.instances_as_of(\
+             (SELECT started_at + (finished_at - started_at) / 2 FROM ecp.sync_runs \
+              ORDER BY run_id DESC OFFSET 1 LIMIT 1))",
+        ),
+        (
+            "run_diff (last two runs)",
+            "SELECT * FROM ecp.run_diff(\
+             (SELECT max(run_id) - 1 FROM ecp.sync_runs), (SELECT max(run_id) FROM ecp.sync_runs))",
+        ),
+        (
+            "fleet_daily (last 7 days)",
+            "SELECT * FROM ecp.fleet_daily WHERE day >= current_date - 7",
+        ),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    if let Ok(dir) = std::fs::read_dir(sql_dir) {
+        let mut files: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f)?;
+            let name = format!(
+                "sql/{}",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            );
+            list.push((name, text));
+        }
+    }
+    Ok(list)
+}
+
+/// Six regions with latency on every request: the time of a first sync of all of
+/// them (the one-region time is filled in by the caller).
+async fn concurrency_check(config: &BenchConfig, url: &str) -> anyhow::Result<ConcurrencyResult> {
+    let (secs, _) = timed_sync(config, url, config.latency_instances, None).await?;
+    let all_regions = SimulatorConfig::default().regions.len();
+    Ok(ConcurrencyResult {
+        latency_ms: config.latency_ms,
+        instances: config.latency_instances,
+        one_region_secs: 0.0,
+        one_region_instances: 0,
+        all_regions_secs: secs,
+        all_regions,
+    })
+}
+
+/// A first sync with latency; `only` limits it to that many regions.
+async fn timed_sync(
+    config: &BenchConfig,
+    url: &str,
+    n: usize,
+    only: Option<usize>,
+) -> anyhow::Result<(f64, u64)> {
+    let pool = crate::cli::connect(url, 8).await?;
+    let store = Store::new(pool.clone(), StoreConfig::default())?;
+    store.migrate().await?;
+    let sim = Simulator::new(SimulatorConfig {
+        instances: n,
+        seed: config.seed,
+        faults: Faults {
+            latency_ms: config.latency_ms,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let running = sim.start("127.0.0.1:0".parse()?).await?;
+    let client = client_for(running.endpoint())?;
+    let regions = match only {
+        Some(k) => Regions::Only(sim.regions().into_iter().take(k).collect()),
+        None => Regions::Only(sim.regions()),
+    };
+    let settings = SyncSettings {
+        regions,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let r = sync::run(&store, &client, &settings).await?;
+    let secs = t.elapsed().as_secs_f64();
+    ensure_ok(&r)?;
+    let seen = r.scopes.iter().map(|s| s.instances).sum();
+    eprintln!(
+        "bench: {} region(s), {} ms latency: {secs:.2} s; {}",
+        r.scopes.len(),
+        config.latency_ms,
+        r.summary_line()
+    );
+    running.shutdown().await;
+    pool.close().await;
+    Ok((secs, seen))
+}
+
+/// Resets this process's peak RSS (VmHWM) to its current RSS.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS in MB since start or the last reset (NaN off Linux).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The results as a Markdown table.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| instances | phase | wall s | instances/s | rows written | history rows written | peak RSS MB | × COPY |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &report.phases {
+        let rss = if p.peak_rss_mb.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", p.peak_rss_mb)
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |\n",
+            p.instances,
+            p.phase,
+            p.wall_secs,
+            p.instances_per_sec,
+            p.rows_written,
+            if p.phase == "copy" {
+                "–".to_owned()
+            } else {
+                p.history_rows_written.to_string()
+            },
+            rss,
+            p.ratio_to_copy
+                .map_or("–".to_owned(), |r| format!("{r:.2}")),
+        ));
+    }
+    if !report.queries.is_empty() {
+        out.push_str("\n| instances | runs of history | query | seconds | rows |\n|---:|---:|---|---:|---:|\n");
+        for q in &report.queries {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.3} | {} |\n",
+                q.instances, q.history_runs, q.query, q.secs, q.rows
+            ));
+        }
+    }
+    if let Some(c) = &report.concurrency {
+        out.push_str(&format!(
+            "\nConcurrency, {} ms added per request, {} instances over {} regions: \
+             one region ({} instances) {:.2} s, all {} regions {:.2} s.\n",
+            c.latency_ms,
+            c.instances,
+            c.all_regions,
+            c.one_region_instances,
+            c.one_region_secs,
+            c.all_regions,
+            c.all_regions_secs
+        ));
+    }
+    out
+}

@@ -1,0 +1,131 @@
+//! `ecp-inventory bench`: the pipeline's benchmark (see `crate::bench` and
+//! BENCHMARKS.md).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::db::DbArgs;
+use crate::bench::{self, BenchConfig};
+use crate::pg_local::LocalPostgres;
+
+/// The database each fleet size starts from, created afresh.
+const BENCH_DATABASE: &str = "ecp_bench";
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A server to benchmark on instead of a local one: the URL's user must be
+    /// allowed to create databases; the benchmark drops and recreates the
+    /// database `ecp_bench` on that server for each fleet size.
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Where the local PostgreSQL keeps its data.
+    #[arg(long, default_value = "target/bench-pg")]
+    pub data_dir: PathBuf,
+
+    /// Fleet sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub sizes: Vec<usize>,
+
+    /// Share of the fleet changed before the churn phase.
+    #[arg(long, default_value_t = 0.01)]
+    pub churn: f64,
+
+    /// Runs of history (each after a churn) before every view and sql/ query is
+    /// timed; 0 skips the query phase.
+    #[arg(long, default_value_t = 0)]
+    pub history_runs: usize,
+
+    /// Latency added to each simulated request for the check that six regions
+    /// crawl concurrently in about one region's time; 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Fleet size (over six regions) of the latency check.
+    #[arg(long, default_value_t = 30000)]
+    pub latency_instances: usize,
+
+    /// Seed of the simulated fleet and its churn.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Directory of the queries timed after the history runs.
+    #[arg(long, default_value = "sql")]
+    pub sql_dir: PathBuf,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.churn),
+        "--churn must be between 0 and 1"
+    );
+    anyhow::ensure!(!args.sizes.is_empty(), "--sizes is empty");
+    let config = BenchConfig {
+        sizes: args.sizes.clone(),
+        churn: args.churn,
+        history_runs: args.history_runs,
+        latency_ms: args.latency_ms,
+        latency_instances: args.latency_instances,
+        seed: args.seed,
+        sql_dir: args.sql_dir.clone(),
+        scratch_dir: std::env::temp_dir(),
+    };
+    let report = match &args.db.database_url {
+        Some(url) => {
+            let url = url.expose().to_owned();
+            bench::run(&config, || recreate_on_server(url.clone())).await?
+        }
+        None => {
+            let dir = args.data_dir.clone();
+            eprintln!("bench: starting a local PostgreSQL under {}", dir.display());
+            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir, &[]))
+                .await?
+                .with_context(|| {
+                    format!(
+                        "starting the local PostgreSQL under {}",
+                        args.data_dir.display()
+                    )
+                })?;
+            let pg = std::sync::Arc::new(pg);
+            let result = bench::run(&config, || {
+                let pg = pg.clone();
+                async move { Ok(pg.recreate_database(BENCH_DATABASE).await?) }
+            })
+            .await;
+            let stop = pg.clone();
+            let _ = tokio::task::spawn_blocking(move || stop.stop()).await;
+            result?
+        }
+    };
+    println!("{}", bench::render(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Drops and recreates `ecp_bench` on the server of `url`; returns its URL.
+async fn recreate_on_server(url: String) -> anyhow::Result<String> {
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    let options: PgConnectOptions = url.parse().context("--database-url")?;
+    let mut conn = options.connect().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {BENCH_DATABASE}"
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(options.database(BENCH_DATABASE).to_url_lossy().to_string())
+}

@@ -128,10 +128,18 @@ async fn apply_in_transaction(
     // A record staged short (its digest matched its row while the crawl ran) must
     // still be unchanged: otherwise another run changed the row meanwhile, and
     // this crawl did not keep what it would need to write it.
+    // One primary-key probe per short row (a scalar subquery is never turned into
+    // a join that would scan the whole fleet).
     let moved: Option<String> = sqlx::query_scalar(
-        "SELECT a.instance_id FROM ecp_apply a \
-         JOIN ecp_stage s ON s.instance_id = a.instance_id WHERE s.raw IS NULL LIMIT 1",
+        "SELECT s.instance_id FROM ecp_stage s \
+         WHERE s.raw IS NULL \
+           AND (SELECT i.content_hash = s.content_hash AND i.deleted_at IS NULL \
+                       AND i.source = $1 AND i.biz_region_id = $2 \
+                FROM ecp.instances i WHERE i.instance_id = s.instance_id) IS NOT TRUE \
+         LIMIT 1",
     )
+    .bind(&scope.source)
+    .bind(&scope.biz_region_id)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(instance_id) = moved {
@@ -167,9 +175,7 @@ async fn apply_in_transaction(
     // The writes below join ecp_apply with the staged rows: without statistics
     // the planner takes it for a tiny table and may pick nested loops that are
     // quadratic in the number of changed instances.
-    sqlx::raw_sql("ANALYZE ecp_apply")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql("ANALYZE ecp_apply").execute(&mut *tx).await?;
     let kinds: Vec<(String, i64)> =
         sqlx::query_as("SELECT kind, count(*) FROM ecp_apply GROUP BY kind")
             .fetch_all(&mut *tx)

@@ -183,12 +183,14 @@ impl ScopeSync {
         let hashes: Vec<&str> = self.pending.iter().map(|r| r.hash.as_str()).collect();
         // The positions (1-based) of the unchanged records in the batch.
         let unchanged: Vec<i64> = sqlx::query_scalar(
+            // A scalar subquery per record: always one primary-key probe, whatever
+            // the planner thinks of the table's size.
             "SELECT u.n \
              FROM unnest($1::text[], $2::text[]::uuid[]) WITH ORDINALITY \
                   AS u (instance_id, content_hash, n) \
-             JOIN ecp.instances i ON i.instance_id = u.instance_id \
-             WHERE i.content_hash = u.content_hash AND i.deleted_at IS NULL \
-               AND i.source = $3 AND i.biz_region_id = $4",
+             WHERE (SELECT i.content_hash = u.content_hash AND i.deleted_at IS NULL \
+                           AND i.source = $3 AND i.biz_region_id = $4 \
+                    FROM ecp.instances i WHERE i.instance_id = u.instance_id)",
         )
         .bind(&ids)
         .bind(&hashes)

@@ -9,6 +9,8 @@
 -- staged value), still current in the same scope, is unchanged without further
 -- comparison: the common case costs one join and one 16-byte comparison. Any
 -- other instance gets the full comparison, so the hash only saves work.
+-- Short staged rows (raw NULL: the digest matched during the crawl) are not
+-- classified here; apply.rs checks that they are still unchanged.
 -- changed_at is when the new state was observed, nudged past the current
 -- version's start so that a clock step back cannot produce an empty validity.
 -- The double-brace placeholders are column lists generated from InstanceRow::columns.
@@ -26,7 +28,11 @@ SELECT
     s.disks IS DISTINCT FROM i.disks,
     s.tags IS DISTINCT FROM i.tags OR s.biz_tags IS DISTINCT FROM i.biz_tags
 FROM ecp_stage s
-LEFT JOIN ecp.instances i ON i.instance_id = s.instance_id
+-- A probe of the primary key per staged row (LIMIT keeps the planner from
+-- turning it into a join that reads the whole fleet for a handful of rows).
+LEFT JOIN LATERAL (
+    SELECT * FROM ecp.instances i0 WHERE i0.instance_id = s.instance_id LIMIT 1
+) i ON true
 CROSS JOIN LATERAL (
     SELECT CASE
         WHEN i.content_hash = s.content_hash AND i.deleted_at IS NULL
@@ -39,4 +45,4 @@ CROSS JOIN LATERAL (
         WHEN ({{volatile_s}}) IS DISTINCT FROM ({{volatile_i}}) THEN 'volatile'
     END AS kind
 ) k
-WHERE k.kind IS NOT NULL
+WHERE s.raw IS NOT NULL AND k.kind IS NOT NULL

@@ -1,5 +1,6 @@
 mod crawl;
 mod helpers;
+mod production;
 mod simulator;
 mod sql_queries;
 mod store;

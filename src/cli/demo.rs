@@ -146,6 +146,7 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
         println!("   {n:>5}  {what}");
     }
     println!("\nA few of them (ecp.change_feed):");
+    #[allow(clippy::type_complexity)]
     let rows: Vec<(
         String,
         String,

@@ -14,6 +14,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home ecp
 COPY --from=build /src/target/release/ecp-inventory /usr/local/bin/ecp-inventory
 COPY sql /usr/share/ecp-inventory/sql
+COPY deploy/readonly_role.sql /usr/share/ecp-inventory/readonly_role.sql
 USER 10001
 ENTRYPOINT ["/usr/local/bin/ecp-inventory"]
 CMD ["--help"]

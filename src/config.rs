@@ -172,6 +172,24 @@ impl ConfigFile {
     }
 }
 
+impl ConfigFile {
+    /// The process environment as the sources see it: the `ALIBABA_CLOUD_*`
+    /// variables of the default chain plus the variables the file names.
+    pub fn settings_from_process_env(&self) -> ChainSettings {
+        let mut settings = ChainSettings::from_process_env();
+        for s in &self.sources {
+            if let Ok(CredentialKind::EnvVars { id, secret, token }) = s.credential_kind() {
+                for name in [Some(id), Some(secret), token].into_iter().flatten() {
+                    if let Ok(value) = std::env::var(&name) {
+                        settings = settings.with_var(name, value);
+                    }
+                }
+            }
+        }
+        settings
+    }
+}
+
 impl SourceConfig {
     pub fn credential_kind(&self) -> Result<CredentialKind, String> {
         let env_pair = self.access_key_id_env.is_some() || self.access_key_secret_env.is_some();

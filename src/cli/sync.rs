@@ -9,7 +9,6 @@ use chrono::FixedOffset;
 use super::db::{connect, DbArgs};
 use super::{ApiArgs, FilterArgs};
 use crate::config::ConfigFile;
-use crate::credentials::ChainSettings;
 use crate::error::ConfigError;
 use crate::multi::{self, SourceJob};
 use crate::normalize::NormalizeOptions;
@@ -163,7 +162,7 @@ fn config_jobs(
     }
     let file = ConfigFile::load(path)?;
     let base = args.api.client_config()?;
-    let env = ChainSettings::from_process_env();
+    let env = file.settings_from_process_env();
     let mut jobs = Vec::with_capacity(file.sources.len());
     for source in &file.sources {
         let s = source.source(&base, Some(args.api.rate_limit), &env)?;

@@ -1,6 +1,7 @@
 mod cli;
 mod crawl;
 mod helpers;
+mod production;
 mod readme;
 mod reliability;
 mod simulator;

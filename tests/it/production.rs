@@ -1,0 +1,522 @@
+//! Production fit, end to end through the binary: several accounts from a config
+//! file in one run, `--output json`, metrics to a textfile and a fake Pushgateway,
+//! retention (`prune`) that keeps as-of answers inside the horizon, and the
+//! analysts' read-only role.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use ecp_inventory::simulator::{SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use ecp_inventory::store::ApplyOptions;
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::helpers::{at, count, fleet, start_sim, sync, test_db};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecp-inventory");
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("ecp-prod-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the binary with a clean credentials environment plus `env`.
+async fn ecp(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ALIBABA_CLOUD_") || k.starts_with("ECP_") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .env("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+        .env("ECP_LOG_FORMAT", "json");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+type Received = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A fake Pushgateway on loopback that records every request.
+async fn fake_pushgateway() -> (String, Received) {
+    async fn record(
+        State(r): State<Received>,
+        method: Method,
+        uri: Uri,
+        body: String,
+    ) -> &'static str {
+        r.lock()
+            .unwrap()
+            .push((method.to_string(), uri.path().to_owned(), body));
+        ""
+    }
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .fallback(record)
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// The value of one sample line `name{labels} value` in an exposition text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_config_file_crawls_several_accounts_in_one_run_and_exports_metrics() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 300,
+        regions: vec!["cn-shanghai".into(), "cn-hangzhou".into()],
+        ..Default::default()
+    })
+    .await;
+    // Another account: another fleet (instance ids are unique across accounts).
+    let (_sim2, running2) = start_sim(SimulatorConfig {
+        instances: 100,
+        seed: 2,
+        regions: vec!["cn-hangzhou".into()],
+        ..Default::default()
+    })
+    .await;
+    let endpoint2 = running2.endpoint();
+    let (push_url, pushed) = fake_pushgateway().await;
+    let dir = TempDir::new();
+    let config = dir.0.join("sources.toml");
+    let endpoint = running.endpoint();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+alias = "alpha"
+access_key_id_env = "ALPHA_ID"
+access_key_secret_env = "ALPHA_SECRET"
+endpoint = "{endpoint}"
+regions = "all"
+
+[[source]]
+alias = "beta"
+access_key_id_env = "ALPHA_ID"
+access_key_secret_env = "ALPHA_SECRET"
+endpoint = "{endpoint2}"
+regions = ["cn-hangzhou"]
+filters = {{ status = "RUNNING" }}
+
+[[source]]
+alias = "broken"
+access_key_id_env = "ALPHA_ID"
+access_key_secret_env = "WRONG_SECRET"
+endpoint = "{endpoint}"
+"#
+        ),
+    )
+    .unwrap();
+    let metrics_file = dir.0.join("ecp.prom");
+    let (code, stdout, stderr) = ecp(
+        &[
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+            "--metrics-file",
+            metrics_file.to_str().unwrap(),
+            "--pushgateway-url",
+            &push_url,
+            "--max-attempts",
+            "1",
+        ],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ALPHA_ID", DEFAULT_ACCESS_KEY_ID),
+            ("ALPHA_SECRET", DEFAULT_ACCESS_KEY_SECRET),
+            ("WRONG_SECRET", "not-the-secret"),
+        ],
+    )
+    .await;
+    // One source failed: the others were applied, and the exit code says so.
+    assert_eq!(code, 1, "stderr: {stderr}");
+    assert!(!stderr.contains("not-the-secret"), "a secret was logged");
+    assert!(
+        !stderr.contains(DEFAULT_ACCESS_KEY_SECRET),
+        "a secret was logged"
+    );
+
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
+    assert_eq!(report["status"], "failed");
+    let scopes = report["scopes"].as_array().unwrap();
+    let done: BTreeSet<String> = scopes
+        .iter()
+        .filter(|s| s["complete"] == json!(true) && s.get("error").is_none())
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["source"].as_str().unwrap(),
+                s["biz_region_id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        ["alpha/cn-hangzhou", "alpha/cn-shanghai", "beta/cn-hangzhou"]
+            .map(String::from)
+            .into()
+    );
+    let broken: Vec<&Value> = scopes.iter().filter(|s| s["source"] == "broken").collect();
+    assert_eq!(broken.len(), 1);
+    assert!(broken[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("DescribeRegions"));
+
+    // One run row for the invocation, its scopes under it.
+    let pool = &db.pool;
+    assert_eq!(count(pool, "SELECT count(*) FROM ecp.sync_runs").await, 1);
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM ecp.sync_run_scopes WHERE applied"
+        )
+        .await,
+        3
+    );
+    let alpha = count(
+        pool,
+        "SELECT count(*) FROM ecp.current_instances WHERE source = 'alpha'",
+    )
+    .await;
+    assert_eq!(alpha, 300);
+    let beta_not_running = count(
+        pool,
+        "SELECT count(*) FROM ecp.current_instances WHERE source = 'beta' AND status <> 'RUNNING'",
+    )
+    .await;
+    assert_eq!(beta_not_running, 0);
+
+    // The textfile and the Pushgateway got the same metrics.
+    let text = std::fs::read_to_string(&metrics_file).unwrap();
+    assert_eq!(sample(&text, "ecp_inventory_last_run_success"), Some(0.0));
+    assert_eq!(
+        sample(&text, "ecp_inventory_last_run_id"),
+        Some(report["run_id"].as_f64().unwrap())
+    );
+    assert_eq!(
+        sample(&text, "ecp_inventory_runs_total{status=\"failed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "ecp_inventory_scope_success{source=\"broken\",biz_region_id=\"*\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "ecp_inventory_scope_success{source=\"alpha\",biz_region_id=\"cn-shanghai\"}"
+        ),
+        Some(1.0)
+    );
+    let pages = report["scopes"][0]["pages"].as_f64().unwrap();
+    assert!(pages >= 1.0);
+    let created_alpha: f64 = ["cn-shanghai", "cn-hangzhou"]
+        .iter()
+        .map(|r| {
+            sample(
+                &text,
+                &format!("ecp_inventory_changes{{source=\"alpha\",biz_region_id=\"{r}\",kind=\"created\"}}"),
+            )
+            .unwrap()
+        })
+        .sum();
+    assert_eq!(created_alpha, 300.0);
+    let by_status: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT source, biz_region_id, status, count(*) FROM ecp.current_instances GROUP BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (source, region, status, n) in by_status {
+        let series = format!(
+            "ecp_inventory_instances{{source=\"{source}\",biz_region_id=\"{region}\",status=\"{status}\"}}"
+        );
+        assert_eq!(sample(&text, &series), Some(n as f64), "{series}");
+    }
+    for name in [
+        "ecp_inventory_last_run_duration_seconds",
+        "ecp_inventory_last_run_timestamp_seconds",
+        "ecp_inventory_last_run_api_requests",
+        "ecp_inventory_last_run_api_retries",
+        "ecp_inventory_last_run_api_throttled",
+    ] {
+        assert!(sample(&text, name).is_some(), "{name} missing");
+        assert!(text.contains(&format!("# TYPE {name} gauge")));
+    }
+    let pushed = pushed.lock().unwrap().clone();
+    assert_eq!(pushed.len(), 1);
+    let (method, path, body) = &pushed[0];
+    assert_eq!(method, "PUT");
+    assert_eq!(path, "/metrics/job/ecp_inventory");
+    assert_eq!(body, &text);
+}
+
+#[tokio::test]
+async fn one_account_from_flags_and_environment_prints_a_json_summary() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 120,
+        regions: vec!["cn-shanghai".into()],
+        ..Default::default()
+    })
+    .await;
+    let (code, stdout, stderr) = ecp(
+        &[
+            "sync",
+            "--endpoint",
+            &running.endpoint(),
+            "--output",
+            "json",
+        ],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["totals"]["created"], 120);
+    assert_eq!(report["scopes"][0]["source"], "default");
+    // Logs are JSON lines on stderr, with the run and scope spans on them.
+    let applied = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "scope applied")
+        .expect("a 'scope applied' log line");
+    assert_eq!(applied["span"]["scope"], "default/cn-shanghai");
+    assert_eq!(applied["spans"][0]["run_id"], report["run_id"]);
+
+    // Flags that belong in the file are refused next to --config (exit code 2).
+    let (code, _, stderr) = ecp(
+        &[
+            "sync",
+            "--config",
+            "/nonexistent.toml",
+            "--region",
+            "cn-shanghai",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+}
+
+/// Names and versions of the fleet at `ts`, hashed: equal iff the same rows.
+async fn as_of(pool: &PgPool, ts: chrono::DateTime<chrono::Utc>) -> (i64, String) {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(md5(string_agg(v::text, '|' ORDER BY instance_id)), '') \
+         FROM ecp.instances_as_of($1) v",
+    )
+    .bind(ts)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn prune_keeps_every_as_of_answer_inside_the_horizon() {
+    let db = test_db().await;
+    let store = db.store();
+    let opts = ApplyOptions::default();
+    let mut records = fleet(40);
+    sync(&store, "cn-shanghai", &records, at(0), &opts)
+        .await
+        .unwrap();
+    for r in records.iter_mut().take(10) {
+        r.insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    }
+    sync(&store, "cn-shanghai", &records, at(10), &opts)
+        .await
+        .unwrap();
+    for r in records.iter_mut().take(5) {
+        r.insert("AndroidInstanceStatus".into(), json!("RUNNING"));
+    }
+    records.truncate(35);
+    sync(&store, "cn-shanghai", &records, at(20), &opts)
+        .await
+        .unwrap();
+
+    let horizon = at(12);
+    let probes = [at(12), at(15), at(20), at(30)];
+    let mut before = Vec::new();
+    for ts in probes {
+        before.push(as_of(&db.pool, ts).await);
+    }
+    let versions_before = count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await;
+
+    let dry = store.prune(horizon, true).await.unwrap();
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
+        versions_before,
+        "a dry run removes nothing"
+    );
+    let done = store.prune(horizon, false).await.unwrap();
+    assert_eq!(dry, done);
+    // The first versions of the 10 instances changed at hour 10 ended before the
+    // horizon; the 40 creations were observed at hour 0 and the 10 updates at 10.
+    assert_eq!(done.versions, 10);
+    assert_eq!(done.changes, 50);
+
+    for (ts, expected) in probes.iter().zip(&before) {
+        assert_eq!(&as_of(&db.pool, *ts).await, expected, "as of {ts}");
+    }
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_changes WHERE observed_at < '2025-01-01T12:00:00Z'"
+        )
+        .await,
+        0
+    );
+    assert!(count(&db.pool, "SELECT count(*) FROM ecp.instance_changes").await > 0);
+    // Before the horizon the answer is gone, as intended.
+    assert_ne!(as_of(&db.pool, at(5)).await.0, 40);
+
+    // A later sync still works on the pruned history.
+    records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    let c = sync(&store, "cn-shanghai", &records, at(30), &opts)
+        .await
+        .unwrap();
+    assert_eq!(c.updated, 1);
+
+    // The command line: a dry run by age, as JSON.
+    let (code, stdout, stderr) = ecp(
+        &[
+            "prune",
+            "--older-than",
+            "400d",
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["dry_run"], true);
+    assert!(out["versions"].is_u64());
+}
+
+#[tokio::test]
+async fn the_readonly_role_can_select_and_cannot_write() {
+    let db = test_db().await;
+    let store = db.store();
+    sync(
+        &store,
+        "cn-shanghai",
+        &fleet(5),
+        at(0),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/readonly_role.sql"
+    ))
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script.clone()))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // Idempotent.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let login = format!(
+        "analyst_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {login} LOGIN PASSWORD 'analyst-pw' IN ROLE ecp_readonly"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let options: PgConnectOptions = db.url.parse().unwrap();
+    let mut conn = options
+        .username(&login)
+        .password("analyst-pw")
+        .connect()
+        .await
+        .expect("the analyst logs in");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.current_instances")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.instances_as_of(now())")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.change_feed")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    for write in [
+        "INSERT INTO ecp.sync_runs (tool_version) VALUES ('x')",
+        "UPDATE ecp.instances SET instance_name = 'x'",
+        "DELETE FROM ecp.instance_changes",
+        "CREATE TABLE ecp.mine (x int)",
+    ] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(write))
+            .execute(&mut conn)
+            .await
+            .expect_err(write);
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{write}: {err}"
+        );
+    }
+    conn.close().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {login}")))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}

@@ -10,7 +10,8 @@
 //! Pools are created per test: each `#[tokio::test]` has its own runtime, and a
 //! pool must not outlive the runtime that made it.
 
-use std::sync::OnceLock;
+use std::sync::mpsc::Sender;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ecp_inventory::api::{Client, ClientConfig, Credentials};
@@ -35,6 +36,46 @@ impl TestDb {
     pub fn store(&self) -> Store {
         Store::new(self.pool.clone(), StoreConfig::default()).unwrap()
     }
+}
+
+/// A test's database is dropped when the test is done with it, so that a run of
+/// the suite needs the disk of a few databases at a time, not of ninety.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dropper) = dropper() {
+            let _ = dropper.lock().unwrap().send(self.name.clone());
+        }
+    }
+}
+
+/// A thread with a runtime of its own that drops the databases of finished
+/// tests: a test's runtime may already be shutting down when its `TestDb` drops.
+fn dropper() -> Option<&'static Mutex<Sender<String>>> {
+    static DROPPER: OnceLock<Mutex<Sender<String>>> = OnceLock::new();
+    let server = SERVER.get()?;
+    Some(DROPPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let admin_url = server.url("postgres");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            for name in rx {
+                // Best effort: a database left behind goes with the cluster.
+                let _ = rt.block_on(async {
+                    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await?;
+                    admin.close().await
+                });
+            }
+        });
+        Mutex::new(tx)
+    }))
 }
 
 /// The server base URL (without database) shared by the tests of this process.
@@ -104,18 +145,32 @@ fn start_container() -> Server {
 fn start_local() -> Server {
     let dir = std::env::temp_dir().join(format!("ecp-test-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let pg = LocalPostgres::start(&dir, &[("fsync", "off"), ("max_connections", "200")])
+    // Durability is worth nothing here, and WAL is disk: keep as little as the
+    // server allows (a 10k-instance test would otherwise grow it by a gigabyte).
+    let settings = [
+        ("fsync", "off"),
+        ("full_page_writes", "off"),
+        ("wal_level", "minimal"),
+        ("max_wal_senders", "0"),
+        ("max_wal_size", "128MB"),
+        ("max_connections", "200"),
+    ];
+    let pg = LocalPostgres::start(&dir, &settings)
         .expect("start a local Postgres (set TEST_DATABASE_URL to use another server)");
     // Stop and remove the cluster once this test process has exited, however it
-    // exits: a detached shell polls our pid.
+    // exits: a detached shell polls our pid. The server's log is kept in the
+    // target directory, for a failed run to be read afterwards.
     let pg_ctl = pg.bin_dir().join("pg_ctl");
+    let kept_log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-server.log");
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
          runuser -u postgres -- {pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1 || \
-         {pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1; rm -rf {dir}",
+         {pg_ctl} stop -m immediate -D {data} >/dev/null 2>&1; \
+         cp {data}/server.log {kept_log} 2>/dev/null; rm -rf {dir}",
         pid = std::process::id(),
         pg_ctl = pg_ctl.display(),
         data = pg.data_dir().display(),
+        kept_log = kept_log.display(),
         dir = dir.display(),
     );
     // setsid -f forks the shell into its own session and returns at once, so the

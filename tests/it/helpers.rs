@@ -154,6 +154,7 @@ fn start_local() -> Server {
         ("max_wal_senders", "0"),
         ("max_wal_size", "128MB"),
         ("max_connections", "200"),
+        ("log_checkpoints", "off"),
     ];
     let pg = LocalPostgres::start(&dir, &settings)
         .expect("start a local Postgres (set TEST_DATABASE_URL to use another server)");

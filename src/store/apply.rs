@@ -99,10 +99,15 @@ async fn apply_in_transaction(
     // Later pages win over earlier ones for an instance listed twice; fresh
     // statistics because temp tables are never auto-analyzed and the joins below
     // need to know the staged set's size (of the join key only: analyzing the
-    // wide staged columns would cost more than it tells).
+    // wide staged columns would cost more than it tells). The index, built once
+    // the rows are in (cheaper than maintaining it through the COPYs), keeps every
+    // join with the staged rows a probe even when the planner misjudges the other
+    // side: with stale statistics on ecp.instances, the deletion anti-join once
+    // became a nested loop over the whole stage per instance.
     sqlx::raw_sql(
         "ANALYZE ecp_stage (instance_id); DELETE FROM ecp_stage s USING ecp_stage t \
-         WHERE t.instance_id = s.instance_id AND t.seq > s.seq",
+         WHERE t.instance_id = s.instance_id AND t.seq > s.seq; \
+         CREATE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)",
     )
     .execute(&mut *conn)
     .await?;

@@ -43,16 +43,48 @@ impl Run {
             RunOutcome::Succeeded => ("succeeded", None),
             RunOutcome::Failed(e) => ("failed", Some(e.as_str())),
         };
-        sqlx::query(include_str!("sql/finish_run.sql"))
+        let (written, seen): (i64, i64) = sqlx::query_as(include_str!("sql/finish_run.sql"))
             .bind(self.run_id)
             .bind(status)
             .bind(error)
-            .execute(&self.store.pool)
+            .fetch_one(&self.store.pool)
             .await?;
         info!(run_id = self.run_id, status, "run finished");
+        if needs_fresh_statistics(written, seen) {
+            refresh_statistics(&self.store.pool).await;
+        }
         // Closing releases the liveness lock; only after the row says it finished.
         self.liveness.close().await?;
         Ok(())
+    }
+}
+
+/// A run that wrote much of the fleet (a first sync above all) leaves the tables
+/// unlike what the planner last sampled. Autovacuum analyzes them eventually, but
+/// the next run or an analyst's query may come first, and a plan made for an empty
+/// `ecp.instances` turns the next apply's anti-join quadratic.
+fn needs_fresh_statistics(written: i64, seen: i64) -> bool {
+    written >= 1000 && written * 10 >= seen
+}
+
+/// Best effort: the run is already recorded, and autovacuum will do it anyway.
+async fn refresh_statistics(pool: &PgPool) {
+    let started = std::time::Instant::now();
+    let analyzed = sqlx::raw_sql(
+        // The columns the apply and the views join and filter on: sampling the
+        // wide ones (raw above all) would cost seconds and change no plan.
+        "ANALYZE ecp.instances (instance_id, source, biz_region_id, deleted_at), \
+         ecp.instance_versions (instance_id, valid_from, valid_to), \
+         ecp.instance_disks (instance_id), ecp.instance_tags (instance_id, kind, tag_key)",
+    )
+    .execute(pool)
+    .await;
+    match analyzed {
+        Ok(_) => info!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            "statistics refreshed after a large run"
+        ),
+        Err(e) => warn!(error = %e, "could not refresh statistics; autovacuum will"),
     }
 }
 

@@ -73,9 +73,13 @@ pub(crate) async fn begin(
     lock_scope(&mut conn, &scope, lock_wait).await?;
     let cols = typed_columns();
     let defs: Vec<String> = cols.iter().map(|(c, t)| format!("{c} {t}")).collect();
+    // A staged row (~2.5 kB, raw included) is past the 2 kB at which Postgres
+    // compresses a row with pglz, which cost more CPU than the whole COPY parse.
+    // Rows are read once and dropped with the session: keep them as they come.
     let create = format!(
         "CREATE TEMP TABLE ecp_stage (seq bigint NOT NULL, observed_at timestamptz NOT NULL, \
-         content_hash uuid NOT NULL, {}, tags jsonb, biz_tags jsonb, disks jsonb, raw text)",
+         content_hash uuid NOT NULL, {}, tags jsonb, biz_tags jsonb, disks jsonb, raw text) \
+         WITH (toast_tuple_target = 8160)",
         defs.join(", ")
     );
     // Session settings for this connection only (it is closed after the apply):

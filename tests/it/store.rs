@@ -857,3 +857,75 @@ async fn timing_100k_against_plain_copy() {
         again.as_secs_f64() / baseline.as_secs_f64()
     );
 }
+
+/// When the apply last sampled `table` itself (autovacuum's own sampling does
+/// not count).
+async fn analyzed_by_the_tool(p: &PgPool, table: &str) -> bool {
+    sqlx::query_scalar::<_, Option<Ts>>(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'ecp' AND relname = $1",
+    )
+    .bind(table)
+    .fetch_one(p)
+    .await
+    .unwrap()
+    .is_some()
+}
+
+#[tokio::test]
+async fn a_run_that_wrote_much_of_the_fleet_refreshes_the_statistics() {
+    // Stale statistics once turned the next apply's deletion check quadratic:
+    // a plan made for an empty ecp.instances.
+    let db = test_db().await;
+    let store = db.store();
+    let small = &fleet(N)[..20];
+    sync(
+        &store,
+        "cn-shanghai",
+        small,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !analyzed_by_the_tool(&db.pool, "instances").await,
+        "20 new instances are not worth a sample"
+    );
+    let big = fleet(N + 100);
+    sync(&store, "cn-shanghai", &big, at(2), &ApplyOptions::default())
+        .await
+        .unwrap();
+    for table in [
+        "instances",
+        "instance_versions",
+        "instance_tags",
+        "instance_disks",
+    ] {
+        assert!(analyzed_by_the_tool(&db.pool, table).await, "{table}");
+    }
+    let estimate: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'ecp.instances'::regclass")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(estimate, big.len() as f32);
+}
+
+#[tokio::test]
+async fn raw_is_compressed_with_lz4_where_the_server_has_it() {
+    let db = test_db().await;
+    let has_lz4: bool = sqlx::query_scalar(
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let method: String = sqlx::query_scalar(
+        "SELECT attcompression::text FROM pg_attribute \
+         WHERE attrelid = 'ecp.instances'::regclass AND attname = 'raw'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(method, if has_lz4 { "l" } else { "" });
+}

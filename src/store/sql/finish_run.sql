@@ -1,5 +1,6 @@
 -- Closes a run: its status and error, and the counts summed over its scopes.
--- $1 run_id, $2 status, $3 error.
+-- Returns the rows the run wrote (instances created, updated, deleted or restored)
+-- and the instances it saw. $1 run_id, $2 status, $3 error.
 UPDATE ecp.sync_runs r
 SET status = $2,
     error = $3,
@@ -25,3 +26,5 @@ FROM (
     WHERE run_id = $1
 ) s
 WHERE r.run_id = $1
+RETURNING r.created_count + r.updated_count + r.deleted_count + r.restored_count,
+          r.instances_seen

@@ -209,36 +209,75 @@ pub async fn run(
         Regions::Only(list) => check_regions(client, list).await?,
         Regions::All => list_regions(client).await?,
     };
-    let run = Arc::new(store.start_run(env!("CARGO_PKG_VERSION")).await?);
-    let run_id = run.id();
-    let span = tracing::info_span!("run", run_id);
+    let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
+    let span = tracing::info_span!("run", run_id = run.id());
     info!(parent: &span, regions = ?regions, source = %settings.source, "run started");
+    let jobs = regions
+        .into_iter()
+        .map(|region| ScopeJob {
+            scope: Scope::new(settings.source.clone(), region),
+            client: client.clone(),
+            settings: settings.clone(),
+        })
+        .collect();
+    run_scopes(
+        run,
+        &span,
+        jobs,
+        settings.concurrency,
+        Vec::new(),
+        &[client],
+        started,
+    )
+    .await
+}
 
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+/// One scope of a run, with the client and settings of its source.
+pub(crate) struct ScopeJob {
+    pub scope: Scope,
+    pub client: Client,
+    pub settings: SyncSettings,
+}
+
+/// Crawls and applies the scopes of a started run, at most `concurrency` at a
+/// time, then finishes the run with the outcome of all of them. `unreached` are
+/// scopes that failed before any crawl (a source whose regions could not be
+/// listed); `clients` are the ones whose request counts the report sums.
+pub(crate) async fn run_scopes(
+    run: Run,
+    span: &tracing::Span,
+    jobs: Vec<ScopeJob>,
+    concurrency: usize,
+    unreached: Vec<ScopeReport>,
+    clients: &[&Client],
+    started: Instant,
+) -> Result<RunReport, SyncError> {
+    let run = Arc::new(run);
+    let run_id = run.id();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, region) in regions.iter().enumerate() {
-        let (run, client, settings, permits) = (
-            run.clone(),
-            client.clone(),
-            settings.clone(),
-            permits.clone(),
-        );
-        let scope = Scope::new(settings.source.clone(), region.clone());
-        let scope_span = tracing::info_span!(parent: &span, "scope", scope = %scope);
+    for (index, job) in jobs.into_iter().enumerate() {
+        let (run, permits) = (run.clone(), permits.clone());
+        let scope_span = tracing::info_span!(parent: span, "scope", scope = %job.scope);
         tasks.spawn(
             async move {
                 let _permit = permits.acquire_owned().await.expect("never closed");
-                (index, sync_scope(&run, &client, scope, &settings).await)
+                let report = sync_scope(&run, &job.client, job.scope, &job.settings).await;
+                (index, report)
             }
             .instrument(scope_span),
         );
     }
-    let mut scopes: Vec<(usize, ScopeReport)> = Vec::with_capacity(regions.len());
+    let mut scopes: Vec<(usize, ScopeReport)> = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
         scopes.push(joined.expect("scope tasks do not panic"));
     }
     scopes.sort_by_key(|(i, _)| *i);
-    let scopes: Vec<ScopeReport> = scopes.into_iter().map(|(_, s)| s).collect();
+    let scopes: Vec<ScopeReport> = scopes
+        .into_iter()
+        .map(|(_, s)| s)
+        .chain(unreached)
+        .collect();
 
     let mut totals = Counts::default();
     for c in scopes.iter().filter_map(|s| s.counts) {
@@ -247,31 +286,31 @@ pub async fn run(
     let failures: Vec<String> = scopes
         .iter()
         .filter_map(|s| {
-            s.error
-                .as_ref()
-                .map(|e| format!("{}: {e}", s.biz_region_id))
+            let e = s.error.as_ref()?;
+            Some(format!("{}/{}: {e}", s.source, s.biz_region_id))
         })
         .collect();
-    let outcome = if failures.is_empty() {
-        RunOutcome::Succeeded
+    let (outcome, status) = if failures.is_empty() {
+        (RunOutcome::Succeeded, "succeeded")
     } else {
-        RunOutcome::Failed(failures.join("; "))
-    };
-    let status = if failures.is_empty() {
-        "succeeded"
-    } else {
-        "failed"
+        (RunOutcome::Failed(failures.join("; ")), "failed")
     };
     let run = Arc::try_unwrap(run).unwrap_or_else(|_| unreachable!("every scope task has ended"));
     run.finish(outcome).await?;
-    let stats = client.stats();
+    let (mut requests, mut retries, mut throttled) = (0, 0, 0);
+    for client in clients {
+        let stats = client.stats();
+        requests += stats.requests();
+        retries += stats.retries();
+        throttled += stats.throttled();
+    }
     Ok(RunReport {
         run_id,
         status,
         duration_secs: started.elapsed().as_secs_f64(),
-        requests: stats.requests(),
-        retries: stats.retries(),
-        throttled: stats.throttled(),
+        requests,
+        retries,
+        throttled,
         totals,
         scopes,
     })

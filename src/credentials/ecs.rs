@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::cache::CredentialsCache;
 use super::settings::vars;
-use super::wire::{describe_error_body, describe_transport_error, MetadataCredentials};
+use super::wire::{describe_transport_error, fetch_body, MetadataCredentials};
 use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
 
 pub(crate) const DEFAULT_IMDS_ENDPOINT: &str = "http://100.100.100.200";
@@ -172,19 +172,7 @@ impl EcsRamRoleProvider {
         if let Some(token) = token {
             request = request.header(TOKEN_HEADER, token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        if !status.is_success() {
-            return Err(fail(describe_error_body(status.as_u16(), &body)));
-        }
-        Ok(body.to_vec())
+        fetch_body(request).await.map_err(fail)
     }
 }
 

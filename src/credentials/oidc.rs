@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::cache::CredentialsCache;
 use super::settings::vars;
-use super::wire::{describe_error_body, describe_transport_error, SessionCredentials};
+use super::wire::{describe_error_body, fetch_body, SessionCredentials};
 use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
 
 /// STS rejects shorter sessions.
@@ -162,20 +162,7 @@ impl OidcProvider {
             }
         }
 
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        if !status.is_success() {
-            return Err(fail(describe_error_body(status.as_u16(), &body)));
-        }
+        let body = fetch_body(self.http.get(url)).await.map_err(fail)?;
 
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -193,7 +180,7 @@ impl OidcProvider {
             })?;
         let credentials = parsed
             .credentials
-            .ok_or_else(|| fail(describe_error_body(status.as_u16(), &body)))?;
+            .ok_or_else(|| fail(describe_error_body(200, &body)))?;
         credentials.into_expiring("STS AssumeRoleWithOIDC")
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::cache::CredentialsCache;
 use super::settings::vars;
-use super::wire::{describe_error_body, describe_transport_error, MetadataCredentials};
+use super::wire::{fetch_body, MetadataCredentials};
 use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,20 +51,7 @@ impl UriProvider {
 
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let fail = |detail: String| CredentialsError(format!("GET {} failed: {detail}", self.uri));
-        let response = self
-            .http
-            .get(&self.uri)
-            .send()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| fail(describe_transport_error(e)))?;
-        if !status.is_success() {
-            return Err(fail(describe_error_body(status.as_u16(), &body)));
-        }
+        let body = fetch_body(self.http.get(&self.uri)).await.map_err(fail)?;
         MetadataCredentials::parse(&body, &format!("credentials URI {}", self.uri))
     }
 }

@@ -145,6 +145,19 @@ pub(crate) fn describe_error_body(status: u16, body: &[u8]) -> String {
     format!("HTTP {status}: {excerpt}{more}")
 }
 
+/// Sends `request` and returns the body of a 2xx answer. Any other outcome is a
+/// one-line description (see [`describe_transport_error`] and
+/// [`describe_error_body`]) for the caller to wrap with what it was doing.
+pub(crate) async fn fetch_body(request: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
+    let response = request.send().await.map_err(describe_transport_error)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(describe_transport_error)?;
+    if !status.is_success() {
+        return Err(describe_error_body(status.as_u16(), &body));
+    }
+    Ok(body.to_vec())
+}
+
 /// Transport errors without the URL's query string, which for STS holds the OIDC
 /// token.
 pub(crate) fn describe_transport_error(e: reqwest::Error) -> String {

@@ -14,8 +14,10 @@
 //!   view and every query under `sql/`.
 //!
 //! Peak RSS is this process's `VmHWM`, reset before each phase through
-//! `/proc/self/clear_refs`. The simulator runs in this process (it generates the
-//! fleet on demand and keeps little memory) and competes for the same cores.
+//! `/proc/self/clear_refs`. The simulator runs in a child process (this binary's
+//! `simulate`), so that the peak is the job's own and not the simulated fleet's
+//! (churn keeps every changed instance in the simulator's memory); it still
+//! competes for the same cores.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::{Client, ClientConfig, Credentials};
 use crate::simulator::{
-    ChurnSpec, Faults, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+    ChurnSpec, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
 use crate::store::{Store, StoreConfig};
 use crate::sync::{self, Regions, RunReport, SyncSettings};
@@ -86,9 +88,13 @@ pub struct QueryResult {
 pub struct ConcurrencyResult {
     pub latency_ms: u64,
     pub instances: usize,
+    /// First sync of one region.
     pub one_region_secs: f64,
+    /// Re-sync of the same region, nothing changed (mostly waiting on the API).
+    pub one_region_resync_secs: f64,
     pub one_region_instances: u64,
     pub all_regions_secs: f64,
+    pub all_regions_resync_secs: f64,
     pub all_regions: usize,
 }
 
@@ -115,9 +121,10 @@ where
         report.concurrency = Some(concurrency_check(config, &url).await?);
         let url = fresh_db().await?;
         let c = report.concurrency.as_mut().expect("just set");
-        let (secs, seen) = timed_sync(config, &url, c.instances, Some(1)).await?;
-        c.one_region_secs = secs;
-        c.one_region_instances = seen;
+        let one = timed_sync(config, &url, c.instances, Some(1)).await?;
+        c.one_region_secs = one.first_secs;
+        c.one_region_resync_secs = one.resync_secs;
+        c.one_region_instances = one.instances;
     }
     Ok(report)
 }
@@ -144,13 +151,8 @@ async fn bench_size(
     let pool = crate::cli::connect(url, 8).await?;
     let store = Store::new(pool.clone(), StoreConfig::default())?;
     store.migrate().await?;
-    let sim = Simulator::new(SimulatorConfig {
-        instances: n,
-        seed: config.seed,
-        ..Default::default()
-    });
-    let running = sim.start("127.0.0.1:0".parse()?).await?;
-    let client = client_for(running.endpoint())?;
+    let sim = SimProcess::start(n, config.seed, 0).await?;
+    let client = client_for(sim.endpoint.clone())?;
     let settings = SyncSettings::default();
 
     let first = phase(&pool, "first", n, || sync::run(&store, &client, &settings)).await?;
@@ -159,7 +161,7 @@ async fn bench_size(
         sync::run(&store, &client, &settings)
     })
     .await?;
-    sim.churn(&churn_spec(config.seed, n, config.churn));
+    sim.churn(&churn_spec(config.seed, n, config.churn)).await?;
     let churned = phase(&pool, "churn", n, || sync::run(&store, &client, &settings)).await?;
 
     let copy = PhaseResult {
@@ -186,7 +188,8 @@ async fn bench_size(
 
     if config.history_runs > 3 {
         for run in 4..=config.history_runs {
-            sim.churn(&churn_spec(config.seed + run as u64, n, config.churn));
+            sim.churn(&churn_spec(config.seed + run as u64, n, config.churn))
+                .await?;
             let r = sync::run(&store, &client, &settings).await?;
             ensure_ok(&r)?;
             eprintln!("bench: history run {run}: {}", r.summary_line());
@@ -208,7 +211,7 @@ async fn bench_size(
             });
         }
     }
-    running.shutdown().await;
+    sim.stop().await;
     pool.close().await;
     Ok(())
 }
@@ -405,64 +408,151 @@ fn queries(sql_dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(list)
 }
 
-/// Six regions with latency on every request: the time of a first sync of all of
-/// them (the one-region time is filled in by the caller).
+/// Six regions with latency on every request: the time of a first sync and of a
+/// no-change re-sync of all of them (the one-region times are filled in by the
+/// caller).
 async fn concurrency_check(config: &BenchConfig, url: &str) -> anyhow::Result<ConcurrencyResult> {
-    let (secs, _) = timed_sync(config, url, config.latency_instances, None).await?;
-    let all_regions = SimulatorConfig::default().regions.len();
+    let all = timed_sync(config, url, config.latency_instances, None).await?;
     Ok(ConcurrencyResult {
         latency_ms: config.latency_ms,
         instances: config.latency_instances,
         one_region_secs: 0.0,
+        one_region_resync_secs: 0.0,
         one_region_instances: 0,
-        all_regions_secs: secs,
-        all_regions,
+        all_regions_secs: all.first_secs,
+        all_regions_resync_secs: all.resync_secs,
+        all_regions: all.scopes,
     })
 }
 
-/// A first sync with latency; `only` limits it to that many regions.
+struct TimedSync {
+    first_secs: f64,
+    resync_secs: f64,
+    instances: u64,
+    scopes: usize,
+}
+
+/// A first sync and a no-change re-sync with latency; `only` limits them to that
+/// many regions.
 async fn timed_sync(
     config: &BenchConfig,
     url: &str,
     n: usize,
     only: Option<usize>,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<TimedSync> {
     let pool = crate::cli::connect(url, 8).await?;
     let store = Store::new(pool.clone(), StoreConfig::default())?;
     store.migrate().await?;
-    let sim = Simulator::new(SimulatorConfig {
-        instances: n,
-        seed: config.seed,
-        faults: Faults {
-            latency_ms: config.latency_ms,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
-    let running = sim.start("127.0.0.1:0".parse()?).await?;
-    let client = client_for(running.endpoint())?;
-    let regions = match only {
-        Some(k) => Regions::Only(sim.regions().into_iter().take(k).collect()),
-        None => Regions::Only(sim.regions()),
-    };
+    let sim = SimProcess::start(n, config.seed, config.latency_ms).await?;
+    let client = client_for(sim.endpoint.clone())?;
+    let regions = SimulatorConfig::default().regions;
     let settings = SyncSettings {
-        regions,
+        regions: Regions::Only(
+            regions
+                .into_iter()
+                .take(only.unwrap_or(usize::MAX))
+                .collect(),
+        ),
         ..Default::default()
     };
-    let t = Instant::now();
-    let r = sync::run(&store, &client, &settings).await?;
-    let secs = t.elapsed().as_secs_f64();
-    ensure_ok(&r)?;
-    let seen = r.scopes.iter().map(|s| s.instances).sum();
-    eprintln!(
-        "bench: {} region(s), {} ms latency: {secs:.2} s; {}",
-        r.scopes.len(),
-        config.latency_ms,
-        r.summary_line()
-    );
-    running.shutdown().await;
+    let mut secs = [0.0; 2];
+    let mut last = None;
+    for (i, what) in ["first sync", "re-sync"].into_iter().enumerate() {
+        let t = Instant::now();
+        let r = sync::run(&store, &client, &settings).await?;
+        secs[i] = t.elapsed().as_secs_f64();
+        ensure_ok(&r)?;
+        eprintln!(
+            "bench: {} region(s), {} ms latency, {what}: {:.2} s; {}",
+            r.scopes.len(),
+            config.latency_ms,
+            secs[i],
+            r.summary_line()
+        );
+        last = Some(r);
+    }
+    let r = last.expect("two runs");
+    sim.stop().await;
     pool.close().await;
-    Ok((secs, seen))
+    Ok(TimedSync {
+        first_secs: secs[0],
+        resync_secs: secs[1],
+        instances: r.scopes.iter().map(|s| s.instances).sum(),
+        scopes: r.scopes.len(),
+    })
+}
+
+/// The simulator as a child process: this binary's `simulate`, on a free loopback
+/// port, killed when dropped.
+struct SimProcess {
+    child: tokio::process::Child,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl SimProcess {
+    async fn start(instances: usize, seed: u64, latency_ms: u64) -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe().context("locating this binary to run the simulator")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([
+                "--log-level",
+                "error",
+                "simulate",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--instances", &instances.to_string()])
+            .args(["--seed", &seed.to_string()])
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the simulator")?;
+        let stdout = child.stdout.take().expect("piped");
+        // It says where it listens in its first line: "simulator: ... on http://...".
+        let line = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::io::BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .context("the simulator did not start within 60 s")??
+        .context("the simulator exited before it listened")?;
+        let endpoint = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .with_context(|| format!("no endpoint in the simulator's first line: {line}"))?
+            .to_owned();
+        Ok(SimProcess {
+            child,
+            endpoint,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Changes the fleet through the simulator's admin API.
+    async fn churn(&self, spec: &ChurnSpec) -> anyhow::Result<()> {
+        let answer = self
+            .http
+            .post(format!("{}/_sim/churn", self.endpoint))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(spec)?)
+            .send()
+            .await
+            .context("asking the simulator to churn")?;
+        let status = answer.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "the simulator refused the churn: {status} {}",
+            answer.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
 }
 
 /// Resets this process's peak RSS (VmHWM) to its current RSS.
@@ -524,15 +614,21 @@ pub fn render(report: &BenchReport) -> String {
     }
     if let Some(c) = &report.concurrency {
         out.push_str(&format!(
-            "\nConcurrency, {} ms added per request, {} instances over {} regions: \
-             one region ({} instances) {:.2} s, all {} regions {:.2} s.\n",
+            "\nConcurrency, {} ms added per request, {} instances over {} regions:\n\n\
+             | regions | instances | first sync s | no-change re-sync s |\n\
+             |---:|---:|---:|---:|\n\
+             | 1 | {} | {:.2} | {:.2} |\n\
+             | {} | {} | {:.2} | {:.2} |\n",
             c.latency_ms,
             c.instances,
             c.all_regions,
             c.one_region_instances,
             c.one_region_secs,
+            c.one_region_resync_secs,
             c.all_regions,
-            c.all_regions_secs
+            c.instances,
+            c.all_regions_secs,
+            c.all_regions_resync_secs,
         ));
     }
     out

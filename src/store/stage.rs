@@ -21,7 +21,7 @@ use crate::normalize::{ColumnValue, Normalized, TagKind};
 /// Staged rows are sent once this much COPY text has accumulated: large enough
 /// that a COPY round trip per page does not dominate, small enough that memory
 /// stays flat whatever the fleet size.
-const STAGE_FLUSH_BYTES: usize = 4 << 20;
+const STAGE_FLUSH_BYTES: usize = 1 << 20;
 
 const STAGE_SESSION_SETTINGS: &str = "SET temp_buffers = '256MB'; SET work_mem = '128MB'";
 

@@ -1,15 +1,23 @@
--- Tag coverage by key: how many current instances carry each tag key, and what
--- share of the fleet that is (useful to find untagged instances for cost
--- allocation). kind is 'user' (Tags) or 'biz' (BizTags).
-WITH fleet AS (
+-- Tag coverage by key: how many current instances carry each tag key, how many
+-- distinct values it takes, and what share of the fleet that is (useful to find
+-- untagged instances for cost allocation). kind is 'user' (Tags) or 'biz' (BizTags).
+-- Counted per value first, then per key: a hash aggregate on the way, where
+-- count(DISTINCT ...) over the whole fleet's tags would sort them all.
+-- ecp.instance_tags keeps the last known tags of deleted instances, hence the
+-- EXISTS on the live ones.
+WITH per_value AS (
+    SELECT t.kind, t.tag_key, t.tag_value, count(*) AS instances
+    FROM ecp.instance_tags t
+    WHERE EXISTS (SELECT 1 FROM ecp.current_instances i WHERE i.instance_id = t.instance_id)
+    GROUP BY t.kind, t.tag_key, t.tag_value
+), fleet AS (
     SELECT count(*) AS total FROM ecp.current_instances
 )
-SELECT t.kind, t.tag_key,
-       count(*) AS instances,
-       count(DISTINCT t.tag_value) AS distinct_values,
-       round(100.0 * count(*) / NULLIF(f.total, 0), 1) AS percent_of_fleet
-FROM ecp.instance_tags t
-JOIN ecp.current_instances i ON i.instance_id = t.instance_id
+SELECT p.kind, p.tag_key,
+       sum(p.instances)::bigint AS instances,
+       count(p.tag_value) AS distinct_values,
+       round(100.0 * sum(p.instances) / NULLIF(f.total, 0), 1) AS percent_of_fleet
+FROM per_value p
 CROSS JOIN fleet f
-GROUP BY t.kind, t.tag_key, f.total
-ORDER BY t.kind, instances DESC, t.tag_key;
+GROUP BY p.kind, p.tag_key, f.total
+ORDER BY p.kind, instances DESC, p.tag_key;

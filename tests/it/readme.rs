@@ -155,3 +155,83 @@ fn missing_credentials_are_one_clear_line_and_exit_code_2() {
         "{stderr}"
     );
 }
+
+/// `ecp-inventory demo` as the README's first command runs it: nothing set, so it
+/// starts its own PostgreSQL under the data directory, syncs twice around a churn,
+/// says what changed and how to look further, and leaves the cluster running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_nothing_set_runs_the_whole_job_on_its_own_postgres() {
+    use ecp_inventory::pg_local::LocalPostgres;
+    let home = std::env::temp_dir().join(format!("ecp-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let mut demo = crate::cli::ecp();
+    demo.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["demo", "--instances", "300", "--data-dir"])
+        .arg(&home);
+    let ran = crate::cli::run(&mut demo).await;
+
+    // Stop the cluster it left running before judging, so a failure leaves no
+    // server behind.
+    let cluster = home.join("postgres");
+    let url = LocalPostgres::start(&cluster, &[]).map(|pg| {
+        let url = pg.url("ecp_demo");
+        (pg, url)
+    });
+    let runs = match &url {
+        Ok((_, url)) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM ecp.sync_runs WHERE status = 'succeeded'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+        }
+        Err(_) => 0,
+    };
+    if let Ok((pg, _)) = &url {
+        pg.stop().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&home);
+
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    for said in [
+        "Starting a local PostgreSQL under",
+        "1. First sync",
+        "3. Second sync",
+        "What changed between run 1 and run 2",
+        "psql 'postgres://",
+        "The local PostgreSQL keeps running",
+    ] {
+        assert!(ran.stdout.contains(said), "{said:?} in:\n{}", ran.stdout);
+    }
+    assert_eq!(runs, 2, "two successful runs in the demo's database");
+}
+
+/// With DATABASE_URL the demo uses that database and starts no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_database_url_uses_that_database() {
+    let db = test_db().await;
+    let mut demo = crate::cli::ecp();
+    demo.env("DATABASE_URL", &db.url)
+        .args(["demo", "--instances", "300"]);
+    let ran = crate::cli::run(&mut demo).await;
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        !ran.stdout.contains("Starting a local PostgreSQL"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("keeps running"), "{}", ran.stdout);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.sync_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        2
+    );
+    assert!(count(&db.pool, "SELECT count(*) FROM ecp.instance_changes").await > 300);
+}

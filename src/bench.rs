@@ -191,7 +191,7 @@ async fn bench_size(
             sim.churn(&churn_spec(config.seed + run as u64, n, config.churn))
                 .await?;
             let r = sync::run(&store, &client, &settings).await?;
-            ensure_ok(&r)?;
+            r.ensure_succeeded()?;
             eprintln!("bench: history run {run}: {}", r.summary_line());
         }
         sqlx::raw_sql("ANALYZE").execute(&pool).await?;
@@ -240,15 +240,6 @@ fn churn_spec(seed: u64, n: usize, share: f64) -> ChurnSpec {
     }
 }
 
-fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        report.succeeded(),
-        "the sync failed: {}",
-        report.summary_line()
-    );
-    Ok(())
-}
-
 /// Row counters of the ecp tables: (all writes, inserts+updates of the history
 /// tables).
 async fn write_counters(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
@@ -292,7 +283,7 @@ where
     let r = sync_once().await?;
     let wall = t.elapsed().as_secs_f64();
     let rss = peak_rss_mb();
-    ensure_ok(&r)?;
+    r.ensure_succeeded()?;
     settle_stats().await;
     let after = write_counters(pool).await?;
     eprintln!("bench: {name}: {:.2} s; {}", wall, r.summary_line());
@@ -475,7 +466,7 @@ async fn timed_sync(
         let t = Instant::now();
         let r = sync::run(&store, &client, &settings).await?;
         secs[i] = t.elapsed().as_secs_f64();
-        ensure_ok(&r)?;
+        r.ensure_succeeded()?;
         eprintln!(
             "bench: {} region(s), {} ms latency, {what}: {:.2} s; {}",
             r.scopes.len(),

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use sqlx::PgPool;
 
-use crate::sync::RunReport;
+use crate::sync::{RunReport, ScopeReport};
 
 /// The Pushgateway job name: metrics go to `{url}/metrics/job/ecp_inventory`.
 pub const JOB: &str = "ecp_inventory";
@@ -157,49 +157,34 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
         e.sample("ecp_inventory_runs_total", &[("status", status)], *n as f64);
     }
 
-    e.family(
-        "ecp_inventory_scope_success",
-        "gauge",
-        "1 if the scope was applied in the last run, else 0 (biz_region_id * when the source's regions could not be listed).",
-    );
-    for s in &report.scopes {
-        let labels = [
-            ("source", s.source.as_str()),
-            ("biz_region_id", s.biz_region_id.as_str()),
-        ];
-        e.sample(
+    // One gauge family per scope fact, each with a sample per scope.
+    type ScopeFact = fn(&ScopeReport) -> f64;
+    let per_scope: [(&str, &str, ScopeFact); 3] = [
+        (
             "ecp_inventory_scope_success",
-            &labels,
-            if s.error.is_none() { 1.0 } else { 0.0 },
-        );
-    }
-    e.family(
-        "ecp_inventory_scope_pages",
-        "gauge",
-        "API pages fetched per scope in the last run.",
-    );
-    for s in &report.scopes {
-        let labels = [
-            ("source", s.source.as_str()),
-            ("biz_region_id", s.biz_region_id.as_str()),
-        ];
-        e.sample("ecp_inventory_scope_pages", &labels, s.pages as f64);
-    }
-    e.family(
-        "ecp_inventory_scope_instances_seen",
-        "gauge",
-        "Instances returned per scope in the last run.",
-    );
-    for s in &report.scopes {
-        let labels = [
-            ("source", s.source.as_str()),
-            ("biz_region_id", s.biz_region_id.as_str()),
-        ];
-        e.sample(
+            "1 if the scope was applied in the last run, else 0 (biz_region_id * when the source's regions could not be listed).",
+            |s| if s.error.is_none() { 1.0 } else { 0.0 },
+        ),
+        (
+            "ecp_inventory_scope_pages",
+            "API pages fetched per scope in the last run.",
+            |s| s.pages as f64,
+        ),
+        (
             "ecp_inventory_scope_instances_seen",
-            &labels,
-            s.instances as f64,
-        );
+            "Instances returned per scope in the last run.",
+            |s| s.instances as f64,
+        ),
+    ];
+    for (name, help, value) in per_scope {
+        e.family(name, "gauge", help);
+        for s in &report.scopes {
+            let labels = [
+                ("source", s.source.as_str()),
+                ("biz_region_id", s.biz_region_id.as_str()),
+            ];
+            e.sample(name, &labels, value(s));
+        }
     }
     e.family(
         "ecp_inventory_changes",

@@ -136,6 +136,13 @@ impl RunReport {
         self.scopes.iter().all(|s| s.error.is_none())
     }
 
+    /// For callers to which any failed scope is fatal (the demo, the benchmark):
+    /// an error carrying the summary line.
+    pub fn ensure_succeeded(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.succeeded(), "the sync failed: {}", self.summary_line());
+        Ok(())
+    }
+
     /// Lock contention and refused deletions have codes of their own, so that a
     /// scheduler can tell "try later" and "look at this" from a plain failure.
     pub fn exit_code(&self) -> u8 {

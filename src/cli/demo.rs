@@ -16,7 +16,7 @@ use crate::simulator::{
     ChurnSpec, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
 use crate::store::{Store, StoreConfig};
-use crate::sync::{self, RunReport, SyncSettings};
+use crate::sync::{self, SyncSettings};
 
 /// The database the demo creates in its local cluster.
 const DEMO_DATABASE: &str = "ecp_demo";
@@ -88,7 +88,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("\n1. First sync: every region through DescribeRegions");
     let first = sync::run(&store, &client, &settings).await?;
     println!("   {}", first.summary_line());
-    ensure_ok(&first)?;
+    first.ensure_succeeded()?;
 
     let churn = sim.churn(&ChurnSpec {
         seed: args.seed,
@@ -114,20 +114,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("\n3. Second sync");
     let second = sync::run(&store, &client, &settings).await?;
     println!("   {}", second.summary_line());
-    ensure_ok(&second)?;
+    second.ensure_succeeded()?;
     running.shutdown().await;
 
     print_changes(&pool, first.run_id, second.run_id).await?;
     print_next_steps(&url, local.as_ref(), first.run_id, second.run_id);
-    Ok(())
-}
-
-fn ensure_ok(report: &RunReport) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        report.succeeded(),
-        "the sync failed: {}",
-        report.summary_line()
-    );
     Ok(())
 }
 

@@ -3,12 +3,12 @@
 -- untagged instances for cost allocation). kind is 'user' (Tags) or 'biz' (BizTags).
 -- Counted per value first, then per key: a hash aggregate on the way, where
 -- count(DISTINCT ...) over the whole fleet's tags would sort them all.
--- ecp.instance_tags keeps the last known tags of deleted instances, hence the
--- EXISTS on the live ones.
+-- ecp.instance_tags holds the tags of the instances that exist now only, so no
+-- join with ecp.current_instances is needed (at 1M instances the join took most
+-- of the time).
 WITH per_value AS (
     SELECT t.kind, t.tag_key, t.tag_value, count(*) AS instances
     FROM ecp.instance_tags t
-    WHERE EXISTS (SELECT 1 FROM ecp.current_instances i WHERE i.instance_id = t.instance_id)
     GROUP BY t.kind, t.tag_key, t.tag_value
 ), fleet AS (
     SELECT count(*) AS total FROM ecp.current_instances

@@ -55,3 +55,47 @@ async fn every_sql_file_runs_and_returns_rows() {
         assert!(!rows.is_empty(), "{} returned no rows", file.display());
     }
 }
+
+#[tokio::test]
+async fn tag_coverage_counts_only_the_instances_that_exist() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(200);
+    let opts = ApplyOptions::default();
+    let now = chrono::Utc::now();
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        now - chrono::Duration::hours(2),
+        &opts,
+    )
+    .await
+    .unwrap();
+    sync(
+        &store,
+        "cn-shanghai",
+        &records[..150],
+        now - chrono::Duration::hours(1),
+        &opts,
+    )
+    .await
+    .unwrap();
+
+    let text = include_str!("../../sql/tag_coverage.sql");
+    let query = format!(
+        "SELECT kind, tag_key, instances, distinct_values, percent_of_fleet::text FROM ({}) q",
+        text.trim_end().trim_end_matches(';')
+    );
+    let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let env = rows
+        .iter()
+        .find(|r| r.0 == "user" && r.1 == "env")
+        .expect("the env tag");
+    assert_eq!((env.2, env.3, env.4.as_str()), (150, 1, "100.0"));
+    let team = rows.iter().find(|r| r.1 == "team").expect("the team tag");
+    assert_eq!((team.2, team.3), (150, 3));
+}

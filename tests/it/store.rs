@@ -430,6 +430,151 @@ async fn a_vanished_instance_is_deleted_and_restored_when_back() {
     assert_eq!(count(&db.pool, "SELECT max(version)::bigint FROM ecp.instance_versions WHERE instance_id = 'acp-000005'").await, 3);
 }
 
+/// The disk and tag rows of one instance, in a comparable form.
+async fn disks_and_tags(
+    p: &PgPool,
+    id: &str,
+) -> (Vec<(i32, String, i32)>, Vec<(String, String, String)>) {
+    let disks = sqlx::query_as(
+        "SELECT disk_index, disk_type, disk_size_gb FROM ecp.instance_disks \
+         WHERE instance_id = $1 ORDER BY disk_index",
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await
+    .unwrap();
+    let tags = sqlx::query_as(
+        "SELECT kind, tag_key, tag_value FROM ecp.instance_tags \
+         WHERE instance_id = $1 ORDER BY kind, tag_key",
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await
+    .unwrap();
+    (disks, tags)
+}
+
+#[tokio::test]
+async fn a_deleted_instance_has_no_disks_or_tags_until_it_comes_back() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    let before = disks_and_tags(&db.pool, "acp-000005").await;
+    assert_eq!((before.0.len(), before.1.len()), (2, 3));
+    let without: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r["AndroidInstanceId"] != "acp-000005" && r["AndroidInstanceId"] != "acp-000006"
+        })
+        .cloned()
+        .collect();
+
+    sync(&store, "cn-shanghai", &without, at(2), &opts)
+        .await
+        .unwrap();
+
+    // Only the instances that exist now have disk and tag rows; the deleted
+    // one keeps its last lists on its row.
+    assert_eq!(
+        disks_and_tags(&db.pool, "acp-000005").await,
+        (vec![], vec![])
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(DISTINCT instance_id) FROM ecp.instance_tags"
+        )
+        .await,
+        N as i64 - 2
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(DISTINCT instance_id) FROM ecp.instance_disks"
+        )
+        .await,
+        N as i64 - 2
+    );
+    let last: (Value, Value) =
+        sqlx::query_as("SELECT tags, disks FROM ecp.instances WHERE instance_id = 'acp-000005'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(last.0["env"], json!("prod"));
+    assert_eq!(last.1.as_array().map(Vec::len), Some(2));
+
+    // Back unchanged: the same lists again. Back with other lists: the new ones.
+    records[6].insert("Tags".into(), json!([{"Key": "env", "Value": "test"}]));
+    records[6].insert(
+        "Disks".into(),
+        json!([{"DiskType": "SYSTEM", "DiskSize": 40}]),
+    );
+    let back = sync(&store, "cn-shanghai", &records, at(3), &opts)
+        .await
+        .unwrap();
+
+    assert_eq!(back.restored, 2);
+    assert_eq!(disks_and_tags(&db.pool, "acp-000005").await, before);
+    assert_eq!(
+        disks_and_tags(&db.pool, "acp-000006").await,
+        (
+            vec![(0, "SYSTEM".to_owned(), 40)],
+            vec![
+                ("biz".to_owned(), "releaseFlag".to_owned(), "on".to_owned()),
+                ("user".to_owned(), "env".to_owned(), "test".to_owned()),
+            ]
+        )
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_tags").await,
+        3 * N as i64 - 1
+    );
+}
+
+#[tokio::test]
+async fn migration_0024_removes_the_disks_and_tags_of_deleted_instances() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    sync(&store, "cn-shanghai", &records[1..], at(2), &opts)
+        .await
+        .unwrap();
+    // The rows a deleted instance kept before 0024.
+    sqlx::raw_sql(
+        "INSERT INTO ecp.instance_disks VALUES ('acp-000000', 0, 'SYSTEM', 32); \
+         INSERT INTO ecp.instance_tags VALUES ('acp-000000', 'user', 'env', 'prod')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    sqlx::raw_sql(include_str!("../../migrations/0024_live_disks_tags.sql"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        disks_and_tags(&db.pool, "acp-000000").await,
+        (vec![], vec![])
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_tags").await,
+        3 * (N as i64 - 1)
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_disks").await,
+        2 * (N as i64 - 1)
+    );
+}
+
 #[tokio::test]
 async fn volatile_only_changes_update_the_row_without_history() {
     let db = test_db().await;

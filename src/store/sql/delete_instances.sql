@@ -1,4 +1,5 @@
--- Marks the missing instances deleted. Their disks and tags stay as last known.
+-- Marks the missing instances deleted. clear_disks_tags.sql then removes their
+-- disks and tags; the row keeps the last known lists in disks, tags and biz_tags.
 -- $1 run_id.
 UPDATE ecp.instances i
 SET deleted_at = a.changed_at,

@@ -1,5 +1,6 @@
 -- Writes the staged disk and tag lists of the instances cleared by
--- clear_disks_tags.sql.
+-- clear_disks_tags.sql, and of every restored instance: its lists were removed
+-- when it disappeared, so they are written again even if they did not change.
 WITH new_disks AS (
     INSERT INTO ecp.instance_disks (instance_id, disk_index, disk_type, disk_size_gb)
     SELECT s.instance_id, (e.ord - 1)::integer, e.disk ->> 'disk_type',
@@ -7,7 +8,7 @@ WITH new_disks AS (
     FROM ecp_apply a
     JOIN ecp_stage s ON s.instance_id = a.instance_id
     CROSS JOIN LATERAL jsonb_array_elements(s.disks) WITH ORDINALITY AS e (disk, ord)
-    WHERE a.disks_changed AND a.kind <> 'deleted'
+    WHERE (a.disks_changed OR a.kind = 'restored') AND a.kind <> 'deleted'
 )
 INSERT INTO ecp.instance_tags (instance_id, kind, tag_key, tag_value)
 SELECT s.instance_id, t.kind, t.tag_key, t.tag_value
@@ -18,4 +19,4 @@ CROSS JOIN LATERAL (
     UNION ALL
     SELECT 'biz', key, value FROM jsonb_each_text(s.biz_tags)
 ) t
-WHERE a.tags_changed AND a.kind <> 'deleted'
+WHERE (a.tags_changed OR a.kind = 'restored') AND a.kind <> 'deleted'

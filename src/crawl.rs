@@ -12,11 +12,10 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::api::model::DescribeAndroidInstancesRequest;
+use crate::api::model::{DescribeAndroidInstancesRequest, RawInstance};
 use crate::api::{ApiError, Client};
 
 /// The API's maximum, and so the fewest requests per crawl.
@@ -61,7 +60,7 @@ pub struct Page {
     pub total_count: Option<i64>,
     /// When the answer arrived: the time at which these states were observed.
     pub fetched_at: DateTime<Utc>,
-    pub instances: Vec<Map<String, Value>>,
+    pub instances: Vec<RawInstance>,
     /// Instances dropped from this page because a recent page already had them.
     pub duplicates: u64,
     /// No page follows: the crawl is complete once this one is consumed.
@@ -202,13 +201,13 @@ struct RecentIds {
 }
 
 impl RecentIds {
-    fn dedup(&mut self, instances: Vec<Map<String, Value>>) -> (Vec<Map<String, Value>>, u64) {
+    fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, u64) {
         let mut ids = HashSet::with_capacity(instances.len());
         let mut kept = Vec::with_capacity(instances.len());
         let mut duplicates = 0;
         for instance in instances {
             // Records without an id pass through: normalizing reports them.
-            if let Some(id) = instance.get("AndroidInstanceId").and_then(Value::as_str) {
+            if let Some(id) = instance.instance_id() {
                 if self.pages.iter().any(|p| p.contains(id)) || !ids.insert(id.to_owned()) {
                     duplicates += 1;
                     continue;
@@ -229,11 +228,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(id: &str) -> Map<String, Value> {
+    fn rec(id: &str) -> RawInstance {
         json!({ "AndroidInstanceId": id })
             .as_object()
             .unwrap()
             .clone()
+            .into()
     }
 
     #[test]
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!((kept.len(), dups), (2, 1));
         let (kept, dups) = recent.dedup(vec![rec("b"), rec("c")]);
         assert_eq!((kept.len(), dups), (1, 1));
-        assert_eq!(kept[0]["AndroidInstanceId"], "c");
+        assert_eq!(kept[0].instance_id(), Some("c"));
     }
 
     #[test]

@@ -5,13 +5,16 @@
 //! strings, empty strings and the text "null" mean "no value"), and a sync must
 //! never abort because one field of one record is odd. So a value that cannot be
 //! parsed becomes NULL and is reported in [`Normalized::problems`]; the record
-//! itself is kept whole in [`InstanceRow::raw`]. Only a record without a usable
+//! itself is kept whole, as the text the API sent, in [`Normalized::raw`]. Only a record without a usable
 //! `AndroidInstanceId` is refused, because nothing can be keyed on it.
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::api::model::RawInstance;
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -98,8 +101,6 @@ pub struct InstanceRow {
     pub system_version: Option<String>,
     pub vswitch_id: Option<String>,
     pub zone_id: Option<String>,
-    /// The record exactly as the API sent it.
-    pub raw: Map<String, Value>,
 }
 
 /// A typed column value, borrowed from an [`InstanceRow`].
@@ -249,9 +250,11 @@ pub struct TagRow {
 }
 
 /// Everything the store writes for one record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Normalized {
     pub row: InstanceRow,
+    /// The record exactly as the API sent it (`ecp.instances.raw`).
+    pub raw: Box<RawValue>,
     pub disks: Vec<DiskRow>,
     /// One per (kind, key); a key repeated by the API keeps its last value.
     pub tags: Vec<TagRow>,
@@ -261,9 +264,10 @@ pub struct Normalized {
 /// Turns one API record into rows. Fails only when `AndroidInstanceId` is missing,
 /// empty or not a string; every other oddity is a [`FieldProblem`].
 pub fn normalize(
-    raw: &Map<String, Value>,
+    record: RawInstance,
     opts: &NormalizeOptions,
 ) -> Result<Normalized, NormalizeError> {
+    let raw = &record.fields;
     let instance_id = match raw.get("AndroidInstanceId") {
         Some(Value::String(s)) if !is_blank(s) => s.clone(),
         other => {
@@ -340,17 +344,46 @@ pub fn normalize(
         system_version: p.text(raw, "SystemVersion"),
         vswitch_id: p.text(raw, "VSwitchId"),
         zone_id: p.text(raw, "ZoneId"),
-        raw: raw.clone(),
     };
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
+    let raw = storable_raw(record);
     Ok(Normalized {
         row,
+        raw,
         disks,
         tags,
         problems: p.problems,
     })
+}
+
+/// The record's text, unless it escapes a NUL character (`\u0000`), which jsonb
+/// refuses: then the record is re-serialized without its NULs, as text columns
+/// drop them too, rather than failing the whole page. A backslash before `u0000`
+/// may be an escaped backslash instead; re-serializing is right in both cases.
+fn storable_raw(record: RawInstance) -> Box<RawValue> {
+    if !record.text.get().contains("\\u0000") {
+        return record.text;
+    }
+    fn strip(v: &mut Value) {
+        match v {
+            Value::String(s) => s.retain(|c| c != '\0'),
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            Value::Object(map) => {
+                let old = std::mem::take(map);
+                for (mut k, mut v) in old {
+                    k.retain(|c| c != '\0');
+                    strip(&mut v);
+                    map.insert(k, v);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut fields = Value::Object(record.fields);
+    strip(&mut fields);
+    serde_json::value::to_raw_value(&fields).expect("a JSON value always serializes")
 }
 
 /// "" and the text "null" are how the API says "no value".
@@ -615,6 +648,10 @@ mod tests {
         }
     }
 
+    fn parsed(raw: &RawValue) -> Map<String, Value> {
+        serde_json::from_str(raw.get()).unwrap()
+    }
+
     fn example() -> Map<String, Value> {
         let page: Value = serde_json::from_str(include_str!(
             "../tests/data/describe_android_instances_page.json"
@@ -626,7 +663,7 @@ mod tests {
     #[test]
     fn the_documented_example_maps_every_field() {
         let raw = example();
-        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        let n = normalize(raw.clone().into(), &NormalizeOptions::default()).unwrap();
         assert!(n.problems.is_empty(), "{:?}", n.problems);
         let r = &n.row;
         assert_eq!(r.instance_id, "acp-8at8h6ejkadjh0001");
@@ -652,7 +689,7 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2024, 7, 15, 2, 3, 33).unwrap())
         );
         assert_eq!(r.vswitch_id.as_deref(), Some("vsw-2zepmau2hsbhos420001"));
-        assert_eq!(r.raw, raw, "raw is kept whole");
+        assert_eq!(parsed(&n.raw), raw, "raw is kept whole");
         assert_eq!(n.disks.len(), 2);
         assert_eq!(n.disks[1].disk_type.as_deref(), Some("DATA"));
         assert_eq!(n.disks[1].disk_size_gb, Some(64));
@@ -677,7 +714,7 @@ mod tests {
             json!({"AndroidInstanceId": ""}),
             json!({"AndroidInstanceId": 7}),
         ] {
-            assert!(normalize(&obj(raw), &NormalizeOptions::default()).is_err());
+            assert!(normalize(obj(raw).into(), &NormalizeOptions::default()).is_err());
         }
     }
 
@@ -688,7 +725,7 @@ mod tests {
             "AndroidInstanceName": "null", "PublicIpAddress": "null", "Rate": null,
             "DisplayConfig": {"LockResolution": "on", "Dpi": 320.0}
         }));
-        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
         assert!(n.problems.is_empty(), "{:?}", n.problems);
         assert_eq!(n.row.memory_mib, Some(8192));
         assert_eq!(n.row.cpu_cores, Some(8));
@@ -706,7 +743,7 @@ mod tests {
             "GmtExpired": "soon", "DisplayConfig": {"LockResolution": "maybe"},
             "Tags": [{"Value": "orphan"}], "Disks": "none"
         }));
-        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        let n = normalize(raw.clone().into(), &NormalizeOptions::default()).unwrap();
         let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -723,7 +760,7 @@ mod tests {
         );
         assert_eq!(n.row.cpu_cores, None);
         assert_eq!(n.problems[0].value, json!("four"));
-        assert_eq!(n.row.raw, raw);
+        assert_eq!(parsed(&n.raw), raw);
     }
 
     #[test]
@@ -732,7 +769,7 @@ mod tests {
         let opts = NormalizeOptions {
             naive_time_zone: FixedOffset::east_opt(8 * 3600),
         };
-        let n = normalize(&raw, &opts).unwrap();
+        let n = normalize(raw.into(), &opts).unwrap();
         assert_eq!(
             n.row.created_at,
             Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap())
@@ -740,10 +777,33 @@ mod tests {
     }
 
     #[test]
+    fn raw_is_the_text_as_sent_except_for_nul_characters() {
+        let text = r#"{ "AndroidInstanceId": "acp-1",  "Z": 1, "A": [true] }"#;
+        let record = RawInstance {
+            fields: serde_json::from_str(text).unwrap(),
+            text: RawValue::from_string(text.to_owned()).unwrap(),
+        };
+        let n = normalize(record, &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.raw.get(), text, "spacing and key order kept");
+
+        let text = r#"{"AndroidInstanceId":"acp-1","Name":"a\u0000b","Odd\u0000Key":["\\u0000"]}"#;
+        let record = RawInstance {
+            fields: serde_json::from_str(text).unwrap(),
+            text: RawValue::from_string(text.to_owned()).unwrap(),
+        };
+        let n = normalize(record, &NormalizeOptions::default()).unwrap();
+        assert_eq!(
+            parsed(&n.raw),
+            obj(json!({"AndroidInstanceId": "acp-1", "Name": "ab", "OddKey": ["\\u0000"]})),
+            "NULs dropped, an escaped backslash before u0000 kept"
+        );
+    }
+
+    #[test]
     fn repeated_tag_keys_keep_the_last_value() {
         let raw = obj(json!({"AndroidInstanceId": "acp-1",
             "Tags": [{"Key": "env", "Value": "a"}, {"Key": "env", "Value": "b"}]}));
-        let n = normalize(&raw, &NormalizeOptions::default()).unwrap();
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
         assert_eq!(n.tags.len(), 1);
         assert_eq!(n.tags[0].value.as_deref(), Some("b"));
     }

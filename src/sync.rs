@@ -395,7 +395,7 @@ pub(crate) async fn sync_scope(
     let mut rows: Vec<Normalized> = Vec::with_capacity(settings.crawl.page_size as usize);
 
     let crawl_error = loop {
-        let page = match pages.recv().await {
+        let mut page = match pages.recv().await {
             Some(Ok(page)) => page,
             Some(Err(e)) => break Some(e.to_string()),
             None => break Some("the crawl stopped before its last page".to_owned()),
@@ -404,7 +404,7 @@ pub(crate) async fn sync_scope(
         let in_page = page_span.enter();
         rows.clear();
         let mut skipped = 0;
-        for record in &page.instances {
+        for record in std::mem::take(&mut page.instances) {
             match normalize(record, &settings.normalize) {
                 Ok(n) => {
                     let already = report.field_problems as usize;

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::credentials::CredentialsProvider;
 use super::error::{ApiError, ErrorBody};
 use super::model::{
-    DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse,
+    DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse, RawInstance,
     ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
 use super::ratelimit::RateLimiter;
@@ -63,7 +64,7 @@ pub struct InstancePage {
     pub total_count: Option<i64>,
     /// `None` or empty: this was the last page.
     pub next_token: Option<String>,
-    pub instances: Vec<Map<String, Value>>,
+    pub instances: Vec<RawInstance>,
 }
 
 #[derive(Clone)]
@@ -436,66 +437,85 @@ fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Displa
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
 /// empty page, but a body that is not a JSON object, or an `InstanceModel` that is
 /// not a list of objects, is a bad response (never silently an empty page).
+///
+/// Each record is first taken as raw JSON text (no copy), then parsed once into
+/// its fields; the text itself is kept for `raw`.
 pub fn parse_instance_page(
     action: &str,
     status: u16,
     body: &[u8],
 ) -> Result<InstancePage, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
-    let Value::Object(mut top) = value else {
+    /// The envelope. Unknown top-level keys are ignored; the scalars stay loose
+    /// `Value`s so that a wrong type is reported by name rather than as a parse
+    /// error.
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "RequestId", default)]
+        request_id: Option<Value>,
+        #[serde(rename = "TotalCount", default)]
+        total_count: Option<Value>,
+        #[serde(rename = "NextToken", default)]
+        next_token: Option<Value>,
+        #[serde(rename = "InstanceModel", default, borrow)]
+        instance_model: Option<&'a RawValue>,
+    }
+
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(bad_response(
             action,
             status,
             body,
             "the body is not a JSON object",
         ));
+    }
+    let top: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
+    let request_id = match top.request_id {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
     };
-    let request_id = top
-        .get("RequestId")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     let bad = |detail: String| ApiError::BadResponse {
         action: action.to_owned(),
         status,
         request_id: request_id.clone(),
         detail,
     };
-    let total_count = match top.get("TotalCount") {
+    let total_count = match top.total_count {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(other) => return Err(bad(format!("TotalCount is {other}, not a number"))),
     };
-    let next_token = match top.get("NextToken") {
+    let next_token = match top.next_token {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(other) => return Err(bad(format!("NextToken is {other}, not a string"))),
     };
-    let instances = match top.remove("InstanceModel") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                match item {
-                    Value::Object(map) => out.push(map),
-                    other => {
-                        return Err(bad(format!(
-                            "InstanceModel[{i}] is {}, not an object",
-                            kind_of(&other)
-                        )))
-                    }
-                }
-            }
-            out
+    let items: Vec<&RawValue> = match top.instance_model {
+        None => Vec::new(),
+        Some(list) if kind_of(list) == "a list" => {
+            serde_json::from_str(list.get()).map_err(|e| bad(format!("InstanceModel: {e}")))?
         }
         Some(other) => {
             return Err(bad(format!(
                 "InstanceModel is {}, not a list",
-                kind_of(&other)
+                kind_of(other)
             )))
         }
     };
+    let mut instances = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let kind = kind_of(item);
+        if kind != "an object" {
+            return Err(bad(format!("InstanceModel[{i}] is {kind}, not an object")));
+        }
+        let fields: Map<String, Value> = serde_json::from_str(item.get())
+            .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
+        instances.push(RawInstance {
+            fields,
+            text: item.to_owned(),
+        });
+    }
     Ok(InstancePage {
         request_id,
         total_count,
@@ -504,14 +524,16 @@ pub fn parse_instance_page(
     })
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+/// What a JSON value is, from its first character (raw values start at their
+/// first significant character).
+fn kind_of(v: &RawValue) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "a list",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -525,7 +547,12 @@ mod tests {
         let page = parse_instance_page("A", 200, body).unwrap();
         assert_eq!(page.request_id.as_deref(), Some("R1"));
         assert_eq!(page.next_token, None);
-        assert_eq!(page.instances[0]["NewField"]["x"], 1);
+        assert_eq!(page.instances[0].fields["NewField"]["x"], 1);
+        assert_eq!(
+            page.instances[0].text.get(),
+            r#"{"AndroidInstanceId":"acp-1","NewField":{"x":1}}"#,
+            "the record's text is kept exactly"
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //!
 //! Every field is optional: the service may omit any of them, and it adds new ones
 //! every few months. The crawler therefore carries each instance as its raw JSON
-//! object (see [`crate::crawl`]); these typed structs are what the simulator
-//! serves and what callers may deserialize into when they want types.
+//! object ([`RawInstance`]); these typed structs are what the simulator serves and
+//! what callers may deserialize into when they want types.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 pub const PRODUCT: &str = "eds-aic";
 pub const API_VERSION: &str = "2023-09-30";
@@ -170,6 +172,31 @@ impl Params {
         for (i, v) in values.iter().enumerate() {
             self.0.push((format!("{name}.{}", i + 1), v.clone()));
         }
+    }
+}
+
+/// One `InstanceModel` record as the service sent it: its fields, parsed once for
+/// normalizing, and its exact JSON text, which becomes `ecp.instances.raw` as is.
+/// Keeping the text spares a deep copy and a re-serialization of every record,
+/// which were most of the crawl's CPU time at a million instances.
+#[derive(Clone, Debug)]
+pub struct RawInstance {
+    pub fields: Map<String, Value>,
+    pub text: Box<RawValue>,
+}
+
+impl RawInstance {
+    /// The `AndroidInstanceId`, when it is a string.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.fields.get("AndroidInstanceId").and_then(Value::as_str)
+    }
+}
+
+/// A record built in code (tests, tools): its text is its compact serialization.
+impl From<Map<String, Value>> for RawInstance {
+    fn from(fields: Map<String, Value>) -> Self {
+        let text = serde_json::value::to_raw_value(&fields).expect("a JSON map always serializes");
+        RawInstance { fields, text }
     }
 }
 

@@ -31,7 +31,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     while let Some(page) = pages.recv().await {
         let page = page.context("crawl failed")?;
         for instance in &page.instances {
-            serde_json::to_writer(&mut out, instance)?;
+            serde_json::to_writer(&mut out, &instance.fields)?;
             out.write_all(b"\n")?;
         }
         instances += page.instances.len() as u64;

@@ -46,7 +46,8 @@ pub struct ApplyCounts {
     pub updated: u64,
     /// No tracked change (includes `volatile`).
     pub unchanged: u64,
-    /// Of the unchanged, those whose volatile fields changed (row updated only).
+    /// Of the unchanged, those whose volatile fields, or only their digest,
+    /// changed (row updated only).
     pub volatile: u64,
     pub deleted: u64,
     pub restored: u64,

@@ -8,7 +8,6 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use tracing::debug;
@@ -285,35 +284,73 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
             _ => line.push_str("\\N"),
         }
     }
-    let tags = |kind: TagKind| -> Map<String, Value> {
-        n.tags
-            .iter()
-            .filter(|t| t.kind == kind)
-            .map(|t| {
-                (
-                    t.key.clone(),
-                    t.value.clone().map_or(Value::Null, Value::String),
-                )
-            })
-            .collect()
-    };
-    let disks: Vec<Value> = n
-        .disks
-        .iter()
-        .map(|d| serde_json::json!({"disk_type": d.disk_type, "disk_size_gb": d.disk_size_gb}))
-        .collect();
-    for json in [
-        Value::Object(tags(TagKind::User)).to_string(),
-        Value::Object(tags(TagKind::Biz)).to_string(),
-        Value::Array(disks).to_string(),
-        serde_json::to_string(&n.row.raw).unwrap_or_else(|_| "{}".into()),
-    ] {
+    // tags and biz_tags as JSON objects, disks as a JSON array, written straight
+    // into the line: normalize already made the tag keys unique per kind.
+    let mut json = String::with_capacity(256);
+    for kind in [TagKind::User, TagKind::Biz] {
+        json.clear();
+        json.push('{');
+        for (i, t) in n.tags.iter().filter(|t| t.kind == kind).enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            push_json_string(&mut json, &t.key);
+            json.push(':');
+            match &t.value {
+                Some(v) => push_json_string(&mut json, v),
+                None => json.push_str("null"),
+            }
+        }
+        json.push('}');
         line.push('\t');
         escape_into(&mut line, &json);
     }
+    json.clear();
+    json.push('[');
+    for (i, d) in n.disks.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str("{\"disk_type\":");
+        match &d.disk_type {
+            Some(t) => push_json_string(&mut json, t),
+            None => json.push_str("null"),
+        }
+        json.push_str(",\"disk_size_gb\":");
+        match d.disk_size_gb {
+            Some(gb) => {
+                let _ = write!(json, "{gb}");
+            }
+            None => json.push_str("null"),
+        }
+        json.push('}');
+    }
+    json.push(']');
+    line.push('\t');
+    escape_into(&mut line, &json);
+    line.push('\t');
+    escape_into(&mut line, n.raw.get());
     let digest = Sha256::digest(line.as_bytes());
     buf.extend_from_slice(line.as_bytes());
     hex::encode(&digest[..16])
+}
+
+/// A JSON string literal. NUL is dropped, as in [`escape_into`]: jsonb refuses
+/// `\u0000`.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\0' => {}
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// COPY text format: backslash, tab, newline and carriage return are escaped.
@@ -344,7 +381,11 @@ mod tests {
     fn a_record_is_one_line_with_every_column() {
         let raw =
             serde_json::json!({"AndroidInstanceId": "acp-1", "AndroidInstanceName": "a\tb\\c\nd"});
-        let n = normalize(raw.as_object().unwrap(), &NormalizeOptions::default()).unwrap();
+        let n = normalize(
+            raw.as_object().unwrap().clone().into(),
+            &NormalizeOptions::default(),
+        )
+        .unwrap();
         let mut buf = Vec::new();
         let hash = encode_content(&mut buf, &n);
         assert_eq!(hash.len(), 32);

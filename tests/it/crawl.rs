@@ -41,7 +41,7 @@ fn ids(pages: &[Page]) -> Vec<String> {
     pages
         .iter()
         .flat_map(|p| &p.instances)
-        .map(|i| i["AndroidInstanceId"].as_str().unwrap().to_owned())
+        .map(|i| i.instance_id().unwrap().to_owned())
         .collect()
 }
 

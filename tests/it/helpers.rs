@@ -303,7 +303,7 @@ pub fn fleet(n: usize) -> Vec<Map<String, Value>> {
 pub fn norm(records: &[Map<String, Value>]) -> Vec<Normalized> {
     records
         .iter()
-        .map(|r| normalize(r, &NormalizeOptions::default()).unwrap())
+        .map(|r| normalize(r.clone().into(), &NormalizeOptions::default()).unwrap())
         .collect()
 }
 

@@ -1074,3 +1074,61 @@ async fn raw_is_compressed_with_lz4_where_the_server_has_it() {
     .unwrap();
     assert_eq!(method, if has_lz4 { "l" } else { "" });
 }
+
+#[tokio::test]
+async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
+    // The same values staged in another form (an upgrade that changes how a
+    // record is written, say) give another digest. The apply must then find no
+    // change, write no history, and store the new digest, or every later run
+    // would compare every instance in full.
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(50);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let digests = "SELECT count(DISTINCT content_hash) FROM ecp.instances";
+    assert_eq!(count(&db.pool, digests).await, 50);
+    sqlx::query("UPDATE ecp.instances SET content_hash = gen_random_uuid()")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((counts.created, counts.updated), (0, 0));
+    assert_eq!(counts.volatile, 50, "{counts:?}");
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
+        50
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_changes").await,
+        50,
+        "the creations only"
+    );
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(3),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counts.volatile, 0, "digests refreshed: {counts:?}");
+}

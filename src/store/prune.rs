@@ -3,7 +3,8 @@
 //! valid before the horizon (`valid_to < horizon`), so `instances_as_of(ts)` for
 //! every `ts >= horizon` returns the same rows; current versions (`valid_to IS
 //! NULL`) always stay. Change rows observed before the horizon go too. The run
-//! ledger and `ecp.instances` are left alone.
+//! ledger and `ecp.instances` are left alone. The fleet count moves behind
+//! `ecp.fleet_daily` are merged, one row per quarter hour and key.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -50,6 +51,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // After the versions: deleting them adds rows to merge.
+            sqlx::query(include_str!("sql/prune_fleet_counts.sql"))
+                .execute(&mut *tx)
+                .await?;
             PruneCounts { versions, changes }
         };
         tx.commit().await?;

@@ -200,6 +200,12 @@ fn server() -> &'static Server {
 
 /// A fresh, migrated database on the shared server.
 pub async fn test_db() -> TestDb {
+    test_db_migrated_to(None).await
+}
+
+/// A fresh database with the migrations up to `version` only (all with `None`),
+/// for tests of what a migration does to data written before it.
+pub async fn test_db_migrated_to(version: Option<i64>) -> TestDb {
     let server = tokio::task::spawn_blocking(server).await.unwrap();
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&server.url("postgres"))
@@ -216,7 +222,10 @@ pub async fn test_db() -> TestDb {
         .connect(&url)
         .await
         .unwrap();
-    store::migrate(&pool).await.unwrap();
+    match version {
+        None => store::migrate(&pool).await.unwrap(),
+        Some(v) => store::MIGRATOR.run_to(v, &pool).await.unwrap(),
+    }
     TestDb { pool, url, name }
 }
 

@@ -1,5 +1,6 @@
 mod cli;
 mod crawl;
+mod fleet_daily;
 mod helpers;
 mod production;
 mod readme;

@@ -395,4 +395,72 @@ mod tests {
         assert_eq!(line.split('\t').count(), typed_columns().len() + 4);
         assert!(line.contains("a\\tb\\\\c\\nd"));
     }
+
+    /// COPY text back to the value it stands for.
+    fn unescape(field: &str) -> String {
+        let mut out = String::new();
+        let mut chars = field.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tags_disks_and_raw_are_json_whatever_their_characters() {
+        let raw = serde_json::json!({
+            "AndroidInstanceId": "acp-1",
+            "Tags": [
+                {"Key": "quote\"back\\slash", "Value": "tab\tline\ncontrol\u{1}nul\u{0}end"},
+                {"Key": "empty", "Value": null},
+            ],
+            "BizTags": [{"Key": "é ü 中", "Value": "✓"}],
+            "Disks": [{"DiskType": "SYSTEM\"X", "DiskSize": 32}, {"DiskType": "DATA"}],
+        });
+        let n = normalize(
+            raw.as_object().unwrap().clone().into(),
+            &NormalizeOptions::default(),
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        encode_content(&mut buf, &n);
+        let line = String::from_utf8(buf).unwrap();
+        let fields: Vec<&str> = line.split('\t').collect();
+        let json = |i: usize| -> serde_json::Value {
+            let text = unescape(fields[typed_columns().len() + i]);
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+        };
+        assert_eq!(
+            json(0),
+            serde_json::json!({
+                "quote\"back\\slash": "tab\tline\ncontrol\u{1}nulend",
+                "empty": null,
+            }),
+            "NUL dropped, as jsonb refuses it"
+        );
+        assert_eq!(json(1), serde_json::json!({"é ü 中": "✓"}));
+        assert_eq!(
+            json(2),
+            serde_json::json!([
+                {"disk_type": "SYSTEM\"X", "disk_size_gb": 32},
+                {"disk_type": "DATA", "disk_size_gb": null},
+            ])
+        );
+        let stored_raw = json(3);
+        assert_eq!(stored_raw["BizTags"], raw["BizTags"]);
+        assert_eq!(
+            stored_raw["Tags"][0]["Value"], "tab\tline\ncontrol\u{1}nulend",
+            "raw is the record, without its NUL"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::stage::ScopeSync;
 use super::{Scope, StoreError};
@@ -97,21 +97,39 @@ async fn apply_in_transaction(
     let stats = s_stats(s);
     let conn = &mut s.conn;
 
-    // Later pages win over earlier ones for an instance listed twice; fresh
-    // statistics because temp tables are never auto-analyzed and the joins below
-    // need to know the staged set's size (of the join key only: analyzing the
-    // wide staged columns would cost more than it tells). The index, built once
-    // the rows are in (cheaper than maintaining it through the COPYs), keeps every
-    // join with the staged rows a probe even when the planner misjudges the other
-    // side: with stale statistics on ecp.instances, the deletion anti-join once
-    // became a nested loop over the whole stage per instance.
-    sqlx::raw_sql(
-        "ANALYZE ecp_stage (instance_id); DELETE FROM ecp_stage s USING ecp_stage t \
-         WHERE t.instance_id = s.instance_id AND t.seq > s.seq; \
-         CREATE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)",
-    )
-    .execute(&mut *conn)
-    .await?;
+    // Fresh statistics because temp tables are never auto-analyzed and the joins
+    // below need to know the staged set's size (of the join key only: analyzing
+    // the wide staged columns would cost more than it tells). The index, built
+    // once the rows are in (cheaper than maintaining it through the COPYs), keeps
+    // every join with the staged rows a probe even when the planner misjudges the
+    // other side: with stale statistics on ecp.instances, the deletion anti-join
+    // once became a nested loop over the whole stage per instance.
+    sqlx::raw_sql("ANALYZE ecp_stage (instance_id)")
+        .execute(&mut *conn)
+        .await?;
+    // An instance listed twice (a page boundary that moved during the crawl) is
+    // rare: building the index as unique finds one for free, where a self-join
+    // to look for it cost a full pass over a million staged rows. Only then are
+    // the earlier listings dropped (later pages win) and the index built again.
+    const STAGE_INDEX: &str =
+        "CREATE UNIQUE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)";
+    if let Err(e) = sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await {
+        if !e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            return Err(e.into());
+        }
+        let dropped = sqlx::raw_sql(
+            "DELETE FROM ecp_stage s USING ecp_stage t \
+             WHERE t.instance_id = s.instance_id AND t.seq > s.seq",
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        debug!(%scope, dropped, "instances listed more than once: the last listing kept");
+        sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await?;
+    }
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp_stage")
         .fetch_one(&mut *conn)
         .await?;

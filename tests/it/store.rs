@@ -1132,3 +1132,43 @@ async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
     .unwrap();
     assert_eq!(counts.volatile, 0, "digests refreshed: {counts:?}");
 }
+
+/// An instance listed twice in one crawl (the page it was on moved while the
+/// crawl ran) is one instance, in the state of its last listing.
+#[tokio::test]
+async fn an_instance_listed_twice_keeps_its_last_listing() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(2 * PAGE + 50);
+    let mut relisted = records[3].clone();
+    relisted.insert("AndroidInstanceName".into(), json!("renamed-while-crawled"));
+    records.push(relisted);
+
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let n = 2 * PAGE as u64 + 50;
+    assert_eq!((counts.seen, counts.created), (n, n));
+    let p = &db.pool;
+    let id = records[3]["AndroidInstanceId"].as_str().unwrap().to_owned();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT instance_name FROM ecp.instances WHERE instance_id = $1 \
+         UNION ALL SELECT instance_name FROM ecp.instance_versions WHERE instance_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(p)
+    .await
+    .unwrap();
+    assert_eq!(names, ["renamed-while-crawled", "renamed-while-crawled"]);
+    assert_eq!(
+        count(p, "SELECT count(*) FROM ecp.instance_changes").await,
+        n as i64
+    );
+}

@@ -99,3 +99,64 @@ async fn tag_coverage_counts_only_the_instances_that_exist() {
     let team = rows.iter().find(|r| r.1 == "team").expect("the team tag");
     assert_eq!((team.2, team.3), (150, 3));
 }
+
+/// The day's changes come as one row per kind and field, however many
+/// instances they touched, and add up to every change of the day.
+#[tokio::test]
+async fn changes_last_24_hours_counts_each_kind_and_field() {
+    let db = test_db().await;
+    let store = db.store();
+    let opts = ApplyOptions::default();
+    let now = chrono::Utc::now();
+    let mut records = fleet(150);
+    // A creation two days ago is not part of the day.
+    sync(
+        &store,
+        "cn-beijing",
+        &fleet(150)[100..],
+        now - chrono::Duration::days(2),
+        &opts,
+    )
+    .await
+    .unwrap();
+    records.truncate(100);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        now - chrono::Duration::hours(2),
+        &opts,
+    )
+    .await
+    .unwrap();
+    for r in &mut records[..3] {
+        r.insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    }
+    records.truncate(96);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        now - chrono::Duration::hours(1),
+        &opts,
+    )
+    .await
+    .unwrap();
+
+    let text = include_str!("../../sql/changes_last_24_hours.sql");
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT change_kind, field, changes FROM ({}) q",
+        text.trim_end().trim_end_matches(';')
+    )))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("created".to_owned(), None, 100),
+            ("deleted".to_owned(), None, 4),
+            ("updated".to_owned(), Some("status".to_owned()), 3),
+        ]
+    );
+}

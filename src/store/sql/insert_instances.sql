@@ -3,7 +3,7 @@ INSERT INTO ecp.instances (
     instance_id, {{typed_cols}}, tags, biz_tags, disks, raw, content_hash, source, biz_region_id,
     version, first_seen_at, last_changed_at, last_seen_at, deleted_at, last_run_id)
 SELECT
-    s.instance_id, {{s_typed_cols}}, s.tags, s.biz_tags, s.disks, s.raw::jsonb, s.content_hash, $2, $3,
+    s.instance_id, {{s_typed_cols}}, s.tags, s.biz_tags, s.disks, s.raw, s.content_hash, $2, $3,
     1, s.observed_at, a.changed_at, s.observed_at, NULL, $1
 FROM ecp_apply a
 JOIN ecp_stage s ON s.instance_id = a.instance_id

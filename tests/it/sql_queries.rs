@@ -106,42 +106,25 @@ async fn tag_coverage_counts_only_the_instances_that_exist() {
 async fn changes_last_24_hours_counts_each_kind_and_field() {
     let db = test_db().await;
     let store = db.store();
-    let opts = ApplyOptions::default();
-    let now = chrono::Utc::now();
-    let mut records = fleet(150);
-    // A creation two days ago is not part of the day.
-    sync(
-        &store,
-        "cn-beijing",
-        &fleet(150)[100..],
-        now - chrono::Duration::days(2),
-        &opts,
-    )
-    .await
-    .unwrap();
-    records.truncate(100);
-    sync(
-        &store,
-        "cn-shanghai",
-        &records,
-        now - chrono::Duration::hours(2),
-        &opts,
-    )
-    .await
-    .unwrap();
-    for r in &mut records[..3] {
+    // Two days ago, 50 creations elsewhere, which are not part of the day; then
+    // 100 creations, and a crawl that finds 3 of them stopped and 4 gone.
+    let elsewhere = fleet(150).split_off(100);
+    let created = fleet(100);
+    let mut changed = created[..96].to_vec();
+    for r in &mut changed[..3] {
         r.insert("AndroidInstanceStatus".into(), json!("STOPPED"));
     }
-    records.truncate(96);
-    sync(
-        &store,
-        "cn-shanghai",
-        &records,
-        now - chrono::Duration::hours(1),
-        &opts,
-    )
-    .await
-    .unwrap();
+    let now = chrono::Utc::now();
+    for (region, records, hours_ago) in [
+        ("cn-beijing", &elsewhere, 48),
+        ("cn-shanghai", &created, 2),
+        ("cn-shanghai", &changed, 1),
+    ] {
+        let at = now - chrono::Duration::hours(hours_ago);
+        sync(&store, region, records, at, &ApplyOptions::default())
+            .await
+            .unwrap();
+    }
 
     let text = include_str!("../../sql/changes_last_24_hours.sql");
     let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -5,8 +5,9 @@
 //! strings, empty strings and the text "null" mean "no value"), and a sync must
 //! never abort because one field of one record is odd. So a value that cannot be
 //! parsed becomes NULL and is reported in [`Normalized::problems`]; the record
-//! itself is kept whole, as the text the API sent, in [`Normalized::raw`]. Only a record without a usable
-//! `AndroidInstanceId` is refused, because nothing can be keyed on it.
+//! itself is kept whole, as the text the API sent, in [`Normalized::raw`]. Only a
+//! record without a usable `AndroidInstanceId` is refused, because nothing can be
+//! keyed on it.
 
 use std::net::IpAddr;
 

@@ -62,9 +62,10 @@ pub struct BenchArgs {
 /// The local server's settings, those of a server sized for loading a million
 /// instances (the defaults are sized for a laptop): room for the WAL of a first
 /// sync between checkpoints (it writes several GB; with the default 1 GB the
-/// server checkpoints again and again, and writes a full image of every page
-/// it touches after each), and 1 GB of shared buffers instead of 128 MB. Durability stays on (fsync,
-/// synchronous_commit). Both the syncs and the COPY baseline run on them.
+/// server checkpoints again and again, and writes a full image of every page it
+/// touches after each), and 1 GB of shared buffers instead of 128 MB. Durability
+/// stays on (fsync, synchronous_commit). Both the syncs and the COPY baseline run
+/// on them.
 const BENCH_SERVER: &[(&str, &str)] = &[
     ("shared_buffers", "1GB"),
     ("max_wal_size", "8GB"),

@@ -301,10 +301,7 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
             }
             push_json_string(&mut json, &t.key);
             json.push(':');
-            match &t.value {
-                Some(v) => push_json_string(&mut json, v),
-                None => json.push_str("null"),
-            }
+            push_json_nullable(&mut json, t.value.as_deref());
         }
         json.push('}');
         line.push('\t');
@@ -317,10 +314,7 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
             json.push(',');
         }
         json.push_str("{\"disk_type\":");
-        match &d.disk_type {
-            Some(t) => push_json_string(&mut json, t),
-            None => json.push_str("null"),
-        }
+        push_json_nullable(&mut json, d.disk_type.as_deref());
         json.push_str(",\"disk_size_gb\":");
         match d.disk_size_gb {
             Some(gb) => {
@@ -338,6 +332,14 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
     let digest = Sha256::digest(line.as_bytes());
     buf.extend_from_slice(line.as_bytes());
     hex::encode(&digest[..16])
+}
+
+/// A JSON string literal, or `null`.
+fn push_json_nullable(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_string(out, s),
+        None => out.push_str("null"),
+    }
 }
 
 /// A JSON string literal. NUL is dropped, as in [`escape_into`]: jsonb refuses

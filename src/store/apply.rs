@@ -109,9 +109,10 @@ async fn apply_in_transaction(
         .await?;
     // An instance listed twice (a page boundary that moved during the crawl) is
     // rare: building the index as unique finds one for free, where a self-join
-    // to look for it took a pass over every staged row (3-6 s per scope in a
-    // first sync of a million). Only then are the earlier listings dropped
-    // (later pages win) and the index built again.
+    // to look for it took a pass over every staged row (in a first sync of a
+    // million, 3-6 s per scope for the self-join, the ANALYZE and the index
+    // together). Only then are the earlier listings dropped (later pages win)
+    // and the index built again.
     const STAGE_INDEX: &str =
         "CREATE UNIQUE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)";
     if let Err(e) = sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await {

@@ -145,6 +145,18 @@ async fn apply_in_transaction(
     .await?;
 
     let mut tx = conn.begin().await?;
+    // Made in the transaction that uses it, and dropped at its end. Made with the
+    // stage as an ON COMMIT DELETE ROWS table, it was truncated at every commit
+    // that touched a temp table, so after every staging COPY, and each
+    // truncation scans all of the session's temp buffers (32k at 256 MB).
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE ecp_apply (instance_id text PRIMARY KEY, kind text NOT NULL, \
+         old_version integer, changed_at timestamptz NOT NULL, \
+         previously_observed_at timestamptz, disks_changed boolean NOT NULL, \
+         tags_changed boolean NOT NULL) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(sql.classify.as_str()))
         .bind(&scope.source)
         .bind(&scope.biz_region_id)

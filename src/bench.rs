@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::{Client, ClientConfig, Credentials};
@@ -43,6 +43,8 @@ pub struct BenchConfig {
     pub churn: f64,
     /// Total runs of history before the queries are timed (0: no query phase).
     pub history_runs: usize,
+    /// COPY baselines taken per fleet size (their median is the baseline).
+    pub copy_runs: usize,
     /// Latency added per simulated request for the concurrency check (0: skip it).
     pub latency_ms: u64,
     /// Fleet size of the concurrency check.
@@ -184,7 +186,7 @@ async fn bench_size(
     let settings = SyncSettings::default();
 
     let first = phase(&pool, "first", n, || sync::run(&store, &client, &settings)).await?;
-    let copy_secs = copy_baseline(&pool, &config.scratch_dir).await?;
+    let copy_secs = copy_baseline(&pool, &config.scratch_dir, config.copy_runs).await?;
     let again = phase(&pool, "no-change", n, || {
         sync::run(&store, &client, &settings)
     })
@@ -336,11 +338,13 @@ where
     })
 }
 
-/// Dumps ecp.instances (the rows the sync wrote) to a file, then times a COPY of
-/// that file into a plain table with the same columns and no index. The columns
-/// keep their compression method too (lz4 for raw where the server has it): a
-/// baseline left on pglz would be slower than the table it stands for.
-async fn copy_baseline(pool: &PgPool, scratch: &Path) -> anyhow::Result<f64> {
+/// Dumps ecp.instances (the rows the sync wrote) to a file, then times `runs`
+/// COPYs of that file, each into a new plain table with the same columns and no
+/// index, and returns the median. The columns keep their compression method
+/// (lz4 for raw where the server has it) and the table its storage parameters:
+/// a baseline stored differently would be slower or faster than the table it
+/// stands for.
+async fn copy_baseline(pool: &PgPool, scratch: &Path, runs: usize) -> anyhow::Result<f64> {
     tokio::fs::create_dir_all(scratch).await?;
     let path = scratch.join(format!("copy-baseline-{}.txt", std::process::id()));
     let mut conn = pool.acquire().await?.detach();
@@ -352,13 +356,51 @@ async fn copy_baseline(pool: &PgPool, scratch: &Path) -> anyhow::Result<f64> {
         }
         file.flush().await?;
     }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        times.push(time_copy(&mut conn, &path).await?);
+    }
+    conn.close().await?;
+    let _ = tokio::fs::remove_file(&path).await;
+    let each: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
+    let secs = median(&mut times);
+    eprintln!(
+        "bench: copy baseline: {secs:.2} s (median of {} s)",
+        each.join(", ")
+    );
+    Ok(secs)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// One timed COPY of the dump into a fresh baseline table.
+async fn time_copy(conn: &mut PgConnection, dump: &Path) -> anyhow::Result<f64> {
+    // LIKE copies neither the table's storage parameters nor, without INCLUDING,
+    // the columns' compression: both are set as for ecp.instances.
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS public.bench_copy_baseline; \
-         CREATE TABLE public.bench_copy_baseline (LIKE ecp.instances INCLUDING COMPRESSION); CHECKPOINT",
+         CREATE TABLE public.bench_copy_baseline (LIKE ecp.instances INCLUDING COMPRESSION); \
+         DO $$ DECLARE options text; BEGIN \
+             SELECT array_to_string(reloptions, ', ') INTO options \
+             FROM pg_class WHERE oid = 'ecp.instances'::regclass; \
+             IF options IS NOT NULL THEN \
+                 EXECUTE format('ALTER TABLE public.bench_copy_baseline SET (%s)', options); \
+             END IF; \
+         END $$; \
+         CHECKPOINT",
     )
-    .execute(&mut conn)
+    .execute(&mut *conn)
     .await?;
-    let mut file = tokio::fs::File::open(&path).await?;
+    let mut file = tokio::fs::File::open(dump).await?;
     let mut chunk = vec![0u8; 1 << 20];
     let t = Instant::now();
     let mut copy = conn
@@ -374,11 +416,8 @@ async fn copy_baseline(pool: &PgPool, scratch: &Path) -> anyhow::Result<f64> {
     copy.finish().await?;
     let secs = t.elapsed().as_secs_f64();
     sqlx::raw_sql("DROP TABLE public.bench_copy_baseline")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await?;
-    conn.close().await?;
-    let _ = tokio::fs::remove_file(&path).await;
-    eprintln!("bench: copy baseline: {secs:.2} s");
     Ok(secs)
 }
 
@@ -681,4 +720,16 @@ pub fn render(report: &BenchReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_takes_the_middle_value_whatever_the_order() {
+        assert_eq!(median(&mut [7.0, 5.5, 6.0]), 6.0);
+        assert_eq!(median(&mut [8.0, 5.0, 6.0, 7.0]), 6.5);
+        assert_eq!(median(&mut [4.2]), 4.2);
+    }
 }

@@ -37,6 +37,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub history_runs: usize,
 
+    /// Times the COPY baseline is taken; the median is reported (a single COPY
+    /// varies by a fifth from one minute to the next on a busy machine).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub copy_runs: u32,
+
     /// Latency added to each simulated request for the check that six regions
     /// crawl concurrently in about one region's time; 0 skips it.
     #[arg(long, default_value_t = 0)]
@@ -82,6 +87,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         sizes: args.sizes.clone(),
         churn: args.churn,
         history_runs: args.history_runs,
+        copy_runs: args.copy_runs as usize,
         latency_ms: args.latency_ms,
         latency_instances: args.latency_instances,
         seed: args.seed,

@@ -699,6 +699,49 @@ async fn a_crawl_that_fails_midway_changes_nothing() {
     assert_eq!(status, "failed");
 }
 
+/// instances_as_of's test on valid_from must never become an index condition:
+/// nearly every version qualifies, and when the moment is unknown at planning
+/// time the planner guessed a third and read the versions through
+/// instance_versions_valid_idx, twice as slow as a scan (migration 0028). With
+/// sequential scans priced out, every usable index path shows.
+#[tokio::test]
+async fn instances_as_of_never_looks_up_valid_from_in_an_index() {
+    let db = test_db().await;
+    let store = db.store();
+    sync(
+        &store,
+        "cn-shanghai",
+        &fleet(N),
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::raw_sql("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN SELECT count(*) FROM ecp.instances_as_of($1)")
+            .bind(at(2))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    sqlx::raw_sql("RESET enable_seqscan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("instance_versions"), "{plan}");
+    assert!(
+        !plan
+            .lines()
+            .any(|l| l.contains("Index Cond") && l.contains("valid_from")),
+        "{plan}"
+    );
+}
+
 #[tokio::test]
 async fn instances_as_of_between_two_runs_returns_the_earlier_state() {
     let db = test_db().await;

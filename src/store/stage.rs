@@ -28,7 +28,7 @@ const STAGE_FLUSH_BYTES: usize = 1 << 20;
 ///   memory;
 /// - no JIT: each apply statement runs once, so compiled code never pays for
 ///   its compiling, which the statements' estimated costs make the slowest
-///   kind (inlined and optimized): 0.3 s of a 2.4 s insert of the 310k tag rows
+///   kind (inlined and optimized): 0.3 s of a 2.7 s insert of the 310k tag rows
 ///   of a 100k fleet.
 const STAGE_SESSION_SETTINGS: &str =
     "SET temp_buffers = '256MB'; SET work_mem = '128MB'; SET jit = off";

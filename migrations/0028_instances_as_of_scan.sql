@@ -1,8 +1,8 @@
 -- Same function, same result: only the test on valid_from is written so that no
 -- index matches it. Nearly every version has started by any moment worth asking
--- about, yet when the moment is unknown at planning time (a lateral join, a
--- prepared statement's generic plan, as BI tools send after a few runs) the
--- planner guesses a third of the rows and reads them through
+-- about, yet when the moment is unknown at planning time (a lateral join, or
+-- the generic plan Postgres may settle on after five runs of a prepared
+-- statement) the planner guesses a third of the rows and reads them through
 -- instance_versions_valid_idx. On 1.06M versions, a count through a lateral join
 -- took 0.33-0.35 s that way and 0.19-0.22 s with a sequential scan; through a
 -- generic plan, 0.34-0.36 s against 0.16-0.20 s. With a literal the plan was a

@@ -702,8 +702,8 @@ async fn a_crawl_that_fails_midway_changes_nothing() {
 /// instances_as_of's test on valid_from must never become an index condition:
 /// nearly every version qualifies, and when the moment is unknown at planning
 /// time the planner guessed a third and read the versions through
-/// instance_versions_valid_idx, up to twice as slow as a scan (migration 0028).
-/// With sequential scans priced out, every usable index path shows.
+/// instance_versions_valid_idx, 1.5-2.25 times as slow as a scan (migration
+/// 0028). With sequential scans priced out, every usable index path shows.
 #[tokio::test]
 async fn instances_as_of_never_looks_up_valid_from_in_an_index() {
     let db = test_db().await;

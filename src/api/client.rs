@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::credentials::CredentialsProvider;
-use super::error::{ApiError, ErrorBody};
+use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
     DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse, RawInstance,
     ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
@@ -220,7 +220,7 @@ impl Client {
                     provider: self.credentials.name().to_owned(),
                     detail: e.0,
                 })?;
-        let headers = self.signed_headers(action, params, &credentials);
+        let headers = self.signed_headers(action, params, &credentials)?;
         let mut url = self.endpoint.clone();
         url.set_path("/");
         // Form encoding on the wire, as the Python SDK does (space as `+`); the
@@ -238,13 +238,12 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(action, e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("x-acs-retry-after")
-            .and_then(|v| v.to_str().ok())
+        let retry_after = header_text(response.headers(), "x-acs-retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
+        let time_left = rate_limit_time_left(response.headers());
+        let content_type = header_text(response.headers(), "content-type").map(str::to_owned);
         // The gateway's RequestId also comes as a header: it names the request when
         // the body is not JSON (a proxy's page, a truncated or oversized answer).
         let header_id = response
@@ -263,9 +262,18 @@ impl Client {
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
         if status >= 400 {
-            return Err(
-                service_error(action, status, &body, retry_after).with_request_id(header_id)
-            );
+            let mut error = service_error(action, status, content_type.as_deref(), &body);
+            if let ApiError::Service {
+                code,
+                retry_after: wait,
+                ..
+            } = &mut error
+            {
+                // The wait the service asks for; a throttling code without one may
+                // still say when its quota refills, as the Go SDK reads it.
+                *wait = retry_after.or(time_left.filter(|_| is_throttling_code(code)));
+            }
+            return Err(error.with_request_id(header_id));
         }
         Ok((status, body, header_id))
     }
@@ -275,7 +283,7 @@ impl Client {
         action: &str,
         params: &[(String, String)],
         credentials: &super::Credentials,
-    ) -> HeaderMap {
+    ) -> Result<HeaderMap, ApiError> {
         let nonce = format!("{:032x}", rand::rng().random::<u128>());
         let date = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let mut signed: Vec<(String, String)> = vec![
@@ -307,12 +315,26 @@ impl Client {
             },
             credentials.access_key_secret.expose(),
         );
+        // Only a credential can make a header value invalid (a control character,
+        // say a newline pasted into a secret): an error naming which, never the value.
+        let invalid = |what: &str| ApiError::Credentials {
+            action: action.to_owned(),
+            provider: self.credentials.name().to_owned(),
+            detail: format!(
+                "the {what} contains a character that cannot be sent in an HTTP header \
+                 (a newline or another control character?)"
+            ),
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in signed {
             if name == "host" {
                 continue; // reqwest sets it from the URL, to the same value
             }
-            let mut value = HeaderValue::from_str(&value).expect("header values are ASCII");
+            let mut value = HeaderValue::from_str(&value).map_err(|_| match name.as_str() {
+                "x-acs-security-token" => invalid("security token"),
+                "x-acs-accesskey-id" => invalid("AccessKeyId"),
+                _ => invalid(&name),
+            })?;
             if name == "x-acs-security-token" {
                 value.set_sensitive(true);
             }
@@ -322,11 +344,17 @@ impl Client {
             );
         }
         headers.insert("accept", HeaderValue::from_static("application/json"));
+        // The body is empty, and the SDKs say so (§5.1): some proxies refuse a POST
+        // that announces no length (411).
+        headers.insert(
+            reqwest::header::CONTENT_LENGTH,
+            HeaderValue::from_static("0"),
+        );
         let mut auth = HeaderValue::from_str(&signature.authorization(&credentials.access_key_id))
-            .expect("authorization is ASCII");
+            .map_err(|_| invalid("AccessKeyId"))?;
         auth.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, auth);
-        headers
+        Ok(headers)
     }
 
     fn transport_error(&self, action: &str, e: reqwest::Error) -> ApiError {
@@ -393,14 +421,40 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-fn service_error(
-    action: &str,
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> ApiError {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody {
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `TimeLeft:<ms>` from `x-ratelimit-user-api`, else `x-ratelimit-user` (e.g.
+/// `Limit:100,Remain:0,TimeLeft:850,Reset:1700000000`): when the quota refills.
+fn rate_limit_time_left(headers: &HeaderMap) -> Option<Duration> {
+    ["x-ratelimit-user-api", "x-ratelimit-user"]
+        .into_iter()
+        .filter_map(|name| header_text(headers, name))
+        .find_map(|value| {
+            value.split(',').find_map(|field| {
+                let (key, ms) = field.split_once(':')?;
+                (key.trim().eq_ignore_ascii_case("TimeLeft"))
+                    .then(|| ms.trim().parse::<u64>().ok())
+                    .flatten()
+            })
+        })
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+/// The error body: the API's JSON, or the `<Error>` XML some gateways send
+/// (the SDKs read it when the content type says XML, §8.1). The wait, if any,
+/// is filled in by the caller.
+fn service_error(action: &str, status: u16, content_type: Option<&str>, body: &[u8]) -> ApiError {
+    let parsed = serde_json::from_slice::<ErrorBody>(body).ok().or_else(|| {
+        let xml = content_type.is_some_and(|t| t.to_ascii_lowercase().contains("xml"))
+            || body.trim_ascii_start().starts_with(b"<?xml")
+            || body.trim_ascii_start().starts_with(b"<Error>");
+        xml.then(|| xml_error_body(body)).flatten()
+    });
+    match parsed {
+        Some(ErrorBody {
             code: Some(code),
             message,
             request_id,
@@ -411,7 +465,7 @@ fn service_error(
             code,
             message: message.unwrap_or_default(),
             request_id,
-            retry_after,
+            retry_after: None,
         },
         _ => ApiError::BadResponse {
             action: action.to_owned(),
@@ -420,6 +474,42 @@ fn service_error(
             detail: format!("error answer is not the API's JSON: {}", excerpt(body)),
         },
     }
+}
+
+/// `<Error><Code>…</Code><Message>…</Message><RequestId>…</RequestId></Error>`,
+/// read by element name (the gateway's XML has no attributes or nesting there).
+fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        let value = xml_unescape(text[start..end].trim());
+        (!value.is_empty()).then_some(value)
+    };
+    text.contains("<Error").then(|| ErrorBody {
+        request_id: element("RequestId"),
+        code: element("Code"),
+        message: element("Message"),
+        host_id: element("HostId"),
+        recommend: element("Recommend"),
+    })
+}
+
+/// The five predefined entities and a CDATA section; character references
+/// (`&#…;`) are left as they are, which an error message can bear.
+fn xml_unescape(text: &str) -> String {
+    if let Some(cdata) = text
+        .strip_prefix("<![CDATA[")
+        .and_then(|t| t.strip_suffix("]]>"))
+    {
+        return cdata.to_owned();
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Display) -> ApiError {
@@ -569,10 +659,65 @@ mod tests {
 
     #[test]
     fn html_error_pages_are_bad_responses_and_retried_when_5xx() {
-        let err = service_error("A", 502, b"<html><body>Bad Gateway</body></html>", None);
+        let err = service_error(
+            "A",
+            502,
+            Some("text/html"),
+            b"<html><body>Bad Gateway</body></html>",
+        );
         assert!(matches!(err, ApiError::BadResponse { .. }));
         assert!(err.is_retryable());
         assert!(err.to_string().contains("Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn xml_error_bodies_are_read_like_json_ones() {
+        let body = b"<?xml version='1.0' encoding='UTF-8'?><Error>\
+            <RequestId>7E3C-XML</RequestId><HostId>eds-aic.cn-shanghai.aliyuncs.com</HostId>\
+            <Code>Throttling.User</Code><Message>Request was denied due to user flow \
+            control &amp; &lt;limits&gt;.</Message></Error>";
+        let err = service_error("A", 400, Some("text/xml;charset=utf-8"), body);
+        let ApiError::Service {
+            code,
+            message,
+            request_id,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(code, "Throttling.User");
+        assert_eq!(
+            message,
+            "Request was denied due to user flow control & <limits>."
+        );
+        assert_eq!(request_id.as_deref(), Some("7E3C-XML"));
+        assert!(err.is_retryable() && err.is_throttling());
+        // XML without an Error element is not an error body.
+        let err = service_error("A", 400, Some("text/xml"), b"<Other/>");
+        assert!(matches!(err, ApiError::BadResponse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn time_left_is_read_from_the_rate_limit_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(rate_limit_time_left(&h), None);
+        h.insert(
+            "x-ratelimit-user",
+            HeaderValue::from_static("Limit:10,Remain:0,TimeLeft:900,Reset:1700000000"),
+        );
+        assert_eq!(rate_limit_time_left(&h), Some(Duration::from_millis(900)));
+        h.insert(
+            "x-ratelimit-user-api",
+            HeaderValue::from_static("Limit:5, Remain:0, TimeLeft: 250"),
+        );
+        assert_eq!(rate_limit_time_left(&h), Some(Duration::from_millis(250)));
+        h.insert(
+            "x-ratelimit-user-api",
+            HeaderValue::from_static("TimeLeft:0"),
+        );
+        h.remove("x-ratelimit-user");
+        assert_eq!(rate_limit_time_left(&h), None);
     }
 
     #[test]

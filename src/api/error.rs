@@ -67,21 +67,32 @@ pub enum ApiError {
     },
 }
 
-/// Codes that mean "slow down and try again".
-const THROTTLING_CODES: [&str; 4] = [
-    "Throttling",
-    "Throttling.User",
-    "Throttling.Api",
-    "Rejected.Throttling",
-];
+/// Whether an error code means "slow down and try again": every `Throttling*`
+/// code (`Throttling`, `Throttling.User`, `Throttling.Api`, and any the gateway
+/// adds, as Terraform treats them), plus `Rejected.Throttling`.
+pub fn is_throttling_code(code: &str) -> bool {
+    code.starts_with("Throttling") || code == "Rejected.Throttling"
+}
 
 impl ApiError {
+    /// Throttled by code, by HTTP 429, or by an `x-acs-retry-after` wait: the
+    /// Python SDK classifies any error answer that carries one as a
+    /// `ThrottlingException`, whatever its code (§8.2 of the reference).
     pub fn is_throttling(&self) -> bool {
-        matches!(self, ApiError::Service { code, .. } if THROTTLING_CODES.contains(&code.as_str()))
+        match self {
+            ApiError::Service {
+                status,
+                code,
+                retry_after,
+                ..
+            } => is_throttling_code(code) || *status == 429 || retry_after.is_some(),
+            ApiError::BadResponse { status, .. } => *status == 429,
+            _ => false,
+        }
     }
 
     /// Throttling, 5xx, transport errors and timeouts are retried; a bad answer with
-    /// a 5xx status (a proxy's HTML page) too. Signature, credential and parameter
+    /// a 5xx or 429 status (a proxy's page) too. Signature, credential and parameter
     /// errors never are: repeating them cannot help and may lock the key.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -93,7 +104,7 @@ impl ApiError {
             }
             ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
             ApiError::Credentials { .. } => false,
-            ApiError::BadResponse { status, .. } => *status >= 500,
+            ApiError::BadResponse { status, .. } => *status >= 500 || self.is_throttling(),
         }
     }
 
@@ -182,6 +193,31 @@ mod tests {
             assert!(!service(400, code).is_retryable(), "{code}");
         }
         assert!(service(404, "InvalidAccessKeyId.NotFound").is_auth());
+    }
+
+    #[test]
+    fn any_throttling_signal_is_retried() {
+        // A Throttling code the list above does not name, as Terraform retries.
+        assert!(service(400, "Throttling.Concurrent").is_retryable());
+        assert!(service(400, "Rejected.Throttling").is_throttling());
+        // HTTP 429 whatever the code, and a 429 whose body is not the API's JSON.
+        assert!(service(429, "TooManyRequests").is_retryable());
+        let proxy = ApiError::BadResponse {
+            action: "A".into(),
+            status: 429,
+            request_id: None,
+            detail: "<html>".into(),
+        };
+        assert!(proxy.is_retryable() && proxy.is_throttling());
+        // Any error answer with x-acs-retry-after is a throttling one (the SDK's
+        // ThrottlingException), even with a code that is not retried otherwise.
+        let mut e = service(400, "SomethingElse");
+        assert!(!e.is_retryable());
+        if let ApiError::Service { retry_after, .. } = &mut e {
+            *retry_after = Some(Duration::from_millis(50));
+        }
+        assert!(e.is_retryable() && e.is_throttling());
+        assert!(!service(400, "InvalidParameter.Throttling").is_retryable());
         assert!(!service(400, "InvalidParameter").is_auth());
     }
 

@@ -407,8 +407,17 @@ pub struct RegionModel {
 pub struct DescribeRegionsResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    #[serde(default)]
+    /// `null` reads as no region, as the SDKs read it.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub region_models: Vec<RegionModel>,
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -416,6 +425,18 @@ mod tests {
     use super::*;
 
     const PAGE: &str = include_str!("../../tests/data/describe_android_instances_page.json");
+
+    #[test]
+    fn null_region_models_read_as_none() {
+        let r: DescribeRegionsResponse =
+            serde_json::from_str(r#"{"RequestId":"R","RegionModels":null}"#).unwrap();
+        assert!(r.region_models.is_empty());
+        let r: DescribeRegionsResponse = serde_json::from_str(
+            r#"{"RegionModels":[{"RegionId":"cn-hangzhou","RegionName":"Hangzhou"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.region_models[0].region_id.as_deref(), Some("cn-hangzhou"));
+    }
 
     #[test]
     fn the_all_fields_example_round_trips_without_loss() {

@@ -1,10 +1,13 @@
 //! When and how long to wait before trying a call again: exponential back-off with
-//! full jitter, or the service's own `x-acs-retry-after` when it sends one.
+//! jitter, or the service's own wait (`x-acs-retry-after`) when it sends one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
+
+/// The shortest back-off wait, as in the SDKs (unless the ceiling is lower).
+const MIN_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -12,8 +15,11 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The back-off ceiling before jitter is `base_delay * 2^(attempt-1)`.
     pub base_delay: Duration,
-    /// No single wait is longer, whatever the server asks for.
+    /// No back-off wait is longer.
     pub max_delay: Duration,
+    /// A wait the service asks for is honoured up to this (the SDKs' `maxDelay`,
+    /// 120 s by default); `max_elapsed` still bounds the call as a whole.
+    pub max_retry_after: Duration,
     /// No call spends longer than this in retries, so a run always ends.
     pub max_elapsed: Duration,
 }
@@ -26,6 +32,7 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(20),
+            max_retry_after: Duration::from_secs(120),
             max_elapsed: Duration::from_secs(120),
         }
     }
@@ -40,16 +47,18 @@ impl RetryPolicy {
         rng: &mut impl Rng,
     ) -> Duration {
         if let Some(after) = retry_after {
-            return after.min(self.max_delay);
+            return after.min(self.max_retry_after);
         }
         let exp = self.base_delay.saturating_mul(
             1u32.checked_shl(attempt.saturating_sub(1))
                 .unwrap_or(u32::MAX),
         );
         let ceiling = exp.min(self.max_delay);
-        // Full jitter: spreads the retries of many clients over the whole window.
+        // Jitter spreads the retries of many clients over the window; the floor
+        // (the SDKs' 100 ms) keeps a retry from following its failure at once.
+        let floor = ceiling.min(MIN_DELAY).as_millis() as u64;
         let millis = ceiling.as_millis() as u64;
-        Duration::from_millis(rng.random_range(0..=millis))
+        Duration::from_millis(rng.random_range(floor..=millis))
     }
 }
 
@@ -99,12 +108,25 @@ mod tests {
             let d = p.delay(attempt, None, &mut rng);
             let ceiling = (p.base_delay * 2u32.saturating_pow(attempt - 1)).min(p.max_delay);
             assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
+            assert!(d >= MIN_DELAY, "attempt {attempt}: {d:?} below the floor");
         }
+        // The service's wait wins, beyond the back-off ceiling, up to its own cap.
         let after = Duration::from_millis(1500);
         assert_eq!(p.delay(3, Some(after), &mut rng), after);
         assert_eq!(
-            p.delay(3, Some(Duration::from_secs(600)), &mut rng),
-            p.max_delay
+            p.delay(3, Some(Duration::from_secs(30)), &mut rng),
+            Duration::from_secs(30)
         );
+        assert_eq!(
+            p.delay(3, Some(Duration::from_secs(600)), &mut rng),
+            p.max_retry_after
+        );
+        // A ceiling under the floor (fast test policies) is kept.
+        let fast = RetryPolicy {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        };
+        assert!(fast.delay(9, None, &mut rng) <= Duration::from_millis(20));
     }
 }

@@ -386,6 +386,7 @@ pub fn quick_retry_client(running: &RunningSimulator, attempts: u32) -> Client {
                 max_attempts: attempts,
                 base_delay: std::time::Duration::from_millis(1),
                 max_delay: std::time::Duration::from_millis(20),
+                max_retry_after: std::time::Duration::from_millis(20),
                 max_elapsed: std::time::Duration::from_secs(30),
             },
             ..Default::default()

@@ -1,4 +1,5 @@
 mod cli;
+mod client_wire;
 mod crawl;
 mod fleet_daily;
 mod helpers;

@@ -43,6 +43,7 @@ fn client(running: &RunningSimulator, timeout: Duration, attempts: u32) -> Clien
                 max_attempts: attempts,
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(20),
+                max_retry_after: Duration::from_millis(20),
                 max_elapsed: Duration::from_secs(30),
             },
             ..Default::default()

@@ -1,0 +1,272 @@
+//! The client against a scripted server that records every request byte for byte
+//! and answers what each test lays out: the answers a real gateway may give that
+//! the simulator does not (XML errors, unlisted throttling codes, rate-limit
+//! headers, a cursor that never ends).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use ecp_inventory::api::model::DescribeAndroidInstancesRequest;
+use ecp_inventory::api::retry::RetryPolicy;
+use ecp_inventory::api::{ApiError, Client, ClientConfig, Credentials};
+use ecp_inventory::crawl::{self, CrawlError, CrawlOptions};
+
+/// One scripted answer: status, extra header lines, body.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(status: u16, body: impl Into<String>) -> Self {
+        Answer {
+            status,
+            headers: vec![("content-type", "application/json;charset=utf-8".into())],
+            body: body.into(),
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+const EMPTY_LAST_PAGE: &str =
+    r#"{"RequestId":"R-OK","TotalCount":0,"NextToken":"","InstanceModel":[]}"#;
+
+/// The requests a [`scripted_server`] received, as raw text.
+type Requests = Arc<Mutex<Vec<String>>>;
+
+/// Serves `answer(n)` to the n-th request (0-based), on one connection or many.
+async fn scripted_server(
+    answer: impl Fn(usize) -> Answer + Send + Sync + 'static,
+) -> (String, Requests) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests: Requests = Arc::default();
+    let seen = requests.clone();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (seen, answer) = (seen.clone(), answer.clone());
+            tokio::spawn(async move {
+                loop {
+                    // Requests carry no body (Content-Length: 0): the head is all.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match sock.read(&mut byte).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => head.push(byte[0]),
+                        }
+                    }
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(String::from_utf8_lossy(&head).into_owned());
+                        seen.len() - 1
+                    };
+                    let a = answer(n);
+                    let mut out = format!("HTTP/1.1 {} Scripted\r\n", a.status);
+                    for (name, value) in &a.headers {
+                        out.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    out.push_str(&format!(
+                        "content-length: {}\r\n\r\n{}",
+                        a.body.len(),
+                        a.body
+                    ));
+                    if sock.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), requests)
+}
+
+fn client(endpoint: String, attempts: u32, max_elapsed: Duration) -> Client {
+    Client::new(
+        Credentials::new("testAccessKeyId", "testAccessKeySecret"),
+        ClientConfig {
+            endpoint,
+            retry: RetryPolicy {
+                max_attempts: attempts,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                max_retry_after: Duration::from_secs(120),
+                max_elapsed,
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn one_page(c: &Client) -> Result<(), ApiError> {
+    c.describe_android_instances(&DescribeAndroidInstancesRequest::default())
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn the_empty_post_announces_its_length() {
+    let (endpoint, requests) = scripted_server(|_| Answer::json(200, EMPTY_LAST_PAGE)).await;
+    one_page(&client(endpoint, 1, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let head = requests.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.starts_with("post / "), "{head}");
+    assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+}
+
+#[tokio::test]
+async fn any_throttling_answer_is_retried() {
+    // Each answer is refused once, then the page comes.
+    let refusals = [
+        // A Throttling code no list names, with the service's wait.
+        Answer::json(
+            400,
+            r#"{"RequestId":"R1","Code":"Throttling.Concurrent","Message":"too many concurrent requests"}"#,
+        )
+        .with_header("x-acs-retry-after", "30"),
+        // Any code with x-acs-retry-after: the SDK's ThrottlingException.
+        Answer::json(400, r#"{"RequestId":"R2","Code":"QuotaExceeded.Flow","Message":"m"}"#)
+            .with_header("x-acs-retry-after", "30"),
+        // A 429 whose body is a proxy's page.
+        Answer {
+            status: 429,
+            headers: vec![("content-type", "text/html".into())],
+            body: "<html>slow down</html>".into(),
+        },
+        // The gateway's XML error body.
+        Answer {
+            status: 400,
+            headers: vec![("content-type", "text/xml;charset=utf-8".into())],
+            body: "<?xml version='1.0' encoding='UTF-8'?><Error><RequestId>R4</RequestId>\
+                   <Code>Throttling.User</Code><Message>Request was denied due to user flow \
+                   control.</Message></Error>"
+                .into(),
+        },
+    ];
+    for refusal in refusals {
+        let (endpoint, requests) = scripted_server(move |n| {
+            if n == 0 {
+                refusal.clone()
+            } else {
+                Answer::json(200, EMPTY_LAST_PAGE)
+            }
+        })
+        .await;
+        let c = client(endpoint, 3, Duration::from_secs(5));
+        one_page(&c).await.unwrap();
+        assert_eq!(requests.lock().unwrap().len(), 2);
+        assert_eq!((c.stats().retries(), c.stats().throttled()), (1, 1));
+    }
+}
+
+#[tokio::test]
+async fn an_xml_error_is_read_and_a_parameter_error_not_retried() {
+    let (endpoint, requests) = scripted_server(|_| Answer {
+        status: 400,
+        headers: vec![("content-type", "text/xml;charset=utf-8".into())],
+        body: "<Error><RequestId>R-XML</RequestId><Code>InvalidParameter</Code>\
+               <Message>The value of MaxResults is invalid.</Message></Error>"
+            .into(),
+    })
+    .await;
+    let err = one_page(&client(endpoint, 3, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, ApiError::Service { code, .. } if code == "InvalidParameter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MaxResults is invalid") && text.contains("R-XML"),
+        "{text}"
+    );
+    assert_eq!(requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limit_headers_say_how_long_to_wait() {
+    // A throttling code without x-acs-retry-after, but with the quota's refill
+    // time: 60 s, past this client's 5 s budget, so it stops at once instead of
+    // retrying into the same wall.
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(
+            400,
+            r#"{"RequestId":"R","Code":"Throttling.Api","Message":"m"}"#,
+        )
+        .with_header(
+            "x-ratelimit-user-api",
+            "Limit:10,Remain:0,TimeLeft:60000,Reset:1700000000",
+        )
+    })
+    .await;
+    let err = one_page(&client(endpoint, 5, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
+    // Five instances on page 1, then empty pages with fresh tokens forever.
+    let (endpoint, requests) = scripted_server(|n| {
+        let instances = if n == 0 {
+            (0..5)
+                .map(|i| format!(r#"{{"AndroidInstanceId":"acp-{i}"}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        };
+        Answer::json(
+            200,
+            format!(
+                r#"{{"RequestId":"R{n}","TotalCount":5,"NextToken":"token-{n}","InstanceModel":[{instances}]}}"#
+            ),
+        )
+    })
+    .await;
+    let mut rx = crawl::spawn(
+        client(endpoint, 1, Duration::from_secs(5)),
+        DescribeAndroidInstancesRequest::default(),
+        CrawlOptions {
+            page_size: 100,
+            max_pages: 1_000,
+        },
+    );
+    let mut error = None;
+    while let Some(page) = rx.recv().await {
+        if let Err(e) = page {
+            error = Some(e);
+        }
+    }
+    let err = error.expect("the crawl must stop");
+    // One page holds the five: twice that plus the margin of empty pages.
+    assert!(
+        matches!(
+            err,
+            CrawlError::EndlessCursor {
+                pages: 12,
+                instances: 5,
+                needed: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("empty pages"), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 12);
+}

@@ -14,9 +14,10 @@ use axum::routing::{get, put};
 use axum::Router;
 use chrono::{TimeDelta, Utc};
 
+use ecp_inventory::api::sign::sign_v1;
 use ecp_inventory::credentials::{
     vars, ChainSettings, CliProfileProvider, CredentialsProvider, DefaultChain, EcsRamRoleProvider,
-    EnvProvider, OidcConfig, OidcProvider, UriProvider,
+    EnvProvider, OidcConfig, OidcProvider, ProfileFileProvider, UriProvider,
 };
 
 const ROLE_ARN: &str = "acs:ram::1234567890:role/ecp-inventory";
@@ -81,7 +82,7 @@ fn session_json(n: usize, expires_in: TimeDelta, code: Option<&str>) -> String {
 
 // ---------------------------------------------------------------- fake STS
 
-/// Answers AssumeRoleWithOIDC; records every query and counts calls.
+/// Answers AssumeRoleWithOIDC and AssumeRole; records every query and counts calls.
 #[derive(Default)]
 struct FakeSts {
     calls: AtomicUsize,
@@ -531,6 +532,158 @@ async fn cli_profile_oidc_mode_uses_sts() {
     );
 }
 
+/// Checks an AssumeRole query as the SDKs send it: the fixed parameters, the
+/// source's AccessKeyId, and a V1 signature made with the source's secret.
+fn assert_signed_assume_role(q: &HashMap<String, String>, access_key_id: &str, secret: &str) {
+    for (key, want) in [
+        ("Action", "AssumeRole"),
+        ("Format", "JSON"),
+        ("Version", "2015-04-01"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("AccessKeyId", access_key_id),
+    ] {
+        assert_eq!(q.get(key).map(String::as_str), Some(want), "{key} in {q:?}");
+    }
+    assert!(q.contains_key("Timestamp") && q.contains_key("SignatureNonce"));
+    let params: Vec<(String, String)> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(q["Signature"], sign_v1("GET", &params, secret).signature);
+    assert!(
+        q.values().all(|v| !v.contains(secret)),
+        "the secret is never sent"
+    );
+}
+
+#[tokio::test]
+async fn cli_profile_ram_role_arn_modes_assume_the_role_with_a_signed_call() {
+    let (sts, endpoint) = fake_sts(TimeDelta::hours(1)).await;
+    let dir = TempDir::new();
+    let config = format!(
+        r#"{{"current":"role","profiles":[
+        {{"name":"role","mode":"RamRoleArn","access_key_id":"LTAIbase",
+          "access_key_secret":"base-secret","ram_role_arn":"{ROLE_ARN}",
+          "ram_session_name":"from-cli","expired_seconds":900,"external_id":"ext-1"}},
+        {{"name":"chained","mode":"ChainableRamRoleArn","source_profile":"role",
+          "ram_role_arn":"{ROLE_ARN}-2"}},
+        {{"name":"loop","mode":"ChainableRamRoleArn","source_profile":"loop",
+          "ram_role_arn":"{ROLE_ARN}"}}]}}"#
+    );
+    let path = dir.write("config.json", &config);
+    let settings = ChainSettings::default()
+        .with_cli_config_path(&path)
+        .with_sts_endpoint(&endpoint);
+
+    let provider = CliProfileProvider::from_settings(&settings).unwrap();
+    let c = provider.credentials().await.unwrap();
+
+    assert_eq!(provider.name(), "cli_profile/ram_role_arn/static_ak");
+    assert_eq!(c.access_key_id, "STS.id-1");
+    assert_eq!(c.security_token.unwrap().expose(), "token-value-1");
+    let q = sts.queries.lock().unwrap()[0].clone();
+    assert_signed_assume_role(&q, "LTAIbase", "base-secret");
+    assert_eq!(q["RoleArn"], ROLE_ARN);
+    assert_eq!(q["RoleSessionName"], "from-cli");
+    assert_eq!(q["DurationSeconds"], "900");
+    assert_eq!(q["ExternalId"], "ext-1");
+    assert!(!q.contains_key("SecurityToken"));
+
+    // A chained profile assumes its role with the source profile's STS session.
+    let chained =
+        CliProfileProvider::from_settings(&settings.clone().with_var(vars::PROFILE, "chained"))
+            .unwrap();
+    let c = chained.credentials().await.unwrap();
+    assert_eq!(
+        chained.name(),
+        "cli_profile/ram_role_arn/ram_role_arn/static_ak"
+    );
+    assert_eq!(c.access_key_id, "STS.id-3");
+    let q = sts.queries.lock().unwrap()[2].clone();
+    assert_signed_assume_role(&q, "STS.id-2", "secret-value-2");
+    assert_eq!(q["SecurityToken"], "token-value-2");
+    assert_eq!(q["RoleArn"], format!("{ROLE_ARN}-2"));
+    assert_eq!(q["DurationSeconds"], "3600");
+
+    let e =
+        CliProfileProvider::from_settings(&settings.with_var(vars::PROFILE, "loop")).unwrap_err();
+    assert!(e.0.contains("a loop?"), "{e}");
+}
+
+const CREDENTIALS_INI: &str = "\
+# written by hand
+[default]
+type = access_key
+access_key_id = LTAIini
+access_key_secret = ini-secret
+
+[role]
+type = ram_role_arn
+access_key_id = LTAIini
+access_key_secret = ini-secret
+role_arn = acs:ram::1234567890:role/ecp-inventory
+role_session_name = from-ini
+
+[old]
+type = rsa_key_pair
+";
+
+#[tokio::test]
+async fn credentials_file_sections_by_type() {
+    let (sts, endpoint) = fake_sts(TimeDelta::hours(1)).await;
+    let home = TempDir::new();
+    home.write(".alibabacloud/credentials.ini", CREDENTIALS_INI);
+
+    // Nothing before it in the chain: the file's [default] section.
+    let chain = DefaultChain::new(isolated(&home));
+    let c = chain.credentials().await.unwrap();
+    assert_eq!(c.access_key_id, "LTAIini");
+    assert_eq!(c.access_key_secret.expose(), "ini-secret");
+    assert_eq!(chain.name(), "default/profile/static_ak");
+
+    // ALIBABA_CLOUD_PROFILE picks the section; ram_role_arn goes through STS.
+    let settings = isolated(&home)
+        .with_var(vars::PROFILE, "role")
+        .with_sts_endpoint(&endpoint);
+    let provider = ProfileFileProvider::from_settings(&settings).unwrap();
+    let c = provider.credentials().await.unwrap();
+    assert_eq!(provider.name(), "profile/ram_role_arn/static_ak");
+    assert_eq!(c.access_key_id, "STS.id-1");
+    let q = sts.queries.lock().unwrap()[0].clone();
+    assert_signed_assume_role(&q, "LTAIini", "ini-secret");
+    assert_eq!(q["RoleSessionName"], "from-ini");
+
+    let e = ProfileFileProvider::from_settings(&isolated(&home).with_var(vars::PROFILE, "old"))
+        .unwrap_err();
+    assert!(
+        e.0.contains("rsa_key_pair") && e.0.contains("not supported"),
+        "{e}"
+    );
+    let e = ProfileFileProvider::from_settings(&isolated(&home).with_var(vars::PROFILE, "prod"))
+        .unwrap_err();
+    assert!(
+        e.0.contains("no section [prod]") && e.0.contains("default, old, role"),
+        "{e}"
+    );
+
+    // A file named by ALIBABA_CLOUD_CREDENTIALS_FILE replaces the default one.
+    let other = home.write(
+        "elsewhere.ini",
+        "[default]\ntype = access_key\naccess_key_id = LTAIother\naccess_key_secret = s\n",
+    );
+    let settings = isolated(&home).with_var(vars::CREDENTIALS_FILE, other.to_str().unwrap());
+    let c = ProfileFileProvider::from_settings(&settings)
+        .unwrap()
+        .credentials()
+        .await
+        .unwrap();
+    assert_eq!(c.access_key_id, "LTAIother");
+    let settings = isolated(&home).with_var(vars::CREDENTIALS_FILE, "/nonexistent/credentials.ini");
+    let e = ProfileFileProvider::from_settings(&settings).unwrap_err();
+    assert!(
+        e.0.contains("/nonexistent/credentials.ini does not exist"),
+        "{e}"
+    );
+}
+
 // ---------------------------------------------------------------- the chain
 
 /// Settings that never reach the real metadata service or the real home directory.
@@ -580,6 +733,8 @@ async fn chain_with_nothing_lists_every_reason_and_the_fix() {
         "oidc_role_arn: not configured",
         "cli_profile: ",
         "config.json does not exist",
+        "; profile: ",
+        "credentials.ini does not exist",
         "ecs_ram_role: disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
         "credentials_uri: not configured",
         "To fix: set ALIBABA_CLOUD_ACCESS_KEY_ID",
@@ -590,7 +745,8 @@ async fn chain_with_nothing_lists_every_reason_and_the_fix() {
     let pos = |s: &str| msg.find(s).unwrap();
     assert!(pos("env:") < pos("oidc_role_arn:"));
     assert!(pos("oidc_role_arn:") < pos("cli_profile:"));
-    assert!(pos("cli_profile:") < pos("ecs_ram_role:"));
+    assert!(pos("cli_profile:") < pos("; profile:"));
+    assert!(pos("; profile:") < pos("ecs_ram_role:"));
     assert!(pos("ecs_ram_role:") < pos("credentials_uri:"));
     assert_eq!(chain.name(), "default");
 }

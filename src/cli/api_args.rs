@@ -75,7 +75,7 @@ impl ApiArgs {
     }
 
     /// A client whose credentials come from the SDKs' default chain (environment,
-    /// RRSA, the aliyun CLI's profile, the ECS RAM role). The chain is asked once
+    /// RRSA, the aliyun CLI's profile, the credentials file, the ECS RAM role). The chain is asked once
     /// here, so missing credentials fail before any work, naming every place looked.
     pub async fn client(&self) -> anyhow::Result<Client> {
         let chain = DefaultChain::from_process_env();

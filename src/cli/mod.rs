@@ -26,8 +26,8 @@ pub use sync::{OutputFormat, SyncArgs};
 /// ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus
 /// ALIBABA_CLOUD_SECURITY_TOKEN for STS); RRSA (ALIBABA_CLOUD_ROLE_ARN,
 /// ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE); the aliyun CLI
-/// profile (ALIBABA_CLOUD_PROFILE); the ECS RAM role. `sync --config FILE` gives
-/// each account its own.
+/// profile or a section of ~/.alibabacloud/credentials.ini (ALIBABA_CLOUD_PROFILE);
+/// the ECS RAM role. `sync --config FILE` gives each account its own.
 ///
 /// Exit codes: 0 success, 1 the run failed, 2 bad usage or configuration,
 /// 3 another run holds the scope's lock, 4 a deletion was refused for lack of

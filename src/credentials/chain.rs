@@ -1,6 +1,6 @@
 //! The default chain, in the SDKs' order: environment → OIDC/RRSA (only when its
-//! three variables are set) → aliyun CLI profile → ECS RAM role (unless disabled)
-//! → credentials URI (only when set). The first provider that yields credentials
+//! three variables are set) → aliyun CLI profile → credentials file → ECS RAM
+//! role (unless disabled) → credentials URI (only when set). The first provider that yields credentials
 //! is kept for the life of the chain; if none does, one error gives every reason.
 
 use std::sync::{Arc, OnceLock};
@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use super::settings::vars;
 use super::{
     ChainSettings, CliProfileProvider, Credentials, CredentialsError, CredentialsFuture,
-    CredentialsProvider, EcsRamRoleProvider, EnvProvider, OidcProvider, UriProvider,
+    CredentialsProvider, EcsRamRoleProvider, EnvProvider, OidcProvider, ProfileFileProvider,
+    UriProvider,
 };
 
 /// How to get out of "no credentials", appended to the chain's error.
@@ -16,8 +17,9 @@ const HOW_TO_FIX: &str = "To fix: set ALIBABA_CLOUD_ACCESS_KEY_ID and \
     ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS \
     credentials); or, on ACK with RRSA, ALIBABA_CLOUD_ROLE_ARN, \
     ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE; or create a \
-    profile with `aliyun configure` (pick one with ALIBABA_CLOUD_PROFILE); or run on an \
-    ECS instance with a RAM role attached.";
+    profile with `aliyun configure`, or a section in ~/.alibabacloud/credentials.ini \
+    (pick either with ALIBABA_CLOUD_PROFILE); or run on an ECS instance with a RAM role \
+    attached.";
 
 const NAME_PREFIX: &str = "default";
 
@@ -103,7 +105,7 @@ type Step = fn(&ChainSettings) -> Result<Arc<dyn CredentialsProvider>, String>;
 
 /// The chain, in the SDKs' order. Providers are built only when reached, so a
 /// working environment never reads the CLI config or probes the metadata service.
-const STEPS: [(&str, Step); 5] = [
+const STEPS: [(&str, Step); 6] = [
     (EnvProvider::NAME, |s| {
         Ok(Arc::new(EnvProvider::from_settings(s)))
     }),
@@ -121,6 +123,11 @@ const STEPS: [(&str, Step); 5] = [
     }),
     (CliProfileProvider::NAME_PREFIX, |s| {
         CliProfileProvider::from_settings(s)
+            .map(|p| Arc::new(p) as Arc<dyn CredentialsProvider>)
+            .map_err(|e| e.0)
+    }),
+    (ProfileFileProvider::NAME_PREFIX, |s| {
+        ProfileFileProvider::from_settings(s)
             .map(|p| Arc::new(p) as Arc<dyn CredentialsProvider>)
             .map_err(|e| e.0)
     }),

@@ -1,15 +1,18 @@
 //! The aliyun CLI's configuration, `~/.aliyun/config.json`: the profile named by
 //! `ALIBABA_CLOUD_PROFILE`, else the file's `current` one. Modes `AK` and
-//! `StsToken` give fixed credentials; `EcsRamRole` and `OIDC` hand over to the
-//! providers of the same name; the others are reported as unsupported.
+//! `StsToken` give fixed credentials; `RamRoleArn` assumes a role with the
+//! profile's access key, `ChainableRamRoleArn` with another profile's
+//! credentials; `EcsRamRole` and `OIDC` hand over to the providers of the same
+//! name; the others are reported as unsupported.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::settings::vars;
 use super::{
     ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
-    EcsRamRoleProvider, OidcConfig, OidcProvider,
+    EcsRamRoleProvider, OidcConfig, OidcProvider, RamRoleArnProvider, RamRoleConfig,
 };
 use crate::api::credentials::StaticProvider;
 use crate::secret::Secret;
@@ -20,8 +23,12 @@ pub struct CliProfileProvider {
     /// `cli_profile/<kind>`, e.g. `cli_profile/static_ak`.
     name: String,
     profile: String,
-    inner: Box<dyn CredentialsProvider>,
+    inner: Arc<dyn CredentialsProvider>,
 }
+
+/// `ChainableRamRoleArn` profiles name their source profile; a chain this long
+/// is a loop.
+const MAX_SOURCE_PROFILES: usize = 8;
 
 #[derive(Deserialize)]
 struct CliConfig {
@@ -45,6 +52,13 @@ struct CliProfile {
     oidc_provider_arn: String,
     oidc_token_file: String,
     role_session_name: String,
+    ram_session_name: String,
+    expired_seconds: Option<u32>,
+    policy: String,
+    external_id: String,
+    sts_region: String,
+    enable_vpc: Option<bool>,
+    source_profile: String,
 }
 
 impl CliProfileProvider {
@@ -110,9 +124,29 @@ impl CliProfileProvider {
                 )))
             }
         };
-        let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
-        let Some(found) = config.profiles.iter().find(|p| p.name == wanted) else {
-            return Err(CredentialsError(format!(
+        let found = find_profile(&config, &wanted, &from, path)?;
+        let inner = provider_for(&config, found, path, settings, 0)?;
+        Ok(CliProfileProvider {
+            name: format!("{}/{}", Self::NAME_PREFIX, inner.name()),
+            profile: wanted,
+            inner,
+        })
+    }
+}
+
+fn find_profile<'c>(
+    config: &'c CliConfig,
+    wanted: &str,
+    from: &str,
+    path: &Path,
+) -> Result<&'c CliProfile, CredentialsError> {
+    config
+        .profiles
+        .iter()
+        .find(|p| p.name == wanted)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+            CredentialsError(format!(
                 "profile {wanted:?}{from} is not in {} (profiles there: {})",
                 path.display(),
                 if known.is_empty() {
@@ -120,24 +154,19 @@ impl CliProfileProvider {
                 } else {
                     known.join(", ")
                 }
-            )));
-        };
-
-        let (kind, inner) = provider_for(found, path, settings)?;
-        Ok(CliProfileProvider {
-            name: format!("{}/{kind}", Self::NAME_PREFIX),
-            profile: wanted,
-            inner,
+            ))
         })
-    }
 }
 
-/// What a profile's mode turns into: a name suffix and the provider doing the work.
+/// What a profile's mode turns into: the provider doing the work (its name is
+/// the chain's suffix). `depth` counts the source profiles followed so far.
 fn provider_for(
+    config: &CliConfig,
     p: &CliProfile,
     path: &Path,
     settings: &ChainSettings,
-) -> Result<(&'static str, Box<dyn CredentialsProvider>), CredentialsError> {
+    depth: usize,
+) -> Result<Arc<dyn CredentialsProvider>, CredentialsError> {
     let missing = |field: &str| {
         CredentialsError(format!(
             "profile {:?} (mode {}) in {} has no {field}",
@@ -159,8 +188,40 @@ fn provider_for(
             require(&p.access_key_id, "access_key_id")?;
             require(&p.access_key_secret, "access_key_secret")?;
             let c = Credentials::new(&p.access_key_id, Secret::new(&*p.access_key_secret));
-            let kind = "static_ak";
-            Ok((kind, Box::new(StaticProvider::new(c, kind))))
+            Ok(Arc::new(StaticProvider::new(c, "static_ak")))
+        }
+        "RamRoleArn" | "ChainableRamRoleArn" => {
+            require(&p.ram_role_arn, "ram_role_arn")?;
+            let source: Arc<dyn CredentialsProvider> = if p.mode == "RamRoleArn" {
+                require(&p.access_key_id, "access_key_id")?;
+                require(&p.access_key_secret, "access_key_secret")?;
+                let c = Credentials::new(&p.access_key_id, Secret::new(&*p.access_key_secret));
+                Arc::new(StaticProvider::new(c, "static_ak"))
+            } else {
+                require(&p.source_profile, "source_profile")?;
+                if depth >= MAX_SOURCE_PROFILES {
+                    return Err(CredentialsError(format!(
+                        "profile {:?} in {}: source_profile goes on for more than \
+                         {MAX_SOURCE_PROFILES} profiles (a loop?)",
+                        p.name,
+                        path.display()
+                    )));
+                }
+                let from = format!(" (source_profile of {:?})", p.name);
+                let source = find_profile(config, &p.source_profile, &from, path)?;
+                provider_for(config, source, path, settings, depth + 1)?
+            };
+            let endpoint = settings.sts_endpoint_for_profile(Some(&p.sts_region), p.enable_vpc);
+            let mut role = RamRoleConfig::new(&p.ram_role_arn, endpoint);
+            if !p.ram_session_name.is_empty() {
+                role.role_session_name = p.ram_session_name.clone();
+            }
+            if let Some(seconds) = p.expired_seconds.filter(|s| *s > 0) {
+                role.duration_seconds = seconds;
+            }
+            role.policy = Some(p.policy.clone()).filter(|v| !v.is_empty());
+            role.external_id = Some(p.external_id.clone()).filter(|v| !v.is_empty());
+            Ok(Arc::new(RamRoleArnProvider::new(role, source)?))
         }
         "StsToken" => {
             require(&p.access_key_id, "access_key_id")?;
@@ -168,15 +229,14 @@ fn provider_for(
             require(&p.sts_token, "sts_token")?;
             let c = Credentials::new(&p.access_key_id, Secret::new(&*p.access_key_secret))
                 .with_security_token(Secret::new(&*p.sts_token));
-            let kind = "static_sts";
-            Ok((kind, Box::new(StaticProvider::new(c, kind))))
+            Ok(Arc::new(StaticProvider::new(c, "static_sts")))
         }
         "EcsRamRole" => {
             let mut ecs = EcsRamRoleProvider::from_settings(settings)?;
             if !p.ram_role_name.is_empty() {
                 ecs = ecs.with_role_name(&p.ram_role_name);
             }
-            Ok((EcsRamRoleProvider::NAME, Box::new(ecs)))
+            Ok(Arc::new(ecs))
         }
         "OIDC" => {
             require(&p.ram_role_arn, "ram_role_arn")?;
@@ -187,15 +247,21 @@ fn provider_for(
                 &p.oidc_provider_arn,
                 PathBuf::from(&p.oidc_token_file),
             )
-            .with_sts_endpoint(settings.sts_endpoint());
+            .with_sts_endpoint(
+                settings.sts_endpoint_for_profile(Some(&p.sts_region), p.enable_vpc),
+            );
             if !p.role_session_name.is_empty() {
                 config.role_session_name = p.role_session_name.clone();
             }
-            Ok((OidcProvider::NAME, Box::new(OidcProvider::new(config)?)))
+            if let Some(seconds) = p.expired_seconds.filter(|s| *s > 0) {
+                config.duration_seconds = seconds;
+            }
+            config.policy = Some(p.policy.clone()).filter(|v| !v.is_empty());
+            Ok(Arc::new(OidcProvider::new(config)?))
         }
         other => Err(CredentialsError(format!(
             "profile {:?} in {} uses mode {other}, which is not supported here \
-             (supported: AK, StsToken, EcsRamRole, OIDC)",
+             (supported: AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC)",
             p.name,
             path.display()
         ))),

@@ -1,6 +1,6 @@
 //! Finding credentials the way Alibaba Cloud's official SDKs do: the default chain
-//! (environment → OIDC/RRSA → aliyun CLI profile → ECS RAM role → credentials URI)
-//! and each provider in it. Everything here implements
+//! (environment → OIDC/RRSA → aliyun CLI profile → credentials file → ECS RAM
+//! role → credentials URI) and each provider in it. Everything here implements
 //! [`crate::api::credentials::CredentialsProvider`], so the API client can be
 //! handed any of them.
 //!
@@ -14,6 +14,8 @@ mod cli_profile;
 mod ecs;
 mod env;
 mod oidc;
+mod profile_file;
+mod ram_role;
 mod settings;
 mod uri;
 mod wire;
@@ -26,6 +28,8 @@ pub use cli_profile::CliProfileProvider;
 pub use ecs::EcsRamRoleProvider;
 pub use env::EnvProvider;
 pub use oidc::{OidcConfig, OidcProvider};
+pub use profile_file::ProfileFileProvider;
+pub use ram_role::{RamRoleArnProvider, RamRoleConfig};
 pub use settings::{vars, ChainSettings};
 pub use uri::UriProvider;
 

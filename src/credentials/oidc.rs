@@ -3,13 +3,12 @@
 //! The call is unsigned; the token itself is the proof of identity.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::CredentialsCache;
 use super::settings::vars;
-use super::wire::{describe_error_body, fetch_body, SessionCredentials};
+use super::wire::{fetch_body, sts_credentials};
 use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
 
 /// STS rejects shorter sessions.
@@ -163,25 +162,7 @@ impl OidcProvider {
         }
 
         let body = fetch_body(self.http.get(url)).await.map_err(fail)?;
-
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct AssumeRoleResponse {
-            credentials: Option<SessionCredentials>,
-        }
-        let parsed: AssumeRoleResponse = serde_json::from_slice(&body)
-            // Not `{e}`: serde can quote values, and this body holds secrets.
-            .map_err(|e| {
-                fail(format!(
-                    "response is not JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-        let credentials = parsed
-            .credentials
-            .ok_or_else(|| fail(describe_error_body(200, &body)))?;
-        credentials.into_expiring("STS AssumeRoleWithOIDC")
+        sts_credentials(&body, "STS AssumeRoleWithOIDC").map_err(|e| fail(e.0))
     }
 
     async fn read_token(&self) -> Result<String, CredentialsError> {

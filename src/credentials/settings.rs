@@ -33,6 +33,8 @@ pub mod vars {
     pub const ECS_METADATA_ENDPOINT: &str = "ALIBABA_CLOUD_ECS_METADATA_ENDPOINT";
 
     pub const CREDENTIALS_URI: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
+
+    pub const CREDENTIALS_FILE: &str = "ALIBABA_CLOUD_CREDENTIALS_FILE";
 }
 
 /// Every variable whose name starts with this is captured from the process.
@@ -125,6 +127,33 @@ impl ChainSettings {
         self.cli_config_path
             .clone()
             .or_else(|| Some(self.home_dir.as_ref()?.join(".aliyun").join("config.json")))
+    }
+
+    /// The credentials file: `ALIBABA_CLOUD_CREDENTIALS_FILE`, else
+    /// `~/.alibabacloud/credentials.ini`.
+    pub fn credentials_file_path(&self) -> Option<PathBuf> {
+        match self.var(vars::CREDENTIALS_FILE) {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(
+                self.home_dir
+                    .as_ref()?
+                    .join(".alibabacloud")
+                    .join("credentials.ini"),
+            ),
+        }
+    }
+
+    /// The STS endpoint for a profile that names its own region and VPC choice
+    /// (CLI profiles' `sts_region`, `enable_vpc`), unless an explicit endpoint
+    /// overrides every profile.
+    pub fn sts_endpoint_for_profile(&self, region: Option<&str>, vpc: Option<bool>) -> String {
+        if self.sts_endpoint.is_some() || self.var(vars::STS_ENDPOINT).is_some() {
+            return self.sts_endpoint();
+        }
+        let region = region
+            .filter(|r| !r.is_empty())
+            .or(self.var(vars::STS_REGION));
+        sts_endpoint_for(region, vpc.unwrap_or(self.flag(vars::VPC_ENDPOINT_ENABLED)))
     }
 
     /// STS base URL: explicit, else `ALIBABA_CLOUD_STS_ENDPOINT`, else derived from

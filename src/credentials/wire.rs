@@ -92,6 +92,30 @@ impl MetadataCredentials {
     }
 }
 
+/// The `Credentials` of an STS answer (`AssumeRole`, `AssumeRoleWithOIDC`).
+pub(crate) fn sts_credentials(
+    body: &[u8],
+    source: &str,
+) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct AssumeRoleResponse {
+        credentials: Option<SessionCredentials>,
+    }
+    // Not `{e}`: serde can quote values, and this body holds secrets.
+    let parsed: AssumeRoleResponse = serde_json::from_slice(body).map_err(|e| {
+        CredentialsError(format!(
+            "response is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    parsed
+        .credentials
+        .ok_or_else(|| CredentialsError(describe_error_body(200, body)))?
+        .into_expiring(source)
+}
+
 /// The common error body of Alibaba Cloud RPC APIs, STS included.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

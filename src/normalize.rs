@@ -2,7 +2,8 @@
 //! typed row, disks and tags the store writes. Pure: no I/O, no clock.
 //!
 //! The API is loose about types (`Cpu` is a string, numbers sometimes arrive as
-//! strings, empty strings and the text "null" mean "no value"), and a sync must
+//! strings, an empty string means "no value", and so does the text "null" where
+//! a number, a switch, a time or an IP address belongs), and a sync must
 //! never abort because one field of one record is odd. So a value that cannot be
 //! parsed becomes NULL and is reported in [`Normalized::problems`]; the record
 //! itself is kept whole, as the text the API sent, in [`Normalized::raw`]. Only a
@@ -387,7 +388,8 @@ fn storable_raw(record: RawInstance) -> Box<RawValue> {
     serde_json::value::to_raw_value(&fields).expect("a JSON value always serializes")
 }
 
-/// "" and the text "null" are how the API says "no value".
+/// "" and the text "null" are how the API says "no value" where a value of
+/// another type (number, switch, time, IP address, the id) belongs.
 fn is_blank(s: &str) -> bool {
     let s = s.trim();
     s.is_empty() || s.eq_ignore_ascii_case("null")
@@ -440,7 +442,9 @@ impl Parser {
     fn text_value(&mut self, v: Option<&Value>, field: &str) -> Option<String> {
         match v? {
             Value::Null => None,
-            Value::String(s) if is_blank(s) => None,
+            // Only "" means no value for text: a name or tag value may really be
+            // "null" or blanks, and is kept as sent.
+            Value::String(s) if s.is_empty() => None,
             Value::String(s) => Some(s.clone()),
             // A scalar of another JSON type still reads as text.
             Value::Number(n) => Some(n.to_string()),
@@ -720,7 +724,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_as_strings_and_null_texts_are_accepted() {
+    fn numbers_as_strings_and_null_texts_are_accepted_where_they_mean_no_value() {
         let raw = obj(json!({
             "AndroidInstanceId": "acp-1", "Memory": "8192", "Cpu": " 8 ",
             "AndroidInstanceName": "null", "PublicIpAddress": "null", "Rate": null,
@@ -730,10 +734,19 @@ mod tests {
         assert!(n.problems.is_empty(), "{:?}", n.problems);
         assert_eq!(n.row.memory_mib, Some(8192));
         assert_eq!(n.row.cpu_cores, Some(8));
-        assert_eq!(n.row.instance_name, None);
         assert_eq!(n.row.public_ip_address, None);
+        // Text is kept as sent unless empty: a user may name a phone "null".
+        assert_eq!(n.row.instance_name.as_deref(), Some("null"));
         assert_eq!(n.row.display_lock_resolution, Some(true));
         assert_eq!(n.row.display_dpi, Some(320));
+        let raw = obj(json!({
+            "AndroidInstanceId": "acp-1", "AndroidInstanceName": "",
+            "Tags": [{"Key": "k", "Value": " "}, {"Key": "e", "Value": ""}]
+        }));
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.row.instance_name, None);
+        let values: Vec<_> = n.tags.iter().map(|t| t.value.as_deref()).collect();
+        assert_eq!(values, [Some(" "), None]);
     }
 
     #[test]

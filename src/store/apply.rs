@@ -135,14 +135,23 @@ async fn apply_in_transaction(
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp_stage")
         .fetch_one(&mut *conn)
         .await?;
-    let previous_crawl: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT max(snapshot_at) FROM ecp.sync_run_scopes \
-         WHERE source = $1 AND biz_region_id = $2 AND applied AND complete AND NOT filtered",
+    // The scope's previous complete crawl returned every instance still current
+    // in it, each at some moment between its start and its last page. The change
+    // feed's previously_observed_at takes the start, so that a change reported
+    // now surely happened after it; a deleted row's last_seen_at takes the last
+    // page, like current_instances. (LEAST: a crawl replayed with older page
+    // times than its start, as tests do.)
+    type Moments = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let previous_crawl: Option<Moments> = sqlx::query_as(
+        "SELECT LEAST(started_at, snapshot_at), snapshot_at FROM ecp.sync_run_scopes \
+             WHERE source = $1 AND biz_region_id = $2 AND applied AND complete AND NOT filtered \
+             ORDER BY snapshot_at DESC LIMIT 1",
     )
     .bind(&scope.source)
     .bind(&scope.biz_region_id)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let (previous_start, previous_end) = previous_crawl.unwrap_or_default();
 
     let mut tx = conn.begin().await?;
     // Made in the transaction that uses it, and dropped at its end. Made with the
@@ -160,7 +169,7 @@ async fn apply_in_transaction(
     sqlx::query(sqlx::AssertSqlSafe(sql.classify.as_str()))
         .bind(&scope.source)
         .bind(&scope.biz_region_id)
-        .bind(previous_crawl)
+        .bind(previous_start)
         .execute(&mut *tx)
         .await?;
     // A record staged short (its digest matched its row while the crawl ran) must
@@ -204,7 +213,7 @@ async fn apply_in_transaction(
                 .bind(&scope.source)
                 .bind(&scope.biz_region_id)
                 .bind(snapshot_at)
-                .bind(previous_crawl)
+                .bind(previous_start)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -236,7 +245,7 @@ async fn apply_in_transaction(
     counts.unchanged = counts.seen - counts.created - counts.updated - counts.restored;
 
     if !kinds.is_empty() {
-        write_changes(&mut tx, &sql, run_id, &scope).await?;
+        write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;
     }
     let line = ScopeLine {
         complete: true,
@@ -260,6 +269,7 @@ async fn write_changes(
     sql: &super::templates::ApplySql,
     run_id: i64,
     scope: &Scope,
+    previous_end: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     sqlx::query(sql.close_versions).execute(&mut *tx).await?;
     run_scoped(tx, &sql.insert_versions, run_id, scope).await?;
@@ -272,6 +282,7 @@ async fn write_changes(
     run_scoped(tx, &sql.update_instances, run_id, scope).await?;
     sqlx::query(sql.delete_instances)
         .bind(run_id)
+        .bind(previous_end)
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(sql.clear_disks_tags)

@@ -221,6 +221,62 @@ async fn a_status_change_makes_one_change_row_and_a_version() {
     );
 }
 
+/// Three crawls: pages seen two hours ago, then two crawls that start now and
+/// whose pages come two and three hours later. The change feed's bound and a
+/// deleted row's last sighting come from the crawl before, which rewrote no row.
+#[tokio::test]
+async fn previously_observed_at_and_last_seen_at_come_from_the_crawl_before() {
+    let db = test_db().await;
+    let store = db.store();
+    // Microseconds, as Postgres keeps them.
+    let hour = |h: i64| {
+        use chrono::SubsecRound;
+        (chrono::Utc::now() + chrono::TimeDelta::hours(h)).trunc_subsecs(6)
+    };
+    let mut records = fleet(N);
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, hour(-2), &opts)
+        .await
+        .unwrap();
+    let second_end = hour(2);
+    sync(&store, "cn-shanghai", &records, second_end, &opts)
+        .await
+        .unwrap();
+    let second_start: Ts =
+        sqlx::query_scalar("SELECT started_at FROM ecp.sync_run_scopes WHERE snapshot_at = $1")
+            .bind(second_end)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    records[7].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    let gone = records.remove(9);
+    sync(&store, "cn-shanghai", &records, hour(3), &opts)
+        .await
+        .unwrap();
+
+    // The second crawl saw instance 7 somewhere between its start and its last
+    // page: only its start bounds the change from below.
+    let previously: Ts = sqlx::query_scalar(
+        "SELECT previously_observed_at FROM ecp.instance_changes \
+         WHERE instance_id = 'acp-000007' AND change_kind = 'updated'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        previously <= second_start,
+        "{previously} is after the start of the crawl before ({second_start})"
+    );
+    // The deleted instance was last returned by the second crawl.
+    let last_seen: Ts =
+        sqlx::query_scalar("SELECT last_seen_at FROM ecp.instances WHERE instance_id = $1")
+            .bind(gone["AndroidInstanceId"].as_str().unwrap())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(last_seen, second_end);
+}
+
 #[tokio::test]
 async fn tag_changes_make_one_row_per_key() {
     let db = test_db().await;

@@ -17,7 +17,8 @@
 -- changed_at is when the new state was observed, nudged past the current
 -- version's start so that a clock step back cannot produce an empty validity.
 -- The double-brace placeholders are column lists generated from InstanceRow::columns.
--- $1 source, $2 biz_region_id, $3 when the scope's last applied complete crawl ended.
+-- $1 source, $2 biz_region_id, $3 when the scope's last applied complete crawl
+-- started (every instance current in the scope was seen after it).
 INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
                        disks_changed, tags_changed)
 SELECT
@@ -27,7 +28,11 @@ SELECT
     CASE WHEN i.instance_id IS NULL THEN s.observed_at
          ELSE GREATEST(s.observed_at, i.last_changed_at + interval '1 microsecond')
     END,
-    GREATEST(i.last_seen_at, $3::timestamptz),
+    CASE WHEN i.source = $1::text AND i.biz_region_id = $2::text
+         THEN GREATEST(i.last_seen_at, $3::timestamptz)
+         -- Moved from another scope: this scope's crawls never saw it before.
+         ELSE i.last_seen_at
+    END,
     s.disks IS DISTINCT FROM i.disks,
     s.tags IS DISTINCT FROM i.tags OR s.biz_tags IS DISTINCT FROM i.biz_tags
 FROM ecp_stage s

@@ -1,7 +1,8 @@
 -- Instances current in the scope that the complete, unfiltered crawl did not
 -- return. Only run once the deletion guard agreed.
 -- $1 source, $2 biz_region_id, $3 when the crawl ended (the deletion is observed
--- then), $4 when the scope's previous applied complete crawl ended.
+-- then), $4 when the scope's previous applied complete crawl started (it saw
+-- them after that).
 INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
                        disks_changed, tags_changed)
 SELECT

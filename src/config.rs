@@ -28,6 +28,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::FixedOffset;
 use serde::Deserialize;
 
 use crate::api::credentials::{CredentialsProvider, StaticProvider};
@@ -68,6 +69,9 @@ pub struct SourceConfig {
     pub rate_limit: Option<f64>,
     #[serde(default)]
     pub filters: FiltersConfig,
+    /// The zone this account's service reports GmtCreate and GmtModified in,
+    /// e.g. `"+08:00"` (default: `--naive-time-zone`, else UTC).
+    pub naive_time_zone: Option<String>,
 }
 
 /// Names only: a literal secret is never printed.
@@ -130,6 +134,8 @@ pub struct Source {
     pub client: Client,
     pub regions: Regions,
     pub filters: DescribeAndroidInstancesRequest,
+    /// The source's own zone for zoneless times, when it names one.
+    pub naive_time_zone: Option<FixedOffset>,
 }
 
 impl ConfigFile {
@@ -167,6 +173,7 @@ impl ConfigFile {
                     return Err(at(format!("rate_limit must be positive, not {r}")));
                 }
             }
+            s.naive_time_zone().map_err(at)?;
         }
         Ok(file)
     }
@@ -191,6 +198,17 @@ impl ConfigFile {
 }
 
 impl SourceConfig {
+    pub fn naive_time_zone(&self) -> Result<Option<FixedOffset>, String> {
+        self.naive_time_zone
+            .as_deref()
+            .map(|zone| {
+                zone.trim().parse::<FixedOffset>().map_err(|_| {
+                    format!("naive_time_zone {zone:?} is not a UTC offset like \"+08:00\"")
+                })
+            })
+            .transpose()
+    }
+
     pub fn credential_kind(&self) -> Result<CredentialKind, String> {
         let env_pair = self.access_key_id_env.is_some() || self.access_key_secret_env.is_some();
         let literal = self.access_key_id.is_some() || self.access_key_secret.is_some();
@@ -363,6 +381,7 @@ impl SourceConfig {
             client,
             regions: self.regions().map_err(at)?,
             filters: self.filters().map_err(at)?,
+            naive_time_zone: self.naive_time_zone().map_err(at)?,
         })
     }
 }
@@ -384,6 +403,7 @@ endpoint = "https://eds-aic.ap-southeast-1.aliyuncs.com"
 regions = ["ap-southeast-1"]
 rate_limit = 5
 filters = { status = "RUNNING", tags = ["env=prod", "team"] }
+naive_time_zone = "+08:00"
 
 [[source]]
 alias = "ack"
@@ -420,6 +440,24 @@ credentials = "default"
         assert_eq!(filters.tag.len(), 2);
         assert!(filters.is_filtered());
         assert!(!f.sources[0].filters().unwrap().is_filtered());
+        assert_eq!(
+            f.sources[1].naive_time_zone().unwrap(),
+            FixedOffset::east_opt(8 * 3600)
+        );
+        assert_eq!(f.sources[0].naive_time_zone().unwrap(), None);
+    }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let f = ConfigFile::parse(&readme[start..end]).unwrap();
+        let intl = f.sources.iter().find(|s| s.alias == "intl").unwrap();
+        assert_eq!(
+            intl.naive_time_zone().unwrap(),
+            FixedOffset::east_opt(8 * 3600)
+        );
     }
 
     #[test]
@@ -435,6 +473,7 @@ credentials = "default"
             ("[[source]]\nalias = \"a\"\nregions = [\"all\", \"cn-shanghai\"]", "cannot be combined"),
             ("[[source]]\nalias = \"a\"\nfilters = { status = \"BOGUS\" }", "filters.status"),
             ("[[source]]\nalias = \"a\"\nsecret = \"x\"", "unknown field"),
+            ("[[source]]\nalias = \"a\"\nnaive_time_zone = \"CST\"", "naive_time_zone \"CST\""),
         ] {
             let e = ConfigFile::parse(text).unwrap_err().0;
             assert!(e.contains(needle), "{text:?}: {e}");

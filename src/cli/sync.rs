@@ -172,6 +172,9 @@ fn config_jobs(
                 source: s.alias,
                 regions: s.regions,
                 filters: s.filters,
+                normalize: NormalizeOptions {
+                    naive_time_zone: s.naive_time_zone.or(settings.normalize.naive_time_zone),
+                },
                 ..settings.clone()
             },
         });

@@ -128,6 +128,7 @@ access_key_secret_env = "ALPHA_SECRET"
 endpoint = "{endpoint2}"
 regions = ["cn-hangzhou"]
 filters = {{ status = "RUNNING" }}
+naive_time_zone = "+08:00"
 
 [[source]]
 alias = "broken"
@@ -219,6 +220,20 @@ endpoint = "{endpoint}"
     )
     .await;
     assert_eq!(beta_not_running, 0);
+    // GmtCreate carries no zone: beta's service reports +08:00, alpha's UTC.
+    for (source, zone) in [("alpha", "00:00"), ("beta", "+08:00")] {
+        let (read, misread): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE created_at IS DISTINCT FROM \
+                    (raw ->> 'GmtCreate')::timestamp AT TIME ZONE $2::interval) \
+             FROM ecp.instances WHERE source = $1 AND raw ? 'GmtCreate'",
+        )
+        .bind(source)
+        .bind(zone)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(read > 0 && misread == 0, "{source}: {misread} of {read}");
+    }
 
     // The textfile and the Pushgateway got the same metrics.
     let text = std::fs::read_to_string(&metrics_file).unwrap();

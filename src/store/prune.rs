@@ -41,6 +41,10 @@ impl Store {
                 changes: changes as u64,
             }
         } else {
+            sqlx::query(include_str!("sql/prune_unlink_versions.sql"))
+                .bind(horizon)
+                .execute(&mut *tx)
+                .await?;
             let versions = sqlx::query(include_str!("sql/prune_versions.sql"))
                 .bind(horizon)
                 .execute(&mut *tx)

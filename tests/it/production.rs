@@ -360,8 +360,9 @@ async fn one_account_from_flags_and_environment_prints_a_json_summary() {
 async fn as_of(pool: &PgPool, ts: chrono::DateTime<chrono::Utc>) -> (i64, String) {
     sqlx::query_as(
         // previous_version is the chain link that prune clears on the first version
-        // it keeps; every other column must be exactly as before.
-        "SELECT count(*), COALESCE(md5(string_agg((to_jsonb(v) - 'previous_version')::text, '|' ORDER BY instance_id)), '') \
+        // it keeps, and chain_pruned records that; every other column must be
+        // exactly as before.
+        "SELECT count(*), COALESCE(md5(string_agg((to_jsonb(v) - 'previous_version' - 'chain_pruned')::text, '|' ORDER BY instance_id)), '') \
          FROM ecp.instances_as_of($1) v",
     )
     .bind(ts)
@@ -417,6 +418,16 @@ async fn prune_keeps_every_as_of_answer_inside_the_horizon() {
     for (ts, expected) in probes.iter().zip(&before) {
         assert_eq!(&as_of(&db.pool, *ts).await, expected, "as of {ts}");
     }
+    // The versions that lost their predecessor say so, and name none.
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_versions \
+             WHERE chain_pruned AND previous_version IS NULL AND version = 2"
+        )
+        .await,
+        10
+    );
     assert_eq!(
         count(
             &db.pool,

@@ -8,7 +8,7 @@ use ecp_inventory::store::{ApplyOptions, RunOutcome, Scope, StoreError};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{at, count, fleet, norm, sync, test_db, PAGE};
+use crate::helpers::{at, count, fleet, norm, sync, test_db, test_db_migrated_to, PAGE};
 
 const N: usize = 1000;
 
@@ -629,6 +629,65 @@ async fn migration_0024_removes_the_disks_and_tags_of_deleted_instances() {
         count(&db.pool, "SELECT count(*) FROM ecp.instance_disks").await,
         2 * (N as i64 - 1)
     );
+}
+
+/// Migration 0029: a version after the first must name its predecessor, so a
+/// version written by hand cannot overlap the ones before it; versions whose
+/// predecessor an earlier prune removed are marked, not refused.
+#[tokio::test]
+async fn a_version_after_the_first_must_name_its_predecessor() {
+    let db = test_db_migrated_to(Some(28)).await;
+    let store = db.store();
+    let opts = ApplyOptions::default();
+    let mut records = fleet(3);
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    sync(&store, "cn-shanghai", &records, at(2), &opts)
+        .await
+        .unwrap();
+    // A prune from before 0029: version 1 goes, and the link to it with it.
+    sqlx::query(
+        "DELETE FROM ecp.instance_versions WHERE instance_id = 'acp-000000' AND version = 1",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    ecp_inventory::store::migrate(&db.pool).await.unwrap();
+
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instance_versions \
+             WHERE instance_id = 'acp-000000' AND version = 2 AND chain_pruned"
+        )
+        .await,
+        1
+    );
+    // A second version of acp-000001, by hand, naming no predecessor: it would
+    // be valid from hour 5 while version 1 still is.
+    let err = sqlx::query(
+        "INSERT INTO ecp.instance_versions \
+             (instance_id, version, valid_from, run_id, source, biz_region_id) \
+         SELECT instance_id, 2, valid_from + interval '4 hours', run_id, source, biz_region_id \
+         FROM ecp.instance_versions WHERE instance_id = 'acp-000001'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("instance_versions_names_its_predecessor"),
+        "{err}"
+    );
+    // The apply itself always names it.
+    records[1].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    let c = sync(&store, "cn-shanghai", &records, at(3), &opts)
+        .await
+        .unwrap();
+    assert_eq!(c.updated, 1);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::settings::vars;
+use super::wire::read_config_file;
 use super::{
     ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
     EcsRamRoleProvider, OidcConfig, OidcProvider, RamRoleArnProvider, RamRoleConfig,
@@ -95,14 +96,7 @@ impl CliProfileProvider {
         profile: Option<&str>,
         settings: &ChainSettings,
     ) -> Result<Self, CredentialsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let what = if e.kind() == std::io::ErrorKind::NotFound {
-                "does not exist".to_owned()
-            } else {
-                format!("cannot be read: {e}")
-            };
-            CredentialsError(format!("{} {what}", path.display()))
-        })?;
+        let text = read_config_file(path)?;
         // Only the position: serde may quote a value, and the file holds secrets.
         let config: CliConfig = serde_json::from_str(&text).map_err(|e| {
             CredentialsError(format!(

@@ -4,21 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::cache::CredentialsCache;
 use super::settings::vars;
-use super::wire::{fetch_body, sts_credentials};
+use super::wire::{fetch_body, sts_client, sts_credentials, DEFAULT_DURATION_SECONDS};
 use super::{ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
-
-/// STS rejects shorter sessions.
-const MIN_DURATION_SECONDS: u32 = 900;
-/// What the SDKs ask for; with the 15-minute refresh margin that is one STS call
-/// per 45 minutes.
-const DEFAULT_DURATION_SECONDS: u32 = 3600;
-/// The SDKs' timeouts for STS.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `AssumeRoleWithOIDC` needs. Build it by hand, or from the RRSA variables
 /// that ACK injects into the pod with [`OidcConfig::from_settings`].
@@ -91,24 +81,7 @@ impl OidcProvider {
     pub const NAME: &'static str = "oidc_role_arn";
 
     pub fn new(config: OidcConfig) -> Result<Self, CredentialsError> {
-        if config.duration_seconds < MIN_DURATION_SECONDS {
-            return Err(CredentialsError(format!(
-                "OIDC session duration {} s is below the STS minimum of {MIN_DURATION_SECONDS} s",
-                config.duration_seconds
-            )));
-        }
-        reqwest::Url::parse(&config.sts_endpoint).map_err(|e| {
-            CredentialsError(format!(
-                "STS endpoint {:?} is not a URL: {e}",
-                config.sts_endpoint
-            ))
-        })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(super::USER_AGENT)
-            .build()
-            .map_err(|e| CredentialsError(format!("cannot build the HTTP client for STS: {e}")))?;
+        let http = sts_client("OIDC", &config.sts_endpoint, config.duration_seconds)?;
         Ok(OidcProvider {
             config,
             http,

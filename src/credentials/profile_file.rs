@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::settings::vars;
+use super::wire::read_config_file;
 use super::{
     ChainSettings, Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
     EcsRamRoleProvider, OidcConfig, OidcProvider, RamRoleArnProvider, RamRoleConfig,
@@ -50,14 +51,7 @@ impl ProfileFileProvider {
     }
 
     fn load(path: &Path, wanted: &str, settings: &ChainSettings) -> Result<Self, CredentialsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let what = if e.kind() == std::io::ErrorKind::NotFound {
-                "does not exist".to_owned()
-            } else {
-                format!("cannot be read: {e}")
-            };
-            CredentialsError(format!("{} {what}", path.display()))
-        })?;
+        let text = read_config_file(path)?;
         let sections = parse_ini(&text).map_err(|line| {
             CredentialsError(format!(
                 "{} line {line} is neither a [section], a key = value nor a comment",

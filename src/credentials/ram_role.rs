@@ -7,24 +7,14 @@
 //! the SDKs send it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::cache::CredentialsCache;
-use super::wire::{fetch_body, sts_credentials};
+use super::wire::{fetch_body, sts_client, sts_credentials, DEFAULT_DURATION_SECONDS};
 use super::{Credentials, CredentialsError, CredentialsFuture, CredentialsProvider};
 use crate::api::sign::sign_v1;
-
-/// STS rejects shorter sessions.
-const MIN_DURATION_SECONDS: u32 = 900;
-/// What the SDKs ask for; with the 15-minute refresh margin that is one STS call
-/// per 45 minutes.
-pub const DEFAULT_DURATION_SECONDS: u32 = 3600;
-/// The SDKs' timeouts for STS.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `AssumeRole` needs besides the source credentials.
 #[derive(Clone, Debug)]
@@ -78,24 +68,7 @@ impl RamRoleArnProvider {
                 "a RAM role ARN is required to assume a role".to_owned(),
             ));
         }
-        if config.duration_seconds < MIN_DURATION_SECONDS {
-            return Err(CredentialsError(format!(
-                "role session duration {} s is below the STS minimum of {MIN_DURATION_SECONDS} s",
-                config.duration_seconds
-            )));
-        }
-        reqwest::Url::parse(&config.sts_endpoint).map_err(|e| {
-            CredentialsError(format!(
-                "STS endpoint {:?} is not a URL: {e}",
-                config.sts_endpoint
-            ))
-        })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(super::USER_AGENT)
-            .build()
-            .map_err(|e| CredentialsError(format!("cannot build the HTTP client for STS: {e}")))?;
+        let http = sts_client("role", &config.sts_endpoint, config.duration_seconds)?;
         Ok(RamRoleArnProvider {
             name: format!("{}/{}", Self::NAME, source.name()),
             config,

@@ -8,6 +8,50 @@ use serde::Deserialize;
 use super::{Credentials, CredentialsError};
 use crate::secret::Secret;
 
+/// STS rejects shorter sessions.
+pub(crate) const MIN_DURATION_SECONDS: u32 = 900;
+/// What the SDKs ask for; with the 15-minute refresh margin that is one STS call
+/// per 45 minutes.
+pub(crate) const DEFAULT_DURATION_SECONDS: u32 = 3600;
+/// The SDKs' timeouts for STS.
+const STS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const STS_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP client of an STS-backed provider, once its settings are checked:
+/// `what` names the session in errors ("OIDC", "role").
+pub(crate) fn sts_client(
+    what: &str,
+    endpoint: &str,
+    duration_seconds: u32,
+) -> Result<reqwest::Client, CredentialsError> {
+    if duration_seconds < MIN_DURATION_SECONDS {
+        return Err(CredentialsError(format!(
+            "{what} session duration {duration_seconds} s is below the STS minimum of \
+             {MIN_DURATION_SECONDS} s"
+        )));
+    }
+    reqwest::Url::parse(endpoint)
+        .map_err(|e| CredentialsError(format!("STS endpoint {endpoint:?} is not a URL: {e}")))?;
+    reqwest::Client::builder()
+        .connect_timeout(STS_CONNECT_TIMEOUT)
+        .timeout(STS_REQUEST_TIMEOUT)
+        .user_agent(super::USER_AGENT)
+        .build()
+        .map_err(|e| CredentialsError(format!("cannot build the HTTP client for STS: {e}")))
+}
+
+/// A configuration file's text, or an error naming the file and what is wrong.
+pub(crate) fn read_config_file(path: &std::path::Path) -> Result<String, CredentialsError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
+            "does not exist".to_owned()
+        } else {
+            format!("cannot be read: {e}")
+        };
+        CredentialsError(format!("{} {what}", path.display()))
+    })
+}
+
 /// Longest excerpt of an unexpected error body quoted in an error message.
 const MAX_BODY_EXCERPT: usize = 200;
 

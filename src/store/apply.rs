@@ -243,6 +243,12 @@ async fn apply_in_transaction(
         unchanged: 0,
     };
     counts.unchanged = counts.seen - counts.created - counts.updated - counts.restored;
+    let elsewhere = count("elsewhere");
+    if elsewhere > 0 {
+        warn!(%scope, instances = elsewhere,
+              "instances this crawl listed are current in another scope whose latest crawl \
+               listed them too; they stay there (do two sources name one account?)");
+    }
 
     if !kinds.is_empty() {
         write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;

@@ -277,6 +277,62 @@ async fn previously_observed_at_and_last_seen_at_come_from_the_crawl_before() {
     assert_eq!(last_seen, second_end);
 }
 
+/// Two scopes that list the same instances (two aliases of one account, say)
+/// leave them where they are, run after run; a real move shows once the old
+/// scope stops listing the instance: deleted there, restored in the new one.
+#[tokio::test]
+async fn an_instance_two_scopes_list_stays_in_its_scope() {
+    let db = test_db().await;
+    let store = db.store();
+    let opts = ApplyOptions::default();
+    let records = fleet(10);
+    let history = |id: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64, i64)>(
+                "SELECT i.biz_region_id, \
+                        (SELECT count(*) FROM ecp.instance_versions v WHERE v.instance_id = i.instance_id), \
+                        (SELECT count(*) FROM ecp.instance_changes c WHERE c.instance_id = i.instance_id) \
+                 FROM ecp.instances i WHERE i.instance_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    for hour in [2, 4] {
+        let c = sync(&store, "cn-hangzhou", &records[..2], at(hour), &opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.created, c.updated, c.unchanged),
+            (0, 0, 2),
+            "hour {hour}"
+        );
+        sync(&store, "cn-shanghai", &records, at(hour + 1), &opts)
+            .await
+            .unwrap();
+    }
+    assert_eq!(history("acp-000000").await, ("cn-shanghai".into(), 1, 1));
+    assert_eq!(history("acp-000001").await, ("cn-shanghai".into(), 1, 1));
+
+    // acp-000000 really moved: cn-shanghai no longer lists it.
+    sync(&store, "cn-shanghai", &records[1..], at(6), &opts)
+        .await
+        .unwrap();
+    let c = sync(&store, "cn-hangzhou", &records[..2], at(7), &opts)
+        .await
+        .unwrap();
+    assert_eq!((c.restored, c.unchanged), (1, 1));
+    // created, deleted, restored plus the region's change row.
+    assert_eq!(history("acp-000000").await, ("cn-hangzhou".into(), 3, 4));
+    assert_eq!(history("acp-000001").await, ("cn-shanghai".into(), 1, 1));
+}
+
 #[tokio::test]
 async fn tag_changes_make_one_row_per_key() {
     let db = test_db().await;

@@ -4,6 +4,11 @@
 --   created   no row yet
 --   restored  a row marked deleted
 --   updated   a tracked column, tag, disk or the scope differs (new version)
+--   elsewhere current in another scope whose own latest complete crawl listed it
+--             after its last change: two scopes list it (two aliases of one
+--             account?), so it stays where it is rather than moving back and
+--             forth on every run. Nothing is written for it. A real move shows
+--             once the other scope stops listing it: deleted there, restored here.
 --   volatile  only volatile columns or raw differ (current row only), or only
 --             the digest: the same values staged in another form (say, after an
 --             upgrade that writes raw as the API's own text). Refreshing the
@@ -33,8 +38,8 @@ SELECT
          -- Moved from another scope: this scope's crawls never saw it before.
          ELSE i.last_seen_at
     END,
-    s.disks IS DISTINCT FROM i.disks,
-    s.tags IS DISTINCT FROM i.tags OR s.biz_tags IS DISTINCT FROM i.biz_tags
+    k.kind <> 'elsewhere' AND s.disks IS DISTINCT FROM i.disks,
+    k.kind <> 'elsewhere' AND (s.tags IS DISTINCT FROM i.tags OR s.biz_tags IS DISTINCT FROM i.biz_tags)
 FROM ecp_stage s
 -- A probe of the primary key per staged row (LIMIT keeps the planner from
 -- turning it into a join that reads the whole fleet for a handful of rows).
@@ -47,6 +52,11 @@ CROSS JOIN LATERAL (
           AND i.source = $1::text AND i.biz_region_id = $2::text THEN NULL
         WHEN i.instance_id IS NULL THEN 'created'
         WHEN i.deleted_at IS NOT NULL THEN 'restored'
+        WHEN (i.source <> $1::text OR i.biz_region_id <> $2::text) AND EXISTS (
+            SELECT 1 FROM ecp.sync_run_scopes e
+            WHERE e.source = i.source AND e.biz_region_id = i.biz_region_id
+              AND e.applied AND e.complete AND NOT e.filtered
+              AND e.snapshot_at >= i.last_changed_at) THEN 'elsewhere'
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
           OR i.source IS DISTINCT FROM $1::text
           OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'

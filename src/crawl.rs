@@ -6,9 +6,8 @@
 //! The loop trusts only the token: `TotalCount` is never a stop condition (the
 //! service is known to report counts that drift while the fleet changes). A token
 //! seen twice, or more pages than the cap, ends the crawl with an error rather than
-//! looping forever. The cap also follows the crawl: more than twice the pages that
-//! the instances seen (or `TotalCount`, whichever is larger) fill, plus a margin,
-//! is a cursor that keeps going over empty pages.
+//! looping forever. So does a cursor that keeps going over pages that add no
+//! instance: more than a few in a row.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -27,9 +26,10 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// means a cursor that never ends rather than a large fleet.
 pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 
-/// Pages allowed past twice what the crawl's instances fill: room for a few
-/// empty pages (the service sends some while the fleet changes).
-pub const EMPTY_PAGE_MARGIN: u64 = 10;
+/// Pages in a row that add no instance (empty, or only repeats) before the
+/// cursor is taken for one that never ends. The service sends an empty page now
+/// and then while the fleet changes, never this many in a row.
+pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 10;
 
 /// Two pages in flight: one being stored, one being fetched. More would only add
 /// memory; the consumer, not the network, is the slower side.
@@ -87,14 +87,8 @@ pub enum CrawlError {
     },
     #[error("the crawl passed {max_pages} pages without reaching the last one; if the scope really is that large, raise --max-pages")]
     TooManyPages { max_pages: u64 },
-    #[error("page {pages} still had a NextToken, but {instances} instances (TotalCount {total_count}) fill {needed} pages of {largest_page}: the service's cursor keeps going over empty pages, so the crawl stopped")]
-    EndlessCursor {
-        pages: u64,
-        instances: u64,
-        total_count: u64,
-        needed: u64,
-        largest_page: u64,
-    },
+    #[error("pages {first} to {last} added no instance and still had a NextToken: the service's cursor keeps going over empty pages, so the crawl stopped")]
+    EndlessCursor { first: u64, last: u64 },
     #[error("page size {0} is outside the API's range 1..=100 (--page-size)")]
     BadPageSize(u32),
 }
@@ -148,26 +142,12 @@ async fn run(
     let mut seen_tokens: HashSet<u64> = HashSet::new();
     let mut recent = RecentIds::default();
     let mut number = 0u64;
-    let (mut instances_seen, mut total_count, mut largest_page) = (0u64, 0u64, 0u64);
+    let mut pages_without_instances = 0u64;
     loop {
         number += 1;
         if number > options.max_pages {
             return Err(CrawlError::TooManyPages {
                 max_pages: options.max_pages,
-            });
-        }
-        // Counted in the largest page the service actually sent, in case it
-        // sends fewer than asked for.
-        let needed = instances_seen
-            .max(total_count)
-            .div_ceil(largest_page.max(1));
-        if number > 2 * needed + EMPTY_PAGE_MARGIN {
-            return Err(CrawlError::EndlessCursor {
-                pages: number - 1,
-                instances: instances_seen,
-                total_count,
-                needed,
-                largest_page,
             });
         }
         let started = std::time::Instant::now();
@@ -192,10 +172,17 @@ async fn run(
             }
         }
         let (instances, duplicates) = recent.dedup(page.instances);
-        instances_seen += instances.len() as u64;
-        largest_page = largest_page.max(instances.len() as u64 + duplicates);
-        let reported = page.total_count.and_then(|t| u64::try_from(t).ok());
-        total_count = total_count.max(reported.unwrap_or(0));
+        if instances.is_empty() && next.is_some() {
+            pages_without_instances += 1;
+            if pages_without_instances > MAX_PAGES_WITHOUT_INSTANCES {
+                return Err(CrawlError::EndlessCursor {
+                    first: number + 1 - pages_without_instances,
+                    last: number,
+                });
+            }
+        } else {
+            pages_without_instances = 0;
+        }
         if duplicates > 0 {
             tracing::warn!(
                 page = number,

@@ -588,9 +588,13 @@ async fn cli_profile_ram_role_arn_modes_assume_the_role_with_a_signed_call() {
     assert!(!q.contains_key("SecurityToken"));
 
     // A chained profile assumes its role with the source profile's STS session.
-    let chained =
-        CliProfileProvider::from_settings(&settings.clone().with_var(vars::PROFILE, "chained"))
-            .unwrap();
+    let chained = CliProfileProvider::from_settings(
+        &settings
+            .clone()
+            .with_var(vars::PROFILE, "chained")
+            .with_var(vars::ROLE_SESSION_NAME, "from-env"),
+    )
+    .unwrap();
     let c = chained.credentials().await.unwrap();
     assert_eq!(
         chained.name(),
@@ -601,6 +605,13 @@ async fn cli_profile_ram_role_arn_modes_assume_the_role_with_a_signed_call() {
     assert_signed_assume_role(&q, "STS.id-2", "secret-value-2");
     assert_eq!(q["SecurityToken"], "token-value-2");
     assert_eq!(q["RoleArn"], format!("{ROLE_ARN}-2"));
+    // A profile without a session name takes ALIBABA_CLOUD_ROLE_SESSION_NAME; one
+    // with its own keeps it.
+    assert_eq!(q["RoleSessionName"], "from-env");
+    assert_eq!(
+        sts.queries.lock().unwrap()[1]["RoleSessionName"],
+        "from-cli"
+    );
     assert_eq!(q["DurationSeconds"], "3600");
 
     let e =

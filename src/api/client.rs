@@ -425,13 +425,14 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `TimeLeft:<ms>` from `x-ratelimit-user-api`, else `x-ratelimit-user` (e.g.
-/// `Limit:100,Remain:0,TimeLeft:850,Reset:1700000000`): when the quota refills.
+/// `TimeLeft:<ms>` of `x-ratelimit-user-api` and `x-ratelimit-user` (e.g.
+/// `Limit:100,Remain:0,TimeLeft:850,Reset:1700000000`): when the quotas refill.
+/// Both must have, so the longer wait, as the SDKs take it.
 fn rate_limit_time_left(headers: &HeaderMap) -> Option<Duration> {
     ["x-ratelimit-user-api", "x-ratelimit-user"]
         .into_iter()
         .filter_map(|name| header_text(headers, name))
-        .find_map(|value| {
+        .filter_map(|value| {
             value.split(',').find_map(|field| {
                 let (key, ms) = field.split_once(':')?;
                 (key.trim().eq_ignore_ascii_case("TimeLeft"))
@@ -439,6 +440,7 @@ fn rate_limit_time_left(headers: &HeaderMap) -> Option<Duration> {
                     .flatten()
             })
         })
+        .max()
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis)
 }
@@ -487,7 +489,7 @@ fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
         let value = xml_unescape(text[start..end].trim());
         (!value.is_empty()).then_some(value)
     };
-    text.contains("<Error").then(|| ErrorBody {
+    text.contains("<Error>").then(|| ErrorBody {
         request_id: element("RequestId"),
         code: element("Code"),
         message: element("Message"),
@@ -711,7 +713,13 @@ mod tests {
             "x-ratelimit-user-api",
             HeaderValue::from_static("Limit:5, Remain:0, TimeLeft: 250"),
         );
-        assert_eq!(rate_limit_time_left(&h), Some(Duration::from_millis(250)));
+        // Both quotas must refill: the longer wait.
+        assert_eq!(rate_limit_time_left(&h), Some(Duration::from_millis(900)));
+        h.insert(
+            "x-ratelimit-user-api",
+            HeaderValue::from_static("Limit:5,Remain:0,TimeLeft:1200"),
+        );
+        assert_eq!(rate_limit_time_left(&h), Some(Duration::from_millis(1200)));
         h.insert(
             "x-ratelimit-user-api",
             HeaderValue::from_static("TimeLeft:0"),

@@ -74,6 +74,11 @@ pub fn is_throttling_code(code: &str) -> bool {
     code.starts_with("Throttling") || code == "Rejected.Throttling"
 }
 
+/// A request the service refuses as malformed: the same request fails again.
+fn is_parameter_code(code: &str) -> bool {
+    code.starts_with("InvalidParameter") || code.starts_with("MissingParameter")
+}
+
 impl ApiError {
     /// Throttled by code, by HTTP 429, or by an `x-acs-retry-after` wait: the
     /// Python SDK classifies any error answer that carries one as a
@@ -96,6 +101,8 @@ impl ApiError {
     /// errors never are: repeating them cannot help and may lock the key.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // Whatever wait the answer asks for.
+            ApiError::Service { code, .. } if self.is_auth() || is_parameter_code(code) => false,
             ApiError::Service { status, code, .. } => {
                 self.is_throttling()
                     || *status >= 500
@@ -218,6 +225,19 @@ mod tests {
         }
         assert!(e.is_retryable() && e.is_throttling());
         assert!(!service(400, "InvalidParameter.Throttling").is_retryable());
+        // Never a credential, signature or parameter error, wait or no wait.
+        for (status, code) in [
+            (400, "SignatureDoesNotMatch"),
+            (403, "Forbidden.RAM"),
+            (400, "InvalidParameter.MaxResults"),
+            (400, "MissingParameter"),
+        ] {
+            let mut e = service(status, code);
+            if let ApiError::Service { retry_after, .. } = &mut e {
+                *retry_after = Some(Duration::from_millis(50));
+            }
+            assert!(!e.is_retryable(), "{code}");
+        }
         assert!(!service(400, "InvalidParameter").is_auth());
     }
 

@@ -18,7 +18,8 @@ pub struct RetryPolicy {
     /// No back-off wait is longer.
     pub max_delay: Duration,
     /// A wait the service asks for is honoured up to this (the SDKs' `maxDelay`,
-    /// 120 s by default); `max_elapsed` still bounds the call as a whole.
+    /// 120 s by default), as long as it fits in what is left of `max_elapsed`:
+    /// a call gives up rather than wait past its budget.
     pub max_retry_after: Duration,
     /// No call spends longer than this in retries, so a run always ends.
     pub max_elapsed: Duration,
@@ -127,6 +128,6 @@ mod tests {
             max_delay: Duration::from_millis(20),
             ..RetryPolicy::default()
         };
-        assert!(fast.delay(9, None, &mut rng) <= Duration::from_millis(20));
+        assert_eq!(fast.delay(9, None, &mut rng), Duration::from_millis(20));
     }
 }

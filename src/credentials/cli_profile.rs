@@ -207,8 +207,8 @@ fn provider_for(
             };
             let endpoint = settings.sts_endpoint_for_profile(Some(&p.sts_region), p.enable_vpc);
             let mut role = RamRoleConfig::new(&p.ram_role_arn, endpoint);
-            if !p.ram_session_name.is_empty() {
-                role.role_session_name = p.ram_session_name.clone();
+            if let Some(session) = session_name(&p.ram_session_name, settings) {
+                role.role_session_name = session;
             }
             if let Some(seconds) = p.expired_seconds.filter(|s| *s > 0) {
                 role.duration_seconds = seconds;
@@ -244,8 +244,8 @@ fn provider_for(
             .with_sts_endpoint(
                 settings.sts_endpoint_for_profile(Some(&p.sts_region), p.enable_vpc),
             );
-            if !p.role_session_name.is_empty() {
-                config.role_session_name = p.role_session_name.clone();
+            if let Some(session) = session_name(&p.role_session_name, settings) {
+                config.role_session_name = session;
             }
             if let Some(seconds) = p.expired_seconds.filter(|s| *s > 0) {
                 config.duration_seconds = seconds;
@@ -260,6 +260,14 @@ fn provider_for(
             path.display()
         ))),
     }
+}
+
+/// The profile's session name, else the one the SDKs read from the environment.
+fn session_name(profile: &str, settings: &ChainSettings) -> Option<String> {
+    Some(profile)
+        .filter(|s| !s.is_empty())
+        .or(settings.var(vars::ROLE_SESSION_NAME))
+        .map(str::to_owned)
 }
 
 impl CredentialsProvider for CliProfileProvider {

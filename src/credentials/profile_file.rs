@@ -107,12 +107,14 @@ fn provider_for(
             Secret::new(require("access_key_secret")?),
         ))
     };
+    // The section's, else the one the SDKs read from the environment.
+    let session_name = get("role_session_name").or(settings.var(vars::ROLE_SESSION_NAME));
     match kind {
         "access_key" => Ok(Arc::new(StaticProvider::new(access_key()?, "static_ak"))),
         "ram_role_arn" => {
             let source = Arc::new(StaticProvider::new(access_key()?, "static_ak"));
             let mut config = RamRoleConfig::new(require("role_arn")?, settings.sts_endpoint());
-            if let Some(session) = get("role_session_name") {
+            if let Some(session) = session_name {
                 config.role_session_name = session.to_owned();
             }
             config.policy = get("policy").map(str::to_owned);
@@ -125,7 +127,7 @@ fn provider_for(
                 PathBuf::from(require("oidc_token_file_path")?),
             )
             .with_sts_endpoint(settings.sts_endpoint());
-            if let Some(session) = get("role_session_name") {
+            if let Some(session) = session_name {
                 config.role_session_name = session.to_owned();
             }
             config.policy = get("policy").map(str::to_owned);

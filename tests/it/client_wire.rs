@@ -254,19 +254,53 @@ async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
         }
     }
     let err = error.expect("the crawl must stop");
-    // One page holds the five: twice that plus the margin of empty pages.
+    // Ten pages in a row without an instance are borne; the eleventh is not.
     assert!(
-        matches!(
-            err,
-            CrawlError::EndlessCursor {
-                pages: 12,
-                instances: 5,
-                needed: 1,
-                ..
-            }
-        ),
+        matches!(err, CrawlError::EndlessCursor { first: 2, last: 12 }),
         "{err}"
     );
     assert!(err.to_string().contains("empty pages"), "{err}");
     assert_eq!(requests.lock().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn uneven_pages_and_a_few_empty_ones_are_a_crawl_like_any_other() {
+    // A full page, then pages of 30, with five empty pages in the middle: 2,050
+    // instances over 71 pages, TotalCount honest.
+    let (endpoint, _requests) = scripted_server(|n| {
+        let (from, len) = match n {
+            0 => (0, 100),
+            1..=30 => (100 + (n - 1) * 30, 30),
+            31..=35 => (0, 0),
+            _ => (100 + (n - 6) * 30, 30),
+        };
+        let ids: Vec<String> = (from..from + len)
+            .filter(|i| *i < 2050)
+            .map(|i| format!(r#"{{"AndroidInstanceId":"acp-{i}"}}"#))
+            .collect();
+        let last = from + len >= 2050 && len > 0;
+        let token = if last { String::new() } else { format!("t{n}") };
+        Answer::json(
+            200,
+            format!(
+                r#"{{"RequestId":"R{n}","TotalCount":2050,"NextToken":"{token}","InstanceModel":[{}]}}"#,
+                ids.join(",")
+            ),
+        )
+    })
+    .await;
+    let mut rx = crawl::spawn(
+        client(endpoint, 1, Duration::from_secs(5)),
+        DescribeAndroidInstancesRequest::default(),
+        CrawlOptions::default(),
+    );
+    let mut instances = 0;
+    let mut last = false;
+    while let Some(page) = rx.recv().await {
+        let page = page.unwrap();
+        instances += page.instances.len();
+        last = page.is_last;
+    }
+    assert!(last, "the crawl reached its last page");
+    assert_eq!(instances, 2050);
 }

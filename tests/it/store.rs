@@ -263,9 +263,9 @@ async fn previously_observed_at_and_last_seen_at_come_from_the_crawl_before() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert!(
-        previously <= second_start,
-        "{previously} is after the start of the crawl before ({second_start})"
+    assert_eq!(
+        previously, second_start,
+        "the start of the crawl before, not its last page ({second_end})"
     );
     // The deleted instance was last returned by the second crawl.
     let last_seen: Ts =
@@ -738,9 +738,26 @@ async fn a_version_after_the_first_must_name_its_predecessor() {
         Some("instance_versions_names_its_predecessor"),
         "{err}"
     );
+    // Nor can a version claim that prune removed a predecessor still there.
+    records[0].insert("AndroidInstanceStatus".into(), json!("RUNNING"));
+    sync(&store, "cn-shanghai", &records, at(3), &opts)
+        .await
+        .unwrap();
+    let err = sqlx::query(
+        "UPDATE ecp.instance_versions SET previous_version = NULL, chain_pruned = true \
+         WHERE instance_id = 'acp-000000' AND version = 3",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("instance_versions_pruned_predecessor_is_gone"),
+        "{err}"
+    );
     // The apply itself always names it.
     records[1].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
-    let c = sync(&store, "cn-shanghai", &records, at(3), &opts)
+    let c = sync(&store, "cn-shanghai", &records, at(4), &opts)
         .await
         .unwrap();
     assert_eq!(c.updated, 1);

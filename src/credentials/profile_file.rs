@@ -40,8 +40,8 @@ type Section = BTreeMap<String, String>;
 impl ProfileFileProvider {
     pub const NAME_PREFIX: &'static str = "profile";
 
-    /// The file and section the settings name. A missing default file means the
-    /// step does not apply; a missing file that a variable names is an error.
+    /// The file and section the settings name. A missing file, like a missing
+    /// section, is the chain's reason to move on, naming the file.
     pub fn from_settings(settings: &ChainSettings) -> Result<Self, CredentialsError> {
         let path = settings.credentials_file_path().ok_or_else(|| {
             CredentialsError("no home directory, so no ~/.alibabacloud/credentials.ini".to_owned())
@@ -150,21 +150,35 @@ fn provider_for(
 
 /// Sections of an INI text, as Python's `configparser` reads the SDK's files:
 /// `[name]` headers, `key = value` or `key: value` (keys lower-cased), comment
-/// lines starting with `#` or `;`, and anything after a `#` in a value dropped.
-/// Keys before the first header are ignored. A line that is none of these is an
-/// error, with its number.
+/// lines starting with `#` or `;`, an indented line continuing the value above
+/// (a policy document over several lines), and anything after a `#` in a value
+/// dropped. Keys before the first header are ignored. A line that is none of
+/// these is an error, with its number.
 fn parse_ini(text: &str) -> Result<BTreeMap<String, Section>, usize> {
     let mut sections: BTreeMap<String, Section> = BTreeMap::new();
     let mut current: Option<String> = None;
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
+    // The key a deeper-indented line continues, and the key line's indentation.
+    let mut last_key: Option<(String, usize)> = None;
+    for (number, raw_line) in text.lines().enumerate() {
+        let line = raw_line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let indent = raw_line.len() - raw_line.trim_start().len();
+        let open = current.as_ref().and_then(|c| sections.get_mut(c));
+        let continued = last_key.as_ref().filter(|(_, at)| indent > *at);
+        if let (Some(section), Some((key, _))) = (open, continued) {
+            let value = section.entry(key.clone()).or_default();
+            let more = line.split('#').next().unwrap_or_default().trim();
+            value.push('\n');
+            value.push_str(more);
             continue;
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let name = name.trim().to_owned();
             sections.entry(name.clone()).or_default();
             current = Some(name);
+            last_key = None;
             continue;
         }
         let split = line
@@ -175,7 +189,9 @@ fn parse_ini(text: &str) -> Result<BTreeMap<String, Section>, usize> {
         };
         let value = value.split('#').next().unwrap_or_default().trim();
         if let Some(section) = current.as_ref().and_then(|c| sections.get_mut(c)) {
-            section.insert(key.trim().to_ascii_lowercase(), value.to_owned());
+            let key = key.trim().to_ascii_lowercase();
+            section.insert(key.clone(), value.to_owned());
+            last_key = Some((key, indent));
         }
     }
     Ok(sections)
@@ -207,5 +223,13 @@ mod tests {
         assert!(s["other"].is_empty());
         assert_eq!(s.len(), 2, "keys before a header belong to no section");
         assert_eq!(parse_ini("[a]\njust words\n").err(), Some(2));
+        let s = parse_ini("[role]\npolicy = {\n    \"Version\": \"1\"\n  }\ntype = ram_role_arn\n")
+            .unwrap();
+        assert_eq!(s["role"]["policy"], "{\n\"Version\": \"1\"\n}");
+        assert_eq!(s["role"]["type"], "ram_role_arn");
+        // Keys indented alike are keys, not a continuation.
+        let s = parse_ini("[default]\n  type = access_key\n  access_key_id = LTAI\n").unwrap();
+        assert_eq!(s["default"]["type"], "access_key");
+        assert_eq!(s["default"]["access_key_id"], "LTAI");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ecp_inventory::store::{ApplyOptions, RunOutcome, Scope, StoreError};
+use ecp_inventory::store::{ApplyCounts, ApplyOptions, RunOutcome, Scope, StoreError};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -277,15 +277,18 @@ async fn previously_observed_at_and_last_seen_at_come_from_the_crawl_before() {
     assert_eq!(last_seen, second_end);
 }
 
-/// Two scopes that list the same instances (two aliases of one account, say)
-/// leave them where they are, run after run; a real move shows once the old
-/// scope stops listing the instance: deleted there, restored in the new one.
+/// Two scopes that list the same instances (two aliases of one account, say):
+/// the second takes them once, then they stay, run after run. A real move shows
+/// once the old scope stops listing an instance: deleted there, restored in the
+/// new one. A scope no longer crawled gives its instances up after one run.
 #[tokio::test]
-async fn an_instance_two_scopes_list_stays_in_its_scope() {
+async fn an_instance_two_scopes_list_moves_at_most_once() {
     let db = test_db().await;
     let store = db.store();
     let opts = ApplyOptions::default();
     let records = fleet(10);
+    let (shanghai, hangzhou) = ("cn-shanghai", "cn-hangzhou");
+    // Region, versions, change rows.
     let history = |id: &'static str| {
         let pool = db.pool.clone();
         async move {
@@ -301,36 +304,46 @@ async fn an_instance_two_scopes_list_stays_in_its_scope() {
             .unwrap()
         }
     };
-    sync(&store, "cn-shanghai", &records, at(1), &opts)
+    let counts = |c: ApplyCounts| (c.updated, c.unchanged, c.deleted, c.restored);
+    sync(&store, shanghai, &records, at(1), &opts)
         .await
         .unwrap();
-    for hour in [2, 4] {
-        let c = sync(&store, "cn-hangzhou", &records[..2], at(hour), &opts)
+    // Hangzhou's first crawl: nothing says Shanghai listed them since, so they move.
+    let c = sync(&store, hangzhou, &records[..2], at(2), &opts)
+        .await
+        .unwrap();
+    assert_eq!(counts(c), (2, 0, 0, 0));
+    for hour in [3, 5] {
+        let c = sync(&store, shanghai, &records, at(hour), &opts)
             .await
             .unwrap();
-        assert_eq!(
-            (c.created, c.updated, c.unchanged),
-            (0, 0, 2),
-            "hour {hour}"
-        );
-        sync(&store, "cn-shanghai", &records, at(hour + 1), &opts)
+        assert_eq!(counts(c), (0, 10, 0, 0), "hour {hour}");
+        let c = sync(&store, hangzhou, &records[..2], at(hour + 1), &opts)
             .await
             .unwrap();
+        assert_eq!(counts(c), (0, 2, 0, 0), "hour {}", hour + 1);
     }
-    assert_eq!(history("acp-000000").await, ("cn-shanghai".into(), 1, 1));
-    assert_eq!(history("acp-000001").await, ("cn-shanghai".into(), 1, 1));
+    assert_eq!(history("acp-000000").await, (hangzhou.into(), 2, 2));
+    assert_eq!(history("acp-000001").await, (hangzhou.into(), 2, 2));
 
-    // acp-000000 really moved: cn-shanghai no longer lists it.
-    sync(&store, "cn-shanghai", &records[1..], at(6), &opts)
+    // acp-000000 really moved back: Hangzhou no longer lists it.
+    let c = sync(&store, hangzhou, &records[1..2], at(7), &opts)
         .await
         .unwrap();
-    let c = sync(&store, "cn-hangzhou", &records[..2], at(7), &opts)
+    assert_eq!(counts(c), (0, 1, 1, 0));
+    let c = sync(&store, shanghai, &records, at(8), &opts)
         .await
         .unwrap();
-    assert_eq!((c.restored, c.unchanged), (1, 1));
-    // created, deleted, restored plus the region's change row.
-    assert_eq!(history("acp-000000").await, ("cn-hangzhou".into(), 3, 4));
-    assert_eq!(history("acp-000001").await, ("cn-shanghai".into(), 1, 1));
+    assert_eq!(counts(c), (0, 9, 0, 1));
+    // Created, moved, deleted, restored; the restoration with its region's row.
+    assert_eq!(history("acp-000000").await, (shanghai.into(), 4, 5));
+
+    // Hangzhou is no longer crawled: after one more run, acp-000001 moves.
+    let c = sync(&store, shanghai, &records, at(9), &opts)
+        .await
+        .unwrap();
+    assert_eq!(counts(c), (1, 9, 0, 0));
+    assert_eq!(history("acp-000001").await, (shanghai.into(), 3, 3));
 }
 
 #[tokio::test]

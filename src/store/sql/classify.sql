@@ -4,11 +4,14 @@
 --   created   no row yet
 --   restored  a row marked deleted
 --   updated   a tracked column, tag, disk or the scope differs (new version)
---   elsewhere current in another scope whose own latest complete crawl listed it
---             after its last change: two scopes list it (two aliases of one
---             account?), so it stays where it is rather than moving back and
---             forth on every run. Nothing is written for it. A real move shows
---             once the other scope stops listing it: deleted there, restored here.
+--   elsewhere current in another scope whose own complete crawls still list it:
+--             one after its last change, and since this scope's previous crawl
+--             began. Two scopes list it (two aliases of one account?), so it
+--             stays where it is rather than moving back and forth on every run.
+--             Nothing is written for it. A real move shows once the other scope
+--             stops listing it: deleted there, restored here. A scope no longer
+--             crawled (an alias renamed, a region dropped from the config) lists
+--             nothing new, so its instances move on this scope's next crawl.
 --   volatile  only volatile columns or raw differ (current row only), or only
 --             the digest: the same values staged in another form (say, after an
 --             upgrade that writes raw as the API's own text). Refreshing the
@@ -56,7 +59,8 @@ CROSS JOIN LATERAL (
             SELECT 1 FROM ecp.sync_run_scopes e
             WHERE e.source = i.source AND e.biz_region_id = i.biz_region_id
               AND e.applied AND e.complete AND NOT e.filtered
-              AND e.snapshot_at >= i.last_changed_at) THEN 'elsewhere'
+              AND e.snapshot_at >= i.last_changed_at
+              AND e.snapshot_at > $3::timestamptz) THEN 'elsewhere'
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
           OR i.source IS DISTINCT FROM $1::text
           OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'

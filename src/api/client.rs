@@ -238,12 +238,17 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(action, e))?;
         let status = response.status().as_u16();
-        let retry_after = header_text(response.headers(), "x-acs-retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        let time_left = rate_limit_time_left(response.headers());
-        let content_type = header_text(response.headers(), "content-type").map(str::to_owned);
+        // Read only from error answers: the wait asked for, the quota's refill
+        // time, and whether the body is XML.
+        let error_headers = (status >= 400).then(|| {
+            let h = response.headers();
+            let retry_after = header_text(h, "x-acs-retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis);
+            let content_type = header_text(h, "content-type").map(str::to_owned);
+            (retry_after, rate_limit_time_left(h), content_type)
+        });
         // The gateway's RequestId also comes as a header: it names the request when
         // the body is not JSON (a proxy's page, a truncated or oversized answer).
         let header_id = response
@@ -261,7 +266,7 @@ impl Client {
             },
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
-        if status >= 400 {
+        if let Some((retry_after, time_left, content_type)) = error_headers {
             let mut error = service_error(action, status, content_type.as_deref(), &body);
             if let ApiError::Service {
                 code,

@@ -250,7 +250,8 @@ async fn apply_in_transaction(
                listed them too; they stay there (do two sources name one account?)");
     }
 
-    if !kinds.is_empty() {
+    // Instances left in another scope are only counted: nothing to write for them.
+    if kinds.iter().any(|(kind, _)| kind != "elsewhere") {
         write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;
     }
     let line = ScopeLine {

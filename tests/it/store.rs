@@ -737,36 +737,39 @@ async fn a_version_after_the_first_must_name_its_predecessor() {
     );
     // A second version of acp-000001, by hand, naming no predecessor: it would
     // be valid from hour 5 while version 1 still is.
-    let err = sqlx::query(
-        "INSERT INTO ecp.instance_versions \
-             (instance_id, version, valid_from, run_id, source, biz_region_id) \
-         SELECT instance_id, 2, valid_from + interval '4 hours', run_id, source, biz_region_id \
-         FROM ecp.instance_versions WHERE instance_id = 'acp-000001'",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap_err();
+    let refused_by = |statement: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            let err = sqlx::query(statement).execute(&pool).await.unwrap_err();
+            err.as_database_error()
+                .and_then(|e| e.constraint())
+                .map(str::to_owned)
+        }
+    };
     assert_eq!(
-        err.as_database_error().and_then(|e| e.constraint()),
-        Some("instance_versions_names_its_predecessor"),
-        "{err}"
+        refused_by(
+            "INSERT INTO ecp.instance_versions \
+                 (instance_id, version, valid_from, run_id, source, biz_region_id) \
+             SELECT instance_id, 2, valid_from + interval '4 hours', run_id, source, biz_region_id \
+             FROM ecp.instance_versions WHERE instance_id = 'acp-000001'"
+        )
+        .await
+        .as_deref(),
+        Some("instance_versions_names_its_predecessor")
     );
     // Nor can a version claim that prune removed a predecessor still there.
     records[0].insert("AndroidInstanceStatus".into(), json!("RUNNING"));
     sync(&store, "cn-shanghai", &records, at(3), &opts)
         .await
         .unwrap();
-    let err = sqlx::query(
-        "UPDATE ecp.instance_versions SET previous_version = NULL, chain_pruned = true \
-         WHERE instance_id = 'acp-000000' AND version = 3",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap_err();
     assert_eq!(
-        err.as_database_error().and_then(|e| e.constraint()),
-        Some("instance_versions_pruned_predecessor_is_gone"),
-        "{err}"
+        refused_by(
+            "UPDATE ecp.instance_versions SET previous_version = NULL, chain_pruned = true \
+             WHERE instance_id = 'acp-000000' AND version = 3"
+        )
+        .await
+        .as_deref(),
+        Some("instance_versions_pruned_predecessor_is_gone")
     );
     // The apply itself always names it.
     records[1].insert("AndroidInstanceStatus".into(), json!("STOPPED"));

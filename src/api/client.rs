@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::value::RawValue;
@@ -247,7 +247,17 @@ impl Client {
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis);
             let content_type = header_text(h, "content-type").map(str::to_owned);
-            (retry_after, rate_limit_time_left(h), content_type)
+            // A gateway or proxy in front of the API says it the standard way.
+            let standard = matches!(status, 429 | 503)
+                .then(|| header_text(h, "retry-after"))
+                .flatten()
+                .and_then(|v| standard_retry_after(v, Utc::now()));
+            let waits = Waits {
+                retry_after,
+                time_left: rate_limit_time_left(h),
+                standard,
+            };
+            (waits, content_type)
         });
         // The gateway's RequestId also comes as a header: it names the request when
         // the body is not JSON (a proxy's page, a truncated or oversized answer).
@@ -263,20 +273,29 @@ impl Client {
                 status,
                 request_id: header_id.clone(),
                 detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                retry_after: error_headers.as_ref().and_then(|(w, _)| w.standard),
             },
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
-        if let Some((retry_after, time_left, content_type)) = error_headers {
+        if let Some((waits, content_type)) = error_headers {
             let mut error = service_error(action, status, content_type.as_deref(), &body);
-            if let ApiError::Service {
-                code,
-                retry_after: wait,
-                ..
-            } = &mut error
-            {
-                // The wait the service asks for; a throttling code without one may
-                // still say when its quota refills, as the Go SDK reads it.
-                *wait = retry_after.or(time_left.filter(|_| is_throttling_code(code)));
+            match &mut error {
+                ApiError::Service {
+                    code,
+                    retry_after: wait,
+                    ..
+                } => {
+                    // The wait the service asks for; a throttling code without one
+                    // may still say when its quota refills, as the Go SDK reads it.
+                    *wait = waits
+                        .retry_after
+                        .or(waits.time_left.filter(|_| is_throttling_code(code)))
+                        .or(waits.standard);
+                }
+                ApiError::BadResponse {
+                    retry_after: wait, ..
+                } => *wait = waits.standard,
+                _ => {}
             }
             return Err(error.with_request_id(header_id));
         }
@@ -450,6 +469,31 @@ fn rate_limit_time_left(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// The waits an error answer may ask for, from its headers.
+struct Waits {
+    /// `x-acs-retry-after`, the service's own.
+    retry_after: Option<Duration>,
+    /// When the rate-limit quotas refill.
+    time_left: Option<Duration>,
+    /// A standard `Retry-After` on a 429 or 503.
+    standard: Option<Duration>,
+}
+
+/// A standard `Retry-After` value (RFC 9110): seconds, or an HTTP date, taken
+/// relative to `now`. A date already past, or a value that is neither, asks for
+/// no particular wait.
+fn standard_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&Utc) - now).to_std().ok()?
+        }
+    };
+    (!wait.is_zero()).then_some(wait)
+}
+
 /// The error body: the API's JSON, or the `<Error>` XML some gateways send
 /// (the SDKs read it when the content type says XML, §8.1). The wait, if any,
 /// is filled in by the caller.
@@ -479,6 +523,7 @@ fn service_error(action: &str, status: u16, content_type: Option<&str>, body: &[
             status,
             request_id: None,
             detail: format!("error answer is not the API's JSON: {}", excerpt(body)),
+            retry_after: None,
         },
     }
 }
@@ -528,6 +573,7 @@ fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Displa
         status,
         request_id,
         detail: format!("{e}; body starts {:?}", excerpt(body)),
+        retry_after: None,
     }
 }
 
@@ -576,6 +622,7 @@ pub fn parse_instance_page(
         status,
         request_id: request_id.clone(),
         detail,
+        retry_after: None,
     };
     let total_count = match top.total_count {
         None | Some(Value::Null) => None,
@@ -731,6 +778,25 @@ mod tests {
         );
         h.remove("x-ratelimit-user");
         assert_eq!(rate_limit_time_left(&h), None);
+    }
+
+    #[test]
+    fn a_standard_retry_after_is_seconds_or_a_date() {
+        let now = DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let wait = |v: &str| standard_retry_after(v, now);
+        assert_eq!(wait("7"), Some(Duration::from_secs(7)));
+        assert_eq!(wait(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            wait("Fri, 27 Nov 2026 08:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // Past, zero or unreadable: no wait asked for (the back-off applies).
+        assert_eq!(wait("Fri, 27 Nov 2026 07:59:00 GMT"), None);
+        assert_eq!(wait("0"), None);
+        assert_eq!(wait("soon"), None);
+        assert_eq!(wait("-5"), None);
     }
 
     #[test]

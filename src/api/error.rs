@@ -32,7 +32,9 @@ pub enum ApiError {
         code: String,
         message: String,
         request_id: Option<String>,
-        /// From `x-acs-retry-after` (milliseconds), when the service sent it.
+        /// The wait the answer asked for: `x-acs-retry-after` (milliseconds);
+        /// else, for a throttling code, the quota's refill time; else, on a 429
+        /// or 503, a standard `Retry-After`.
         retry_after: Option<Duration>,
     },
     /// The request did not complete: connection refused, reset, DNS, TLS.
@@ -64,6 +66,9 @@ pub enum ApiError {
         status: u16,
         request_id: Option<String>,
         detail: String,
+        /// From a standard `Retry-After` header on a 429 or 503 (a gateway's or
+        /// a proxy's answer), when it came with one.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -158,7 +163,9 @@ impl ApiError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::Service { retry_after, .. } => *retry_after,
+            ApiError::Service { retry_after, .. } | ApiError::BadResponse { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -214,6 +221,7 @@ mod tests {
             status: 429,
             request_id: None,
             detail: "<html>".into(),
+            retry_after: None,
         };
         assert!(proxy.is_retryable() && proxy.is_throttling());
         // Any error answer with x-acs-retry-after is a throttling one (the SDK's

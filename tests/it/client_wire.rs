@@ -220,6 +220,55 @@ async fn the_rate_limit_headers_say_how_long_to_wait() {
 }
 
 #[tokio::test]
+async fn a_gateway_retry_after_is_honoured() {
+    // A proxy's 429 page and the API's 503, each asking for a minute the standard
+    // way: past this client's 5 s budget, so each stops at once with that wait
+    // rather than retrying after a few milliseconds of back-off.
+    let answers = [
+        Answer {
+            status: 429,
+            headers: vec![
+                ("content-type", "text/html".into()),
+                ("retry-after", "60".into()),
+            ],
+            body: "<html>Too Many Requests</html>".into(),
+        },
+        Answer::json(
+            503,
+            r#"{"RequestId":"R5","Code":"ServiceUnavailable","Message":"m"}"#,
+        )
+        .with_header("retry-after", "60"),
+    ];
+    for answer in answers {
+        let (endpoint, requests) = scripted_server(move |_| answer.clone()).await;
+        let err = one_page(&client(endpoint, 5, Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err}");
+        assert_eq!(requests.lock().unwrap().len(), 1, "{err}");
+    }
+    // Within the budget, the wait is kept before the next attempt.
+    let (endpoint, requests) = scripted_server(|n| {
+        if n == 0 {
+            Answer {
+                status: 503,
+                headers: vec![("retry-after", "1".into())],
+                body: "Service Unavailable".into(),
+            }
+        } else {
+            Answer::json(200, EMPTY_LAST_PAGE)
+        }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    one_page(&client(endpoint, 3, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
     // Five instances on page 1, then empty pages with fresh tokens forever.
     let (endpoint, requests) = scripted_server(|n| {

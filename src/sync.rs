@@ -70,6 +70,9 @@ pub struct ScopeReport {
     pub skipped: u64,
     /// Field values that could not be parsed (column NULL, value kept in raw).
     pub field_problems: u64,
+    /// `TotalCount` of the last page: how many instances the service counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<u64>,
     pub complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
@@ -373,6 +376,18 @@ const PROGRESS_EVERY_PAGES: u64 = 100;
 /// one line per instance: the first few say what it is, a count says how much.
 const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 
+/// How many instances a complete crawl may return short of the service's
+/// `TotalCount` without a warning: counts drift while the fleet changes (an
+/// instance created during the crawl lands on a page already passed), so only a
+/// gap past 1% of the count, and of more than a few instances, is worth one.
+/// Never a reason to refuse the crawl: the reference warns that the counts are
+/// not to be trusted.
+fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
+    const FEW: u64 = 5;
+    let short = counted.saturating_sub(returned);
+    (short > FEW && short * 100 > counted).then_some(short)
+}
+
 pub(crate) async fn sync_scope(
     run: &Run,
     client: &Client,
@@ -435,6 +450,7 @@ pub(crate) async fn sync_scope(
             }
         }
         report.pages = page.number;
+        report.total_count = page.total_count.and_then(|t| u64::try_from(t).ok());
         report.instances += rows.len() as u64;
         report.duplicates += page.duplicates;
         report.skipped += skipped;
@@ -484,6 +500,18 @@ pub(crate) async fn sync_scope(
         return report;
     }
     report.complete = true;
+    if let Some(short) = report
+        .total_count
+        .and_then(|counted| clear_shortfall(report.instances + report.skipped, counted))
+    {
+        warn!(
+            returned = report.instances + report.skipped,
+            total_count = report.total_count,
+            short,
+            "the crawl reached its last page with clearly fewer instances than the service \
+             counted; if this repeats, instances may be missing from the listing"
+        );
+    }
     // A record skipped for want of an id was some instance: which one, nobody can
     // say, so this crawl is no evidence that any instance is gone.
     if report.skipped > 0 && !filtered {
@@ -524,5 +552,24 @@ impl ScopeReport {
         });
         self.error = Some(e.to_string());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clear_shortfall;
+
+    #[test]
+    fn only_a_clear_shortfall_of_the_total_count_is_reported() {
+        // As counted, or more (instances created while the crawl ran).
+        assert_eq!(clear_shortfall(1000, 1000), None);
+        assert_eq!(clear_shortfall(1010, 1000), None);
+        // Drift: within 1%, or only a few instances.
+        assert_eq!(clear_shortfall(990, 1000), None);
+        assert_eq!(clear_shortfall(45, 50), None);
+        // Clearly short.
+        assert_eq!(clear_shortfall(980, 1000), Some(20));
+        assert_eq!(clear_shortfall(0, 6), Some(6));
+        assert_eq!(clear_shortfall(100, 100_000), Some(99_900));
     }
 }

@@ -190,6 +190,10 @@ endpoint = "{endpoint}"
             .map(String::from)
             .into()
     );
+    // The service's count comes with each crawled scope; the simulator's is exact.
+    for s in scopes.iter().filter(|s| s["complete"] == json!(true)) {
+        assert_eq!(s["total_count"], s["instances"], "{s}");
+    }
     let broken: Vec<&Value> = scopes.iter().filter(|s| s["source"] == "broken").collect();
     assert_eq!(broken.len(), 1);
     assert!(broken[0]["error"]

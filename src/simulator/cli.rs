@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use std::net::SocketAddr;
 
+use super::fleet_file::{parse_fleet_file, regions_of};
 use super::{
     Clock, Faults, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
@@ -18,6 +19,13 @@ pub struct SimulateArgs {
     /// Number of instances in the generated fleet.
     #[arg(long, default_value_t = 1000)]
     pub instances: usize,
+    /// Serve these instances instead of a generated fleet: a file of
+    /// `DescribeAndroidInstances` answers (captured pages, concatenated), arrays
+    /// of instance objects, or one instance object per line. Records are served
+    /// exactly as written, in file order; the regions are those their `RegionId`
+    /// names, unless --regions says otherwise.
+    #[arg(long, value_name = "PATH", conflicts_with = "instances")]
+    pub fleet_file: Option<std::path::PathBuf>,
     /// Fleet seed: the same seed gives the same fleet.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -117,6 +125,27 @@ impl SimulateArgs {
             },
             ..SimulatorConfig::default()
         };
+        if let Some(path) = &self.fleet_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--fleet-file {}: cannot read it", path.display()))?;
+            let records = parse_fleet_file(&text)
+                .map_err(|e| anyhow::anyhow!("--fleet-file {}: {e}", path.display()))?;
+            let regions = regions_of(&records);
+            let unplaced = records
+                .iter()
+                .filter(|r| r.get("RegionId").and_then(|v| v.as_str()).is_none())
+                .count();
+            if unplaced > 0 {
+                tracing::warn!(
+                    records = unplaced,
+                    "records without a RegionId: only a crawl without a region lists them"
+                );
+            }
+            if !regions.is_empty() {
+                config.regions = regions;
+            }
+            config.records = Some(records);
+        }
         if !self.regions.is_empty() {
             config.regions = self.regions.clone();
         }
@@ -133,11 +162,13 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         .start(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    let fleet = match &args.fleet_file {
+        Some(path) => format!("{} instances from {}", sim.instance_count(), path.display()),
+        None => format!("{} instances, seed {}", sim.instance_count(), sim.seed()),
+    };
     println!(
-        "simulator: eds-aic 2023-09-30 on {} ({} instances, seed {}), accepting access key id {key_id}; admin under {}/_sim/",
+        "simulator: eds-aic 2023-09-30 on {} ({fleet}), accepting access key id {key_id}; admin under {}/_sim/",
         running.endpoint(),
-        sim.instance_count(),
-        sim.seed(),
         running.endpoint()
     );
     tokio::signal::ctrl_c()

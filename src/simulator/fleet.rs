@@ -61,6 +61,20 @@ impl Fleet {
         }
     }
 
+    /// A fleet of exactly these instance objects, served as they are. The first
+    /// record is the newest, so the default sort (newest first) serves them in
+    /// the order given, as the captured pages they may come from listed them.
+    pub fn from_records(generator: Generator, records: Vec<Map<String, Value>>) -> Self {
+        let mut fleet = Fleet::new(generator, records.len());
+        let last = records.len() as u64;
+        for (i, record) in records.into_iter().enumerate() {
+            fleet
+                .overlay
+                .insert(last - 1 - i as u64, Slot::Json(record));
+        }
+        fleet
+    }
+
     pub fn live_count(&self) -> u64 {
         self.total - self.deleted
     }
@@ -406,6 +420,26 @@ mod tests {
         key: SortKey::CreationTime,
         descending: true,
     };
+
+    #[test]
+    fn records_are_served_in_the_order_given_under_the_default_sort() {
+        let records: Vec<Map<String, Value>> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|id| {
+                let mut m = Map::new();
+                m.insert("AndroidInstanceId".into(), Value::from(*id));
+                m.insert("RegionId".into(), Value::from("cn-hangzhou"));
+                m
+            })
+            .collect();
+        let f = Fleet::from_records(Generator::new(1, vec!["cn-hangzhou".into()], 5), records);
+        let ids: Vec<String> = crawl(&f, &Filter::default(), DESC, 2)
+            .into_iter()
+            .map(|i| f.json(i).unwrap()["AndroidInstanceId"].to_string())
+            .collect();
+        assert_eq!(ids, [r#""a""#, r#""b""#, r#""c""#, r#""d""#, r#""e""#]);
+        assert_eq!(f.live_count(), 5);
+    }
 
     #[test]
     fn default_order_is_newest_first_and_covers_everything_once() {

@@ -8,6 +8,8 @@
 //! keeps the changes on top and lists pages, [`filter`] and [`token`] are the
 //! request side of paging, [`auth`] verifies signatures, [`churn`] and [`faults`]
 //! are the knobs tests turn, [`server`] is the HTTP face and [`cli`] the command.
+//! [`fleet_file`] reads a fleet given as the API's own objects instead of a
+//! generated one.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -26,6 +28,7 @@ pub mod error;
 pub mod faults;
 pub mod filter;
 pub mod fleet;
+pub mod fleet_file;
 pub mod generate;
 mod server;
 pub mod token;
@@ -73,6 +76,10 @@ impl Clock {
 pub struct SimulatorConfig {
     /// Size of the generated fleet.
     pub instances: usize,
+    /// A fleet given as instance objects, served as they are, in this order
+    /// under the default sort (newest first), instead of a generated one
+    /// (`instances` is then ignored).
+    pub records: Option<Vec<Map<String, Value>>>,
     /// Same seed (and size and regions), same fleet.
     pub seed: u64,
     /// Business regions the fleet is spread over (`DescribeRegions` lists them).
@@ -87,6 +94,7 @@ impl Default for SimulatorConfig {
     fn default() -> Self {
         SimulatorConfig {
             instances: 1000,
+            records: None,
             seed: 1,
             regions: DEFAULT_REGIONS
                 .iter()
@@ -155,14 +163,23 @@ impl RunningSimulator {
 
 impl Simulator {
     pub fn new(config: SimulatorConfig) -> Simulator {
-        let generator = Generator::new(config.seed, config.regions.clone(), config.instances);
+        let fleet = match config.records {
+            Some(records) => Fleet::from_records(
+                Generator::new(config.seed, config.regions.clone(), records.len()),
+                records,
+            ),
+            None => Fleet::new(
+                Generator::new(config.seed, config.regions.clone(), config.instances),
+                config.instances,
+            ),
+        };
         let rng = Rng::new(config.faults.seed);
         Simulator {
             inner: Arc::new(Inner {
                 seed: config.seed,
                 regions: config.regions,
                 credentials: config.credentials,
-                fleet: RwLock::new(Fleet::new(generator, config.instances)),
+                fleet: RwLock::new(fleet),
                 faults: Mutex::new((config.faults, rng)),
                 clock: Mutex::new(config.clock),
                 nonces: NonceBook::default(),

@@ -22,16 +22,13 @@ impl Drop for SimProcess {
 }
 
 fn simulate(instances: usize) -> SimProcess {
+    simulate_with(&["--instances", &instances.to_string()])
+}
+
+fn simulate_with(args: &[&str]) -> SimProcess {
     let mut child = Command::new(BIN)
-        .args([
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            "7",
-            "--instances",
-        ])
-        .arg(instances.to_string())
+        .args(["simulate", "--listen", "127.0.0.1:0", "--seed", "7"])
+        .args(args)
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         .stdout(Stdio::piped())
@@ -136,6 +133,88 @@ async fn sync_against_the_simulator_process_fills_the_database() {
         count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
         1200
     );
+}
+
+#[tokio::test]
+async fn a_fleet_file_is_served_as_written_and_synced() {
+    // The reference's captured page, then an instance of another region written
+    // by hand, with a value of the wrong type and a field the API does not have.
+    let dir = std::env::temp_dir().join(format!("ecp-fleet-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fleet.json");
+    let page = include_str!("../data/describe_android_instances_page.json");
+    let by_hand = r#"{"AndroidInstanceId":"acp-byhand0000000001","RegionId":"cn-beijing","AndroidInstanceStatus":"STOPPED","Cpu":"four","Memory":8192,"SomethingNew":{"a":1}}"#;
+    std::fs::write(&file, format!("{page}\n{by_hand}\n")).unwrap();
+
+    let db = test_db().await;
+    let sim = simulate_with(&["--fleet-file", file.to_str().unwrap()]);
+    let url = db.url.clone();
+    let endpoint = sim.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        tool(&["sync", "--endpoint", &endpoint, "--output", "json"])
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--output json");
+    let regions: Vec<&str> = report["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["biz_region_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["cn-beijing", "cn-shanghai"], "the file's regions");
+    assert_eq!(report["totals"]["created"], 2);
+
+    let (cpu, status, raw): (Option<i32>, Option<String>, serde_json::Value) = sqlx::query_as(
+        "SELECT cpu_cores, status, raw FROM ecp.instances WHERE instance_id = 'acp-byhand0000000001'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((cpu, status.as_deref()), (None, Some("STOPPED")));
+    assert_eq!(raw["Cpu"], "four");
+    assert_eq!(raw["SomethingNew"]["a"], 1);
+    let cpu: Option<i32> = sqlx::query_scalar(
+        "SELECT cpu_cores FROM ecp.instances WHERE instance_id = 'acp-8at8h6ejkadjh0001'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(cpu, Some(4));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fleet_file_that_is_not_one_is_refused_naming_it() {
+    let dir = std::env::temp_dir().join(format!("ecp-bad-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fleet.json");
+    std::fs::write(&file, "[1, 2]").unwrap();
+    let out = tool(&[
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--fleet-file",
+        file.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--fleet-file") && stderr.contains("fleet.json"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("element 0"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -62,6 +62,30 @@ fn tool(args: &[&str]) -> Command {
     cmd
 }
 
+/// `sync --output json` against `endpoint` into `db_url`, which must succeed; its
+/// report.
+async fn sync_json(endpoint: &str, db_url: &str) -> serde_json::Value {
+    let mut cmd = tool(&[
+        "sync",
+        "--endpoint",
+        endpoint,
+        "--output",
+        "json",
+        "--log-format",
+        "json",
+    ]);
+    cmd.env("DATABASE_URL", db_url);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--output json")
+}
+
 #[test]
 fn simulate_then_crawl_prints_every_instance_of_the_region_once() {
     let sim = simulate(3000);
@@ -103,30 +127,7 @@ fn simulate_then_crawl_prints_every_instance_of_the_region_once() {
 async fn sync_against_the_simulator_process_fills_the_database() {
     let db = test_db().await;
     let sim = simulate(1200);
-    let url = db.url.clone();
-    let endpoint = sim.endpoint.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        tool(&[
-            "sync",
-            "--endpoint",
-            &endpoint,
-            "--output",
-            "json",
-            "--log-format",
-            "json",
-        ])
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--output json");
+    let report = sync_json(&sim.endpoint, &db.url).await;
     assert_eq!(report["status"], "succeeded");
     assert_eq!(report["totals"]["created"], 1200);
     assert_eq!(
@@ -148,22 +149,7 @@ async fn a_fleet_file_is_served_as_written_and_synced() {
 
     let db = test_db().await;
     let sim = simulate_with(&["--fleet-file", file.to_str().unwrap()]);
-    let url = db.url.clone();
-    let endpoint = sim.endpoint.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        tool(&["sync", "--endpoint", &endpoint, "--output", "json"])
-            .env("DATABASE_URL", url)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--output json");
+    let report = sync_json(&sim.endpoint, &db.url).await;
     let regions: Vec<&str> = report["scopes"]
         .as_array()
         .unwrap()

@@ -347,7 +347,10 @@ pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncErr
 /// `BizRegionId` with an empty list, and a typo would otherwise be a silent, empty
 /// success. If the list cannot be had for another reason than credentials, the
 /// regions are crawled as given.
-async fn check_regions(client: &Client, regions: &[String]) -> Result<Vec<String>, SyncError> {
+pub(crate) async fn check_regions(
+    client: &Client,
+    regions: &[String],
+) -> Result<Vec<String>, SyncError> {
     let known = match list_regions(client).await {
         Ok(known) => known,
         Err(SyncError::Regions(e)) if e.is_auth() => return Err(SyncError::Regions(e)),

@@ -23,6 +23,11 @@ pub struct CrawlArgs {
 
 pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let client = args.api.client().await?;
+    if let Some(region) = &args.region {
+        // As sync does: the API lists nothing for an unknown region, which a
+        // typo would otherwise turn into an empty, successful crawl.
+        crate::sync::check_regions(&client, std::slice::from_ref(region)).await?;
+    }
     let request = args.filters.request(args.region.as_deref());
     let mut pages = crawl::spawn(client, request, args.api.crawl_options());
     let stdout = std::io::stdout();

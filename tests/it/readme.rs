@@ -123,6 +123,27 @@ fn simulate_then_crawl_prints_every_instance_of_the_region_once() {
     assert_eq!(ids.len(), lines.len(), "each instance once");
 }
 
+#[test]
+fn crawl_of_a_region_the_account_does_not_have_is_refused() {
+    let sim = simulate(100);
+    let out = tool(&[
+        "crawl",
+        "--endpoint",
+        &sim.endpoint,
+        "--region",
+        "cn-shangai",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown region cn-shangai") && stderr.contains("cn-shanghai"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[tokio::test]
 async fn sync_against_the_simulator_process_fills_the_database() {
     let db = test_db().await;

@@ -552,3 +552,125 @@ async fn the_readonly_role_can_select_and_cannot_write() {
         .await
         .unwrap();
 }
+
+/// Managed PostgreSQL services often accept TLS connections only. A server that
+/// refuses any other (pg_hba `hostnossl ... reject`) still takes the job's
+/// writes when the URL says `sslmode=require`, and refuses them otherwise, so
+/// the success really went over TLS.
+#[tokio::test]
+async fn a_database_that_requires_tls_is_reached_with_sslmode_require() {
+    use ecp_inventory::pg_local::LocalPostgres;
+
+    let dir = TempDir::new();
+    // A certificate and key made for this test only (tests/data/tls); the
+    // server wants its key readable by its owner alone.
+    let (cert, key) = (dir.0.join("server.crt"), dir.0.join("server.key"));
+    std::fs::write(&cert, include_str!("../data/tls/server.crt")).unwrap();
+    std::fs::write(&key, include_str!("../data/tls/server.key")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cert_setting = cert.to_str().unwrap().to_owned();
+    let key_setting = key.to_str().unwrap().to_owned();
+    let cluster_dir = dir.0.clone();
+    let pg = tokio::task::spawn_blocking(move || {
+        LocalPostgres::start(
+            &cluster_dir,
+            &[
+                ("ssl", "on"),
+                ("ssl_cert_file", &cert_setting),
+                ("ssl_key_file", &key_setting),
+                ("fsync", "off"),
+            ],
+        )
+    })
+    .await
+    .unwrap()
+    .expect("a local PostgreSQL with TLS");
+    // Stopped however the test ends (its directory goes with `dir`).
+    struct Stopped(LocalPostgres);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+        }
+    }
+    let pg = Stopped(pg);
+    let pg = &pg.0;
+    std::fs::write(
+        pg.data_dir().join("pg_hba.conf"),
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 trust\n\
+         hostnossl all all 127.0.0.1/32 reject\n",
+    )
+    .unwrap();
+    let mut admin = sqlx::PgConnection::connect(&pg.url("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("SELECT pg_reload_conf()")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances: 40,
+        ..Default::default()
+    })
+    .await;
+    let sync_with = |sslmode: String| {
+        let url = format!("{}?sslmode={sslmode}", pg.url("postgres"));
+        let endpoint = running.endpoint();
+        async move {
+            ecp(
+                &["sync", "--endpoint", &endpoint, "--database-url", &url],
+                &[
+                    ("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
+                    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET),
+                ],
+            )
+            .await
+        }
+    };
+    let (code, _, stderr) = sync_with("disable".into()).await;
+    assert_ne!(code, 0, "the server refuses connections without TLS");
+    assert!(stderr.contains("no encryption"), "{stderr}");
+    let (code, stdout, stderr) = sync_with("require".into()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("40 created"), "{stdout}");
+    // The certificate checked against the CA file that signed it.
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, include_str!("../data/tls/ca.crt")).unwrap();
+    let verified = format!("verify-full&sslrootcert={}", ca.display());
+    let (code, stdout, stderr) = sync_with(verified).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("40 unchanged"), "{stdout}");
+    // A CA that did not sign it: refused.
+    let other_ca = dir.0.join("other-ca.pem");
+    std::fs::write(&other_ca, include_str!("../data/tls/other-ca.crt")).unwrap();
+    let (code, _, stderr) =
+        sync_with(format!("verify-full&sslrootcert={}", other_ca.display())).await;
+    assert_ne!(code, 0, "a certificate no given CA signed is refused");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    let mut conn = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(pg.port())
+        .username("postgres")
+        .database("postgres")
+        .ssl_mode(sqlx::postgres::PgSslMode::Require)
+        .connect()
+        .await
+        .unwrap();
+    let (instances, tls): (i64, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ecp.current_instances), \
+                (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((instances, tls), (40, true));
+    conn.close().await.unwrap();
+    drop(sim);
+    running.shutdown().await;
+}

@@ -14,6 +14,7 @@ pub mod config;
 pub mod crawl;
 pub mod credentials;
 pub mod error;
+pub mod interrupt;
 pub mod metrics;
 pub mod multi;
 pub mod normalize;

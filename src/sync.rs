@@ -271,8 +271,19 @@ pub(crate) async fn run_scopes(
         let scope_span = tracing::info_span!(parent: span, "scope", scope = %job.scope);
         tasks.spawn(
             async move {
-                let _permit = permits.acquire_owned().await.expect("never closed");
-                let report = sync_scope(&run, &job.client, job.scope, &job.settings).await;
+                let scope = job.scope.clone();
+                let work = async {
+                    let _permit = permits.acquire_owned().await.expect("never closed");
+                    sync_scope(&run, &job.client, job.scope, &job.settings).await
+                };
+                // On a signal the scope's work is dropped where it stands: its
+                // staging and lock end with its connection, an open apply rolls
+                // back. A scope that has finished is kept (biased: checked first).
+                let report = tokio::select! {
+                    biased;
+                    report = work => report,
+                    signal = crate::interrupt::interrupted() => ScopeReport::interrupted(scope, signal),
+                };
                 (index, report)
             }
             .instrument(scope_span),
@@ -546,6 +557,18 @@ pub(crate) async fn sync_scope(
 }
 
 impl ScopeReport {
+    fn interrupted(scope: Scope, signal: &str) -> Self {
+        ScopeReport {
+            source: scope.source,
+            biz_region_id: scope.biz_region_id,
+            error: Some(format!(
+                "interrupted by {signal} before this scope was done; its crawl or apply was given up"
+            )),
+            failure: Some(FailureKind::Other),
+            ..Default::default()
+        }
+    }
+
     fn failed(mut self, e: &StoreError) -> Self {
         warn!(error = %e, "scope failed");
         self.failure = Some(match e {

@@ -203,6 +203,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     if !args.no_progress && std::io::stderr().is_terminal() {
         progress::start();
     }
+    crate::interrupt::listen();
     let result = match &client {
         Some(client) => sync::run(&store, client, &settings).await,
         None => multi::run(&store, &jobs, settings.concurrency).await,

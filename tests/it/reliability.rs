@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::process::Child;
 
-use crate::cli::{ecp_with_keys, run};
+use crate::cli::{ecp_with_keys, run, Ran};
 use crate::crawl::collect;
 use crate::helpers::{count, start_sim, test_db, TestDb};
 
@@ -464,6 +464,95 @@ async fn kill_9_mid_apply_leaves_the_previous_state() {
 
     next_run_recovers(&db, &sim, &running).await;
     assert_eq!(run_statuses(&db.pool).await.get("abandoned"), Some(&1));
+}
+
+/// Sends SIGTERM, as Kubernetes does to stop a pod, and waits for the process to
+/// end by itself.
+async fn terminate(child: Child) -> Ran {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill(1)");
+    assert!(sent.success());
+    let out = child.wait_with_output().await.unwrap();
+    Ran {
+        code: out
+            .status
+            .code()
+            .expect("it exited, not died of the signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn piped(mut cmd: tokio::process::Command) -> Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The run's row once SIGTERM has ended it: failed, naming the signal, at once.
+async fn interrupted_run(db: &TestDb, ran: &Ran) {
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        ran.stderr
+    );
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM ecp.sync_runs ORDER BY run_id DESC LIMIT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("SIGTERM"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
+    let (db, sim, running) = synced_then_churned(400).await;
+    let before = visible(&db.pool).await;
+    sim.set_faults(Faults {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    let pages_before = sim.stats().pages;
+    let child = piped(sync_bin(&running, &db));
+    let s = &sim;
+    wait_for(20, "the crawl to be under way", || async move {
+        s.stats().pages >= pages_before + 5
+    })
+    .await;
+    let ran = terminate(child).await;
+    interrupted_run(&db, &ran).await;
+    wait_backends_gone(&db).await;
+    assert_eq!(visible(&db.pool).await, before, "nothing applied");
+
+    next_run_recovers(&db, &sim, &running).await;
+    let statuses = run_statuses(&db.pool).await;
+    assert_eq!(statuses.get("failed"), Some(&1), "{statuses:?}");
+    assert_eq!(statuses.get("abandoned"), None, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_apply_rolls_it_back_and_records_the_run_failed() {
+    let (db, sim, running) = synced_then_churned(400).await;
+    let before = visible(&db.pool).await;
+    let blocker = block_apply_at_its_last_write(&db).await;
+    let child = piped(sync_bin(&running, &db));
+    wait_apply_blocked(&db).await;
+    // The apply has written instances, versions and changes in its transaction,
+    // and waits for its ledger line.
+    let ran = terminate(child).await;
+    blocker.rollback().await.unwrap();
+    interrupted_run(&db, &ran).await;
+    wait_backends_gone(&db).await;
+    assert_eq!(visible(&db.pool).await, before, "no half-applied snapshot");
+
+    next_run_recovers(&db, &sim, &running).await;
+    assert_eq!(run_statuses(&db.pool).await.get("failed"), Some(&1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

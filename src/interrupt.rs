@@ -1,0 +1,65 @@
+//! SIGTERM (Kubernetes stopping a pod, `kill`) and SIGINT (Ctrl-C) end a sync
+//! cleanly instead of killing it. Scopes not yet applied are given up: their
+//! staged rows and scope locks go with their connections, and an apply in flight
+//! rolls back, so nothing is half written, as after a crash. Unlike a crash, the
+//! run is then recorded as failed, naming the signal, at once rather than by the
+//! next run, and the process exits with code 1. A second signal exits at once.
+
+use std::sync::OnceLock;
+
+use tokio::sync::watch;
+
+/// The signal that arrived, if one did. A sender alone: each waiter subscribes.
+fn sender() -> &'static watch::Sender<Option<&'static str>> {
+    static SENDER: OnceLock<watch::Sender<Option<&'static str>>> = OnceLock::new();
+    SENDER.get_or_init(|| watch::channel(None).0)
+}
+
+/// Starts listening for SIGTERM and SIGINT (once per process; later calls do
+/// nothing). Until it is called, the signals keep their default effect.
+pub fn listen() {
+    static LISTENING: OnceLock<()> = OnceLock::new();
+    LISTENING.get_or_init(|| {
+        tokio::spawn(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                tracing::warn!("cannot listen for SIGTERM; it will end the process at once");
+                return;
+            };
+            loop {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                };
+                if sender().borrow().is_some() {
+                    eprintln!("error: {name} again: exiting without recording the run");
+                    std::process::exit(1);
+                }
+                tracing::warn!(
+                    signal = name,
+                    "interrupted: giving up the scopes not yet applied and recording the run"
+                );
+                trigger(name);
+            }
+        });
+    });
+}
+
+fn trigger(signal: &'static str) {
+    sender().send_replace(Some(signal));
+}
+
+/// Resolves with the signal's name once one has arrived; never, otherwise.
+pub async fn interrupted() -> &'static str {
+    let mut rx = sender().subscribe();
+    loop {
+        if let Some(signal) = *rx.borrow_and_update() {
+            return signal;
+        }
+        if rx.changed().await.is_err() {
+            // The sender is a static: it is never dropped.
+            std::future::pending::<()>().await;
+        }
+    }
+}

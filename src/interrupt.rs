@@ -16,21 +16,26 @@ fn sender() -> &'static watch::Sender<Option<&'static str>> {
 }
 
 /// Starts listening for SIGTERM and SIGINT (once per process; later calls do
-/// nothing). Until it is called, the signals keep their default effect.
+/// nothing). Until it is called, the signals keep their default effect; once it
+/// returns, they are caught. Must be called within a tokio runtime.
 pub fn listen() {
     static LISTENING: OnceLock<()> = OnceLock::new();
     LISTENING.get_or_init(|| {
-        tokio::spawn(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                tracing::warn!("cannot listen for SIGTERM; it will end the process at once");
-                return;
-            };
+        use tokio::signal::unix::{signal, SignalKind};
+        // Registered here, before returning, so that no signal falls between
+        // this call and the task's first poll.
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot catch SIGTERM and SIGINT; they will end the process at once");
+            return;
+        };
+        tokio::spawn(async move {
             loop {
                 let name = tokio::select! {
                     _ = term.recv() => "SIGTERM",
-                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                    _ = int.recv() => "SIGINT",
                 };
                 if sender().borrow().is_some() {
                     eprintln!("error: {name} again: exiting without recording the run");

@@ -39,8 +39,9 @@ pub async fn run(
     let sources: Vec<&str> = jobs.iter().map(|j| j.settings.source.as_str()).collect();
     info!(parent: &span, sources = ?sources, "run started");
 
-    // Regions of each source, listed concurrently.
-    let listed = futures_util::future::join_all(jobs.iter().map(|job| {
+    // Regions of each source, listed concurrently. A signal meanwhile leaves
+    // every source unreached, and the run is recorded failed at once.
+    let listing = futures_util::future::join_all(jobs.iter().map(|job| {
         let source_span =
             tracing::info_span!(parent: &span, "source", source = %job.settings.source);
         async move {
@@ -50,8 +51,15 @@ pub async fn run(
             }
         }
         .instrument(source_span)
-    }))
-    .await;
+    }));
+    let listed = tokio::select! {
+        biased;
+        listed = listing => listed,
+        signal = crate::interrupt::interrupted() => jobs
+            .iter()
+            .map(|_| Err(SyncError::Interrupted(signal)))
+            .collect(),
+    };
 
     let mut unreached: Vec<ScopeReport> = Vec::new();
     let mut scopes = Vec::new();
@@ -64,11 +72,18 @@ pub async fn run(
             })),
             Err(e) => {
                 warn!(parent: &span, source = %job.settings.source, error = %e, "source skipped");
+                let (failure, error) = match e {
+                    SyncError::Interrupted(signal) => (
+                        FailureKind::Interrupted,
+                        format!("interrupted by {signal} while listing the source's regions"),
+                    ),
+                    e => (FailureKind::Other, e.to_string()),
+                };
                 unreached.push(ScopeReport {
                     source: job.settings.source.clone(),
                     biz_region_id: REGIONS_UNKNOWN.into(),
-                    error: Some(e.to_string()),
-                    failure: Some(FailureKind::Other),
+                    error: Some(error),
+                    failure: Some(failure),
                     ..Default::default()
                 });
             }

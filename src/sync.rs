@@ -16,7 +16,9 @@ use crate::api::Client;
 use crate::crawl::{self, CrawlOptions};
 use crate::error::{EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
 use crate::normalize::{normalize, NormalizeOptions, Normalized};
-use crate::store::{ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError};
+use crate::store::{
+    AppliedScope, ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError,
+};
 
 /// Which business regions to crawl.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +88,8 @@ pub struct ScopeReport {
 pub enum FailureKind {
     LockBusy,
     RefusedDeletion,
+    /// Given up on a signal (SIGTERM, Ctrl-C).
+    Interrupted,
     Other,
 }
 
@@ -152,7 +156,7 @@ impl RunReport {
         let kinds: Vec<FailureKind> = self.scopes.iter().filter_map(|s| s.failure).collect();
         if kinds.is_empty() {
             EXIT_OK
-        } else if kinds.contains(&FailureKind::Other) {
+        } else if kinds.contains(&FailureKind::Other) || kinds.contains(&FailureKind::Interrupted) {
             EXIT_FAILED
         } else if kinds.contains(&FailureKind::RefusedDeletion) {
             EXIT_REFUSED_DELETION
@@ -203,6 +207,8 @@ pub enum SyncError {
         unknown: Vec<String>,
         known: Vec<String>,
     },
+    #[error("interrupted by {0} before the run started; nothing was written")]
+    Interrupted(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -215,9 +221,18 @@ pub async fn run(
     settings: &SyncSettings,
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
-    let regions = match &settings.regions {
-        Regions::Only(list) => check_regions(client, list).await?,
-        Regions::All => list_regions(client).await?,
+    let listing = async {
+        match &settings.regions {
+            Regions::Only(list) => check_regions(client, list).await,
+            Regions::All => list_regions(client).await,
+        }
+    };
+    // The listing may take minutes of retries: a signal meanwhile ends it here,
+    // before any run is recorded.
+    let regions = tokio::select! {
+        biased;
+        regions = listing => regions?,
+        signal = crate::interrupt::interrupted() => return Err(SyncError::Interrupted(signal)),
     };
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
@@ -292,6 +307,20 @@ pub(crate) async fn run_scopes(
     let mut scopes: Vec<(usize, ScopeReport)> = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
         scopes.push(joined.expect("scope tasks do not panic"));
+    }
+    // A scope given up on a signal just as its apply committed was applied after
+    // all: its ledger line, written in the same transaction, is the record.
+    let interrupted = |s: &ScopeReport| s.failure == Some(FailureKind::Interrupted);
+    if scopes.iter().any(|(_, s)| interrupted(s)) {
+        let applied = run.applied_scopes().await?;
+        for (_, report) in scopes.iter_mut().filter(|(_, s)| interrupted(s)) {
+            if let Some(line) = applied
+                .iter()
+                .find(|l| l.source == report.source && l.biz_region_id == report.biz_region_id)
+            {
+                *report = ScopeReport::applied(line);
+            }
+        }
     }
     scopes.sort_by_key(|(i, _)| *i);
     let scopes: Vec<ScopeReport> = scopes
@@ -399,7 +428,7 @@ const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
     const FEW: u64 = 5;
     let short = counted.saturating_sub(returned);
-    (short > FEW && short * 100 > counted).then_some(short)
+    (short > FEW && short > counted / 100).then_some(short)
 }
 
 pub(crate) async fn sync_scope(
@@ -464,7 +493,10 @@ pub(crate) async fn sync_scope(
             }
         }
         report.pages = page.number;
-        report.total_count = page.total_count.and_then(|t| u64::try_from(t).ok());
+        report.total_count = page
+            .total_count
+            .and_then(|t| u64::try_from(t).ok())
+            .or(report.total_count);
         report.instances += rows.len() as u64;
         report.duplicates += page.duplicates;
         report.skipped += skipped;
@@ -564,7 +596,27 @@ impl ScopeReport {
             error: Some(format!(
                 "interrupted by {signal} before this scope was done; its crawl or apply was given up"
             )),
-            failure: Some(FailureKind::Other),
+            failure: Some(FailureKind::Interrupted),
+            ..Default::default()
+        }
+    }
+
+    /// A scope its ledger says was applied: what an interrupted caller missed.
+    fn applied(line: &AppliedScope) -> Self {
+        let n = |v: i64| u64::try_from(v).unwrap_or_default();
+        ScopeReport {
+            source: line.source.clone(),
+            biz_region_id: line.biz_region_id.clone(),
+            pages: n(line.pages_fetched),
+            instances: n(line.instances_seen),
+            complete: true,
+            counts: Some(Counts {
+                created: n(line.created_count),
+                updated: n(line.updated_count),
+                unchanged: n(line.unchanged_count),
+                deleted: n(line.deleted_count),
+                restored: n(line.restored_count),
+            }),
             ..Default::default()
         }
     }
@@ -597,5 +649,7 @@ mod tests {
         assert_eq!(clear_shortfall(980, 1000), Some(20));
         assert_eq!(clear_shortfall(0, 6), Some(6));
         assert_eq!(clear_shortfall(100, 100_000), Some(99_900));
+        // Whatever count the service sends.
+        assert_eq!(clear_shortfall(0, u64::MAX), Some(u64::MAX));
     }
 }

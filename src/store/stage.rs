@@ -29,9 +29,20 @@ const STAGE_FLUSH_BYTES: usize = 1 << 20;
 /// - no JIT: each apply statement runs once, so compiled code never pays for
 ///   its compiling, which the statements' estimated costs make the slowest
 ///   kind (inlined and optimized): 0.3 s of a 2.7 s insert of the 310k tag rows
-///   of a 100k fleet.
+///   of a 100k fleet;
+/// - where the server can (PostgreSQL 14 and later, on Linux), it checks every
+///   second that the client is still there while a statement runs: an apply whose
+///   process was stopped or killed then ends at once, rolled back, instead of
+///   running its statement to the end while holding the scope's lock, which
+///   would turn the next run away.
 const STAGE_SESSION_SETTINGS: &str =
-    "SET temp_buffers = '256MB'; SET work_mem = '128MB'; SET jit = off";
+    "SET temp_buffers = '256MB'; SET work_mem = '128MB'; SET jit = off; \
+     DO $$ BEGIN \
+         IF current_setting('server_version_num')::int >= 140000 THEN \
+             PERFORM set_config('client_connection_check_interval', '1s', false); \
+         END IF; \
+     EXCEPTION WHEN OTHERS THEN NULL; \
+     END $$";
 
 /// One scope's crawl being staged. Created by [`super::Run::begin_scope`]; ends with
 /// [`ScopeSync::apply`] (the crawl reached its last page) or

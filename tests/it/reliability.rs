@@ -514,15 +514,16 @@ async fn interrupted_run(db: &TestDb, ran: &Ran) {
 async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
     let (db, sim, running) = synced_then_churned(400).await;
     let before = visible(&db.pool).await;
+    // Slow enough that the crawl cannot end before the signal lands.
     sim.set_faults(Faults {
-        latency_ms: 20,
+        latency_ms: 200,
         ..Default::default()
     });
     let pages_before = sim.stats().pages;
     let child = piped(sync_bin(&running, &db));
     let s = &sim;
     wait_for(20, "the crawl to be under way", || async move {
-        s.stats().pages >= pages_before + 5
+        s.stats().pages >= pages_before + 2
     })
     .await;
     let ran = terminate(child).await;
@@ -537,6 +538,40 @@ async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_regions_are_listed_ends_before_any_run_is_recorded() {
+    let db = test_db().await;
+    // An endpoint that takes the request and never answers: the listing of the
+    // regions is still waiting when the signal comes.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let mut cmd = ecp_with_keys();
+    cmd.args(["sync", "--endpoint", &endpoint])
+        .args(["--database-url", &db.url]);
+    let child = piped(cmd);
+    let (_held, _) = tokio::time::timeout(Duration::from_secs(20), silent.accept())
+        .await
+        .expect("the regions to be asked for")
+        .unwrap();
+    let started = Instant::now();
+    let ran = terminate(child).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it did not wait"
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("interrupted by SIGTERM before the run started"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.sync_runs").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_apply_rolls_it_back_and_records_the_run_failed() {
     let (db, sim, running) = synced_then_churned(400).await;
     let before = visible(&db.pool).await;
@@ -546,9 +581,11 @@ async fn sigterm_mid_apply_rolls_it_back_and_records_the_run_failed() {
     // The apply has written instances, versions and changes in its transaction,
     // and waits for its ledger line.
     let ran = terminate(child).await;
-    blocker.rollback().await.unwrap();
     interrupted_run(&db, &ran).await;
+    // The server noticed its client gone and ended the apply while it still
+    // waited: the scope's lock is free for the next run at once.
     wait_backends_gone(&db).await;
+    blocker.rollback().await.unwrap();
     assert_eq!(visible(&db.pool).await, before, "no half-applied snapshot");
 
     next_run_recovers(&db, &sim, &running).await;

@@ -283,10 +283,12 @@ impl Client {
                 ApiError::Service {
                     code,
                     retry_after: wait,
+                    x_acs_retry_after,
                     ..
                 } => {
                     // The wait the service asks for; a throttling code without one
                     // may still say when its quota refills, as the Go SDK reads it.
+                    *x_acs_retry_after = waits.retry_after.is_some();
                     *wait = waits
                         .retry_after
                         .or(waits.time_left.filter(|_| is_throttling_code(code)))
@@ -517,6 +519,7 @@ fn service_error(action: &str, status: u16, content_type: Option<&str>, body: &[
             message: message.unwrap_or_default(),
             request_id,
             retry_after: None,
+            x_acs_retry_after: false,
         },
         _ => ApiError::BadResponse {
             action: action.to_owned(),

@@ -36,6 +36,9 @@ pub enum ApiError {
         /// else, for a throttling code, the quota's refill time; else, on a 429
         /// or 503, a standard `Retry-After`.
         retry_after: Option<Duration>,
+        /// The wait came from `x-acs-retry-after`, which makes any error answer a
+        /// throttling one (the SDK's rule); a 503's standard `Retry-After` does not.
+        x_acs_retry_after: bool,
     },
     /// The request did not complete: connection refused, reset, DNS, TLS.
     #[error("{action}: could not reach {endpoint}: {detail}")]
@@ -93,9 +96,9 @@ impl ApiError {
             ApiError::Service {
                 status,
                 code,
-                retry_after,
+                x_acs_retry_after,
                 ..
-            } => is_throttling_code(code) || *status == 429 || retry_after.is_some(),
+            } => is_throttling_code(code) || *status == 429 || *x_acs_retry_after,
             ApiError::BadResponse { status, .. } => *status == 429,
             _ => false,
         }
@@ -183,7 +186,22 @@ mod tests {
             message: "m".into(),
             request_id: Some("R".into()),
             retry_after: None,
+            x_acs_retry_after: false,
         }
+    }
+
+    /// As if the answer had carried `x-acs-retry-after`.
+    fn with_acs_wait(mut e: ApiError) -> ApiError {
+        if let ApiError::Service {
+            retry_after,
+            x_acs_retry_after,
+            ..
+        } = &mut e
+        {
+            *retry_after = Some(Duration::from_millis(50));
+            *x_acs_retry_after = true;
+        }
+        e
     }
 
     #[test]
@@ -226,12 +244,15 @@ mod tests {
         assert!(proxy.is_retryable() && proxy.is_throttling());
         // Any error answer with x-acs-retry-after is a throttling one (the SDK's
         // ThrottlingException), even with a code that is not retried otherwise.
-        let mut e = service(400, "SomethingElse");
-        assert!(!e.is_retryable());
-        if let ApiError::Service { retry_after, .. } = &mut e {
-            *retry_after = Some(Duration::from_millis(50));
-        }
+        assert!(!service(400, "SomethingElse").is_retryable());
+        let e = with_acs_wait(service(400, "SomethingElse"));
         assert!(e.is_retryable() && e.is_throttling());
+        // A 503 with a standard Retry-After is waited for, but is an outage.
+        let mut e = service(503, "ServiceUnavailable");
+        if let ApiError::Service { retry_after, .. } = &mut e {
+            *retry_after = Some(Duration::from_secs(5));
+        }
+        assert!(e.is_retryable() && !e.is_throttling());
         assert!(!service(400, "InvalidParameter.Throttling").is_retryable());
         // Never a credential, signature or parameter error, wait or no wait.
         for (status, code) in [
@@ -240,10 +261,7 @@ mod tests {
             (400, "InvalidParameter.MaxResults"),
             (400, "MissingParameter"),
         ] {
-            let mut e = service(status, code);
-            if let ApiError::Service { retry_after, .. } = &mut e {
-                *retry_after = Some(Duration::from_millis(50));
-            }
+            let e = with_acs_wait(service(status, code));
             assert!(!e.is_retryable(), "{code}");
         }
         assert!(!service(400, "InvalidParameter").is_auth());

@@ -246,6 +246,12 @@ async fn a_gateway_retry_after_is_honoured() {
             .unwrap_err();
         assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err}");
         assert_eq!(requests.lock().unwrap().len(), 1, "{err}");
+        // A 429 is throttling; a 503 that asks for a wait is still an outage.
+        let status = match &err {
+            ApiError::Service { status, .. } | ApiError::BadResponse { status, .. } => *status,
+            other => panic!("{other}"),
+        };
+        assert_eq!(err.is_throttling(), status == 429, "{err}");
     }
     // Within the budget, the wait is kept before the next attempt.
     let (endpoint, requests) = scripted_server(|n| {

@@ -44,6 +44,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
              (expected postgres://user:password@host:port/database)",
         )
     })?;
+    check_tls_files(url)?;
     // Named in pg_stat_activity, so a DBA can tell the job's sessions apart. A URL
     // that sets its own application_name keeps it.
     let options = if options.get_application_name().is_none() {
@@ -80,6 +81,34 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
+/// The certificate and key files the URL names must be readable: sqlx would
+/// only say "No such file or directory", without saying which.
+fn check_tls_files(url: &str) -> Result<(), ConfigError> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    for (name, path) in form_urlencoded::parse(query.as_bytes()) {
+        let is_file = matches!(
+            &*name,
+            "sslrootcert"
+                | "ssl-root-cert"
+                | "ssl-ca"
+                | "sslcert"
+                | "ssl-cert"
+                | "sslkey"
+                | "ssl-key"
+        );
+        if is_file {
+            if let Err(e) = std::fs::File::open(&*path) {
+                return Err(ConfigError::new(format!(
+                    "--database-url: {name}={path} cannot be read: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// sqlx's error text, with any URL it might quote dropped.
 fn describe(e: &sqlx::Error) -> String {
     match e {
@@ -87,5 +116,26 @@ fn describe(e: &sqlx::Error) -> String {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_tls_files;
+
+    #[test]
+    fn a_certificate_file_the_url_names_must_be_there() {
+        let base = "postgres://u:secret@db:5432/ecp";
+        assert!(check_tls_files(base).is_ok());
+        assert!(check_tls_files(&format!("{base}?sslmode=require")).is_ok());
+        let err = check_tls_files(&format!(
+            "{base}?sslmode=verify-full&sslrootcert=/nowhere/ca.pem"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sslrootcert=/nowhere/ca.pem"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let here = file!(); // a file that exists, relative to the crate root
+        assert!(check_tls_files(&format!("{base}?sslrootcert={here}")).is_ok());
     }
 }

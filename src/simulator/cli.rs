@@ -133,7 +133,11 @@ impl SimulateArgs {
             let regions = regions_of(&records);
             let unplaced = records
                 .iter()
-                .filter(|r| r.get("RegionId").and_then(|v| v.as_str()).is_none())
+                .filter(|r| {
+                    r.get("RegionId")
+                        .and_then(|v| v.as_str())
+                        .is_none_or(str::is_empty)
+                })
                 .count();
             if unplaced > 0 {
                 tracing::warn!(

@@ -604,14 +604,22 @@ async fn a_database_that_requires_tls_is_reached_with_sslmode_require() {
          hostnossl all all 127.0.0.1/32 reject\n",
     )
     .unwrap();
-    let mut admin = sqlx::PgConnection::connect(&pg.url("postgres"))
-        .await
-        .unwrap();
+    let plain = format!("{}?sslmode=disable", pg.url("postgres"));
+    let mut admin = sqlx::PgConnection::connect(&plain).await.unwrap();
     sqlx::raw_sql("SELECT pg_reload_conf()")
         .execute(&mut admin)
         .await
         .unwrap();
     admin.close().await.unwrap();
+    // The postmaster reloads in its own time: until it refuses a plain session.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sqlx::PgConnection::connect(&plain).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_hba.conf was not reloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let (sim, running) = start_sim(SimulatorConfig {
         instances: 40,
@@ -673,4 +681,58 @@ async fn a_database_that_requires_tls_is_reached_with_sslmode_require() {
     conn.close().await.unwrap();
     drop(sim);
     running.shutdown().await;
+}
+
+/// With a config file the run is recorded before the sources' regions are
+/// listed: a signal during the listing ends it as failed at once, naming it.
+#[tokio::test]
+async fn sigterm_while_a_source_lists_its_regions_records_the_run_failed() {
+    let db = test_db().await;
+    // Takes the request and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let dir = TempDir::new();
+    let config = dir.0.join("sources.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nalias = \"slow\"\naccess_key_id_env = \"ID\"\n\
+             access_key_secret_env = \"SECRET\"\nendpoint = \"{endpoint}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["sync", "--config", config.to_str().unwrap()])
+        .env("DATABASE_URL", &db.url)
+        .env("ID", DEFAULT_ACCESS_KEY_ID)
+        .env("SECRET", DEFAULT_ACCESS_KEY_SECRET)
+        .env("ECP_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let (_held, _) = tokio::time::timeout(std::time::Duration::from_secs(20), silent.accept())
+        .await
+        .expect("the regions to be asked for")
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM ecp.sync_runs")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(
+        error
+            .unwrap_or_default()
+            .contains("interrupted by SIGTERM while listing"),
+        "{stderr}"
+    );
 }

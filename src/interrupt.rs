@@ -23,31 +23,37 @@ pub fn listen() {
     LISTENING.get_or_init(|| {
         use tokio::signal::unix::{signal, SignalKind};
         // Registered here, before returning, so that no signal falls between
-        // this call and the task's first poll.
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("cannot catch SIGTERM and SIGINT; they will end the process at once");
-            return;
-        };
-        tokio::spawn(async move {
-            loop {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                if sender().borrow().is_some() {
-                    eprintln!("error: {name} again: exiting without recording the run");
-                    std::process::exit(1);
-                }
-                tracing::warn!(
-                    signal = name,
-                    "interrupted: giving up the scopes not yet applied and recording the run"
-                );
-                trigger(name);
+        // this call and the task's first poll. One that cannot be caught keeps
+        // its default effect.
+        let catch = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(stream) => Some((stream, name)),
+            Err(e) => {
+                tracing::warn!(signal = name, error = %e, "cannot catch it; it will end the process at once");
+                None
             }
-        });
+        };
+        let caught: Vec<_> = [
+            catch(SignalKind::terminate(), "SIGTERM"),
+            catch(SignalKind::interrupt(), "SIGINT"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (mut stream, name) in caught {
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    if sender().borrow().is_some() {
+                        eprintln!("error: {name} again: exiting without recording the run");
+                        std::process::exit(1);
+                    }
+                    tracing::warn!(
+                        signal = name,
+                        "interrupted: giving up the scopes not yet applied and recording the run"
+                    );
+                    trigger(name);
+                }
+            });
+        }
     });
 }
 

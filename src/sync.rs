@@ -4,6 +4,7 @@
 //! limit; a scope that fails does not stop the others, and the run's ledger row
 //! says which failed and why.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -287,17 +288,28 @@ pub(crate) async fn run_scopes(
         tasks.spawn(
             async move {
                 let scope = job.scope.clone();
+                let committing = Arc::new(AtomicBool::new(false));
                 let work = async {
                     let _permit = permits.acquire_owned().await.expect("never closed");
-                    sync_scope(&run, &job.client, job.scope, &job.settings).await
+                    let flag = committing.clone();
+                    sync_scope(&run, &job.client, job.scope, &job.settings, flag).await
                 };
+                tokio::pin!(work);
                 // On a signal the scope's work is dropped where it stands: its
                 // staging and lock end with its connection, an open apply rolls
-                // back. A scope that has finished is kept (biased: checked first).
+                // back. A scope that has finished is kept (biased: checked first),
+                // and one whose COMMIT is on its way is waited for: its outcome
+                // is the server's now, a matter of milliseconds.
                 let report = tokio::select! {
                     biased;
-                    report = work => report,
-                    signal = crate::interrupt::interrupted() => ScopeReport::interrupted(scope, signal),
+                    report = &mut work => report,
+                    signal = crate::interrupt::interrupted() => {
+                        if committing.load(Ordering::SeqCst) {
+                            work.await
+                        } else {
+                            ScopeReport::interrupted(scope, signal)
+                        }
+                    }
                 };
                 (index, report)
             }
@@ -308,18 +320,22 @@ pub(crate) async fn run_scopes(
     while let Some(joined) = tasks.join_next().await {
         scopes.push(joined.expect("scope tasks do not panic"));
     }
-    // A scope given up on a signal just as its apply committed was applied after
-    // all: its ledger line, written in the same transaction, is the record.
+    // The ledger has the last word on scopes given up on a signal: a line that
+    // says applied (written in the apply's own transaction) means it was. Best
+    // effort: the run must be finished whatever this lookup does.
     let interrupted = |s: &ScopeReport| s.failure == Some(FailureKind::Interrupted);
     if scopes.iter().any(|(_, s)| interrupted(s)) {
-        let applied = run.applied_scopes().await?;
-        for (_, report) in scopes.iter_mut().filter(|(_, s)| interrupted(s)) {
-            if let Some(line) = applied
-                .iter()
-                .find(|l| l.source == report.source && l.biz_region_id == report.biz_region_id)
-            {
-                *report = ScopeReport::applied(line);
+        match run.applied_scopes().await {
+            Ok(applied) => {
+                for (_, report) in scopes.iter_mut().filter(|(_, s)| interrupted(s)) {
+                    if let Some(line) = applied.iter().find(|l| {
+                        l.source == report.source && l.biz_region_id == report.biz_region_id
+                    }) {
+                        *report = ScopeReport::applied(line);
+                    }
+                }
             }
+            Err(e) => warn!(error = %e, "could not read back the interrupted run's ledger"),
         }
     }
     scopes.sort_by_key(|(i, _)| *i);
@@ -436,6 +452,7 @@ pub(crate) async fn sync_scope(
     client: &Client,
     scope: Scope,
     settings: &SyncSettings,
+    committing: Arc<AtomicBool>,
 ) -> ScopeReport {
     let mut report = ScopeReport {
         source: scope.source.clone(),
@@ -570,6 +587,7 @@ pub(crate) async fn sync_scope(
         filtered: filtered || settings.apply.filtered || report.skipped > 0,
         ..settings.apply.clone()
     };
+    staging.report_commit_to(committing);
     match staging.apply(&options).await {
         Ok(counts) => {
             info!(

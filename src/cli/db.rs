@@ -81,29 +81,40 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
-/// The certificate and key files the URL names must be readable: sqlx would
-/// only say "No such file or directory", without saying which.
+/// The certificate and key files the URL names must be readable where they
+/// will be used: sqlx would only say "No such file or directory", without
+/// saying which. As sqlx reads them: the CA file only to verify the server
+/// (`verify-ca`, `verify-full`), the client's certificate and key whenever TLS
+/// is asked for; a value that is the PEM text itself, not a path, is left alone
+/// (and never repeated: it may be a key).
 fn check_tls_files(url: &str) -> Result<(), ConfigError> {
     let Some((_, query)) = url.split_once('?') else {
         return Ok(());
     };
-    for (name, path) in form_urlencoded::parse(query.as_bytes()) {
-        let is_file = matches!(
-            &*name,
-            "sslrootcert"
-                | "ssl-root-cert"
-                | "ssl-ca"
-                | "sslcert"
-                | "ssl-cert"
-                | "sslkey"
-                | "ssl-key"
-        );
-        if is_file {
-            if let Err(e) = std::fs::File::open(&*path) {
-                return Err(ConfigError::new(format!(
-                    "--database-url: {name}={path} cannot be read: {e}"
-                )));
-            }
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let mode = params
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "sslmode" || name == "ssl-mode")
+        .map_or("prefer", |(_, mode)| mode.as_str());
+    let verifies = matches!(mode, "verify-ca" | "verify-full");
+    let requires = verifies || mode == "require";
+    for (name, path) in &params {
+        let used = match name.as_str() {
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" => verifies,
+            "sslcert" | "ssl-cert" | "sslkey" | "ssl-key" => requires,
+            _ => false,
+        };
+        if !used || path.trim_start().starts_with("-----BEGIN") {
+            continue;
+        }
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(ConfigError::new(format!(
+                "--database-url: {name}={path} cannot be read: {e}"
+            )));
         }
     }
     Ok(())
@@ -124,7 +135,7 @@ mod tests {
     use super::check_tls_files;
 
     #[test]
-    fn a_certificate_file_the_url_names_must_be_there() {
+    fn a_certificate_file_the_url_names_must_be_there_when_it_is_used() {
         let base = "postgres://u:secret@db:5432/ecp";
         assert!(check_tls_files(base).is_ok());
         assert!(check_tls_files(&format!("{base}?sslmode=require")).is_ok());
@@ -135,7 +146,23 @@ mod tests {
         .to_string();
         assert!(err.contains("sslrootcert=/nowhere/ca.pem"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+        let err = check_tls_files(&format!("{base}?sslmode=require&sslkey=/nowhere/k.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslkey=/nowhere/k.pem"), "{err}");
         let here = file!(); // a file that exists, relative to the crate root
-        assert!(check_tls_files(&format!("{base}?sslrootcert={here}")).is_ok());
+        assert!(check_tls_files(&format!("{base}?sslmode=verify-ca&sslrootcert={here}")).is_ok());
+        // Files sqlx will not read in that mode, and PEM text given inline.
+        for ok in [
+            "?sslmode=require&sslrootcert=/nowhere/ca.pem",
+            "?sslrootcert=/nowhere/ca.pem",
+            "?sslmode=disable&sslcert=/nowhere/c.pem",
+            "?sslmode=verify-full&sslrootcert=-----BEGIN%20CERTIFICATE-----x-----END%20CERTIFICATE-----",
+        ] {
+            assert!(check_tls_files(&format!("{base}{ok}")).is_ok(), "{ok}");
+        }
+        // A fragment is not part of the last value.
+        let url = format!("{base}?sslmode=verify-full&sslrootcert={here}#fragment");
+        assert!(check_tls_files(&url).is_ok(), "{url}");
     }
 }

@@ -95,6 +95,7 @@ async fn apply_in_transaction(
     let sql = s.store.sql.clone();
     let (run_id, scope) = (s.run_id, s.scope.clone());
     let stats = s_stats(s);
+    let committing = s.committing.clone();
     let conn = &mut s.conn;
 
     // Fresh statistics because temp tables are never auto-analyzed and the joins
@@ -263,6 +264,9 @@ async fn apply_in_transaction(
         error: None,
     };
     insert_scope_line(&mut tx, run_id, &scope, &stats, &line).await?;
+    if let Some(flag) = committing {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     tx.commit().await?;
     Ok(counts)
 }

@@ -582,10 +582,20 @@ async fn sigterm_mid_apply_rolls_it_back_and_records_the_run_failed() {
     // and waits for its ledger line.
     let ran = terminate(child).await;
     interrupted_run(&db, &ran).await;
-    // The server noticed its client gone and ended the apply while it still
-    // waited: the scope's lock is free for the next run at once.
-    wait_backends_gone(&db).await;
-    blocker.rollback().await.unwrap();
+    // From PostgreSQL 14 the server notices its client gone and ends the apply
+    // while it still waits: the scope's lock is free for the next run at once.
+    // Before, the apply ends only once it gets its lock.
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    if version >= 140_000 {
+        wait_backends_gone(&db).await;
+        blocker.rollback().await.unwrap();
+    } else {
+        blocker.rollback().await.unwrap();
+        wait_backends_gone(&db).await;
+    }
     assert_eq!(visible(&db.pool).await, before, "no half-applied snapshot");
 
     next_run_recovers(&db, &sim, &running).await;

@@ -126,7 +126,12 @@ fn start_container() -> Server {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = rt.block_on(async {
             use testcontainers::runners::AsyncRunner;
+            use testcontainers::ImageExt;
+            // The module's default image is PostgreSQL 11, older than the
+            // migrations support (generated columns, among others): the
+            // version docker-compose.yml runs instead.
             let node = testcontainers_modules::postgres::Postgres::default()
+                .with_tag("15-alpine")
                 .start()
                 .await
                 .expect("start the Postgres container");

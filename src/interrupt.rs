@@ -50,27 +50,19 @@ pub fn listen() {
                         signal = name,
                         "interrupted: giving up the scopes not yet applied and recording the run"
                     );
-                    trigger(name);
+                    sender().send_replace(Some(name));
                 }
             });
         }
     });
 }
 
-fn trigger(signal: &'static str) {
-    sender().send_replace(Some(signal));
-}
-
 /// Resolves with the signal's name once one has arrived; never, otherwise.
 pub async fn interrupted() -> &'static str {
     let mut rx = sender().subscribe();
-    loop {
-        if let Some(signal) = *rx.borrow_and_update() {
-            return signal;
-        }
-        if rx.changed().await.is_err() {
-            // The sender is a static: it is never dropped.
-            std::future::pending::<()>().await;
-        }
-    }
+    let signal = *rx
+        .wait_for(Option::is_some)
+        .await
+        .expect("the sender is a static, never dropped");
+    signal.unwrap_or_default()
 }

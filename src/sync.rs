@@ -17,9 +17,7 @@ use crate::api::Client;
 use crate::crawl::{self, CrawlOptions};
 use crate::error::{EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
 use crate::normalize::{normalize, NormalizeOptions, Normalized};
-use crate::store::{
-    AppliedScope, ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError,
-};
+use crate::store::{ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError};
 
 /// Which business regions to crawl.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,7 +297,9 @@ pub(crate) async fn run_scopes(
                 // staging and lock end with its connection, an open apply rolls
                 // back. A scope that has finished is kept (biased: checked first),
                 // and one whose COMMIT is on its way is waited for: its outcome
-                // is the server's now, a matter of milliseconds.
+                // is the server's now, a matter of milliseconds. The flag is set
+                // with no await before the COMMIT is sent, so a scope dropped
+                // here never committed.
                 let report = tokio::select! {
                     biased;
                     report = &mut work => report,
@@ -319,24 +319,6 @@ pub(crate) async fn run_scopes(
     let mut scopes: Vec<(usize, ScopeReport)> = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
         scopes.push(joined.expect("scope tasks do not panic"));
-    }
-    // The ledger has the last word on scopes given up on a signal: a line that
-    // says applied (written in the apply's own transaction) means it was. Best
-    // effort: the run must be finished whatever this lookup does.
-    let interrupted = |s: &ScopeReport| s.failure == Some(FailureKind::Interrupted);
-    if scopes.iter().any(|(_, s)| interrupted(s)) {
-        match run.applied_scopes().await {
-            Ok(applied) => {
-                for (_, report) in scopes.iter_mut().filter(|(_, s)| interrupted(s)) {
-                    if let Some(line) = applied.iter().find(|l| {
-                        l.source == report.source && l.biz_region_id == report.biz_region_id
-                    }) {
-                        *report = ScopeReport::applied(line);
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "could not read back the interrupted run's ledger"),
-        }
     }
     scopes.sort_by_key(|(i, _)| *i);
     let scopes: Vec<ScopeReport> = scopes
@@ -615,26 +597,6 @@ impl ScopeReport {
                 "interrupted by {signal} before this scope was done; its crawl or apply was given up"
             )),
             failure: Some(FailureKind::Interrupted),
-            ..Default::default()
-        }
-    }
-
-    /// A scope its ledger says was applied: what an interrupted caller missed.
-    fn applied(line: &AppliedScope) -> Self {
-        let n = |v: i64| u64::try_from(v).unwrap_or_default();
-        ScopeReport {
-            source: line.source.clone(),
-            biz_region_id: line.biz_region_id.clone(),
-            pages: n(line.pages_fetched),
-            instances: n(line.instances_seen),
-            complete: true,
-            counts: Some(Counts {
-                created: n(line.created_count),
-                updated: n(line.updated_count),
-                unchanged: n(line.unchanged_count),
-                deleted: n(line.deleted_count),
-                restored: n(line.restored_count),
-            }),
             ..Default::default()
         }
     }

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use std::net::SocketAddr;
 
-use super::fleet_file::{parse_fleet_file, regions_of};
+use super::fleet_file::{parse_fleet_file, region_of, regions_of};
 use super::{
     Clock, Faults, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
@@ -131,14 +131,7 @@ impl SimulateArgs {
             let records = parse_fleet_file(&text)
                 .map_err(|e| anyhow::anyhow!("--fleet-file {}: {e}", path.display()))?;
             let regions = regions_of(&records);
-            let unplaced = records
-                .iter()
-                .filter(|r| {
-                    r.get("RegionId")
-                        .and_then(|v| v.as_str())
-                        .is_none_or(str::is_empty)
-                })
-                .count();
+            let unplaced = records.iter().filter(|r| region_of(r).is_none()).count();
             if unplaced > 0 {
                 tracing::warn!(
                     records = unplaced,

@@ -46,12 +46,19 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<Map<String, Value>>, String> {
     Ok(records)
 }
 
-/// The regions the records name (`RegionId`), sorted, each once.
+/// A record's region (`RegionId`), if it names one.
+pub fn region_of(record: &Map<String, Value>) -> Option<&str> {
+    record
+        .get("RegionId")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+}
+
+/// The regions the records name, sorted, each once.
 pub fn regions_of(records: &[Map<String, Value>]) -> Vec<String> {
     let mut regions: Vec<String> = records
         .iter()
-        .filter_map(|r| r.get("RegionId").and_then(Value::as_str))
-        .filter(|r| !r.is_empty())
+        .filter_map(region_of)
         .map(str::to_owned)
         .collect();
     regions.sort();

@@ -15,20 +15,6 @@ pub enum RunOutcome {
     Failed(String),
 }
 
-/// A scope's ledger line, as [`Run::applied_scopes`] reads it.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct AppliedScope {
-    pub source: String,
-    pub biz_region_id: String,
-    pub pages_fetched: i64,
-    pub instances_seen: i64,
-    pub created_count: i64,
-    pub updated_count: i64,
-    pub unchanged_count: i64,
-    pub deleted_count: i64,
-    pub restored_count: i64,
-}
-
 /// A run in progress. Holds its own connection with the run's advisory lock, so
 /// the run counts as alive exactly as long as this value (and its process) lives.
 pub struct Run {
@@ -49,20 +35,6 @@ impl Run {
         lock_wait: std::time::Duration,
     ) -> Result<ScopeSync, StoreError> {
         stage::begin(self.store.clone(), self.run_id, scope, lock_wait).await
-    }
-
-    /// The scopes this run applied, from their ledger lines, with what each did:
-    /// the record to trust about a scope whose apply was cut off from its caller
-    /// (an interrupted run) just as it committed.
-    pub async fn applied_scopes(&self) -> Result<Vec<AppliedScope>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT source, biz_region_id, pages_fetched, instances_seen, created_count, \
-                    updated_count, unchanged_count, deleted_count, restored_count \
-             FROM ecp.sync_run_scopes WHERE run_id = $1 AND applied",
-        )
-        .bind(self.run_id)
-        .fetch_all(&self.store.pool)
-        .await?)
     }
 
     /// Closes the run with its status and the counts summed over its scopes.

@@ -285,32 +285,48 @@ pub(crate) async fn run_scopes(
         let scope_span = tracing::info_span!(parent: span, "scope", scope = %job.scope);
         tasks.spawn(
             async move {
-                let scope = job.scope.clone();
+                let mut report = ScopeReport::new(&job.scope);
                 let committing = Arc::new(AtomicBool::new(false));
-                let work = async {
-                    let _permit = permits.acquire_owned().await.expect("never closed");
-                    let flag = committing.clone();
-                    sync_scope(&run, &job.client, job.scope, &job.settings, flag).await
-                };
-                tokio::pin!(work);
-                // On a signal the scope's work is dropped where it stands: its
-                // staging and lock end with its connection, an open apply rolls
-                // back. A scope that has finished is kept (biased: checked first),
-                // and one whose COMMIT is on its way is waited for: its outcome
-                // is the server's now, a matter of milliseconds. The flag is set
-                // with no await before the COMMIT is sent, so a scope dropped
-                // here never committed.
-                let report = tokio::select! {
-                    biased;
-                    report = &mut work => report,
-                    signal = crate::interrupt::interrupted() => {
-                        if committing.load(Ordering::SeqCst) {
-                            work.await
-                        } else {
-                            ScopeReport::interrupted(scope, signal)
+                // The work fills in the report as it goes, so a scope given up
+                // still says how far its crawl got.
+                let given_up = {
+                    let work = async {
+                        let _permit = permits.acquire_owned().await.expect("never closed");
+                        let flag = committing.clone();
+                        sync_scope(
+                            &run,
+                            &job.client,
+                            job.scope,
+                            &job.settings,
+                            flag,
+                            &mut report,
+                        )
+                        .await
+                    };
+                    tokio::pin!(work);
+                    // On a signal the scope's work is dropped where it stands: its
+                    // staging and lock end with its connection, an open apply rolls
+                    // back. A scope that has finished is kept (biased: checked
+                    // first), and one whose COMMIT is on its way is waited for: its
+                    // outcome is the server's now, a matter of milliseconds. The
+                    // flag is set with no await before the COMMIT is sent, so a
+                    // scope dropped here never committed.
+                    tokio::select! {
+                        biased;
+                        () = &mut work => None,
+                        signal = crate::interrupt::interrupted() => {
+                            if committing.load(Ordering::SeqCst) {
+                                work.await;
+                                None
+                            } else {
+                                Some(signal)
+                            }
                         }
                     }
                 };
+                if let Some(signal) = given_up {
+                    report.interrupted(signal);
+                }
                 (index, report)
             }
             .instrument(scope_span),
@@ -435,15 +451,14 @@ pub(crate) async fn sync_scope(
     scope: Scope,
     settings: &SyncSettings,
     committing: Arc<AtomicBool>,
-) -> ScopeReport {
-    let mut report = ScopeReport {
-        source: scope.source.clone(),
-        biz_region_id: scope.biz_region_id.clone(),
-        ..Default::default()
-    };
+    report: &mut ScopeReport,
+) {
     let mut staging = match run.begin_scope(scope.clone(), settings.lock_wait).await {
         Ok(s) => s,
-        Err(e) => return report.failed(&e),
+        Err(e) => {
+            report.failed(&e);
+            return;
+        }
     };
     let mut request = settings.filters.clone();
     request.biz_region_id = Some(scope.biz_region_id.clone());
@@ -514,7 +529,8 @@ pub(crate) async fn sync_scope(
             .await
         {
             // The connection is likely gone: the staged rows went with it.
-            return report.failed(&e);
+            report.failed(&e);
+            return;
         }
         if page.number % PROGRESS_EVERY_PAGES == 0 {
             info!(
@@ -542,7 +558,7 @@ pub(crate) async fn sync_scope(
         }
         report.error = Some(error);
         report.failure = Some(FailureKind::Other);
-        return report;
+        return;
     }
     report.complete = true;
     if let Some(short) = report
@@ -582,26 +598,32 @@ pub(crate) async fn sync_scope(
                 "scope applied"
             );
             report.counts = Some(counts.into());
-            report
         }
         Err(e) => report.failed(&e),
     }
 }
 
 impl ScopeReport {
-    fn interrupted(scope: Scope, signal: &str) -> Self {
+    fn new(scope: &Scope) -> Self {
         ScopeReport {
-            source: scope.source,
-            biz_region_id: scope.biz_region_id,
-            error: Some(format!(
-                "interrupted by {signal} before this scope was done; its crawl or apply was given up"
-            )),
-            failure: Some(FailureKind::Interrupted),
+            source: scope.source.clone(),
+            biz_region_id: scope.biz_region_id.clone(),
             ..Default::default()
         }
     }
 
-    fn failed(mut self, e: &StoreError) -> Self {
+    /// Given up on a signal: what was crawled stays in the report, but nothing of
+    /// it was applied.
+    fn interrupted(&mut self, signal: &str) {
+        self.complete = false;
+        self.counts = None;
+        self.error = Some(format!(
+            "interrupted by {signal} before this scope was done; its crawl or apply was given up"
+        ));
+        self.failure = Some(FailureKind::Interrupted);
+    }
+
+    fn failed(&mut self, e: &StoreError) {
         warn!(error = %e, "scope failed");
         self.failure = Some(match e {
             StoreError::LockBusy { .. } => FailureKind::LockBusy,
@@ -609,7 +631,6 @@ impl ScopeReport {
             _ => FailureKind::Other,
         });
         self.error = Some(e.to_string());
-        self
     }
 }
 

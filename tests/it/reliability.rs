@@ -520,7 +520,9 @@ async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
         ..Default::default()
     });
     let pages_before = sim.stats().pages;
-    let child = piped(sync_bin(&running, &db));
+    let mut cmd = sync_bin(&running, &db);
+    cmd.args(["--output", "json"]);
+    let child = piped(cmd);
     let s = &sim;
     wait_for(20, "the crawl to be under way", || async move {
         s.stats().pages >= pages_before + 2
@@ -528,6 +530,13 @@ async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
     .await;
     let ran = terminate(child).await;
     interrupted_run(&db, &ran).await;
+    // The report still says how far the crawl got, and that none of it applied.
+    let report: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect(&ran.stdout);
+    let scope = &report["scopes"][0];
+    assert!(scope["pages"].as_u64().unwrap() >= 1, "{report}");
+    assert!(scope["instances"].as_u64().unwrap() >= 10, "{report}");
+    assert_eq!(scope["complete"], false, "{report}");
+    assert!(scope.get("counts").is_none(), "{report}");
     wait_backends_gone(&db).await;
     assert_eq!(visible(&db.pool).await, before, "nothing applied");
 

@@ -10,8 +10,8 @@ use tracing::{info, warn, Instrument};
 use crate::api::Client;
 use crate::store::{Scope, Store};
 use crate::sync::{
-    list_regions, run_scopes, FailureKind, Regions, RunReport, ScopeJob, ScopeReport, SyncError,
-    SyncSettings,
+    check_regions, list_regions, run_scopes, FailureKind, Regions, RunReport, ScopeJob,
+    ScopeReport, SyncError, SyncSettings,
 };
 
 /// What `biz_region_id` says in the report of a source whose regions could not
@@ -46,7 +46,7 @@ pub async fn run(
             tracing::info_span!(parent: &span, "source", source = %job.settings.source);
         async move {
             match &job.settings.regions {
-                Regions::Only(list) => Ok(list.clone()),
+                Regions::Only(list) => check_regions(&job.client, list).await,
                 Regions::All => list_regions(&job.client).await,
             }
         }
@@ -77,6 +77,12 @@ pub async fn run(
                         FailureKind::Interrupted,
                         format!("interrupted by {signal} while listing the source's regions"),
                     ),
+                    // A region the account does not have, or credentials the
+                    // service refuses: the configuration is wrong, not the run.
+                    SyncError::UnknownRegions { .. } => (FailureKind::Configuration, e.to_string()),
+                    SyncError::Regions(ref api) if api.is_auth() => {
+                        (FailureKind::Configuration, e.to_string())
+                    }
                     e => (FailureKind::Other, e.to_string()),
                 };
                 unreached.push(ScopeReport {

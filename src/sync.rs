@@ -15,7 +15,7 @@ use tracing::{info, warn, Instrument};
 use crate::api::model::{DescribeAndroidInstancesRequest, DescribeRegionsRequest};
 use crate::api::Client;
 use crate::crawl::{self, CrawlOptions};
-use crate::error::{EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
+use crate::error::{EXIT_CONFIG, EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
 use crate::normalize::{normalize, NormalizeOptions, Normalized};
 use crate::store::{ApplyCounts, ApplyOptions, Run, RunOutcome, Scope, Store, StoreError};
 
@@ -87,6 +87,9 @@ pub struct ScopeReport {
 pub enum FailureKind {
     LockBusy,
     RefusedDeletion,
+    /// The source's configuration is wrong: a region its account does not have,
+    /// or credentials the service refuses.
+    Configuration,
     /// Given up on a signal (SIGTERM, Ctrl-C).
     Interrupted,
     Other,
@@ -157,6 +160,8 @@ impl RunReport {
             EXIT_OK
         } else if kinds.contains(&FailureKind::Other) || kinds.contains(&FailureKind::Interrupted) {
             EXIT_FAILED
+        } else if kinds.contains(&FailureKind::Configuration) {
+            EXIT_CONFIG
         } else if kinds.contains(&FailureKind::RefusedDeletion) {
             EXIT_REFUSED_DELETION
         } else {
@@ -167,11 +172,19 @@ impl RunReport {
     pub fn summary_line(&self) -> String {
         let t = &self.totals;
         let instances: u64 = self.scopes.iter().map(|s| s.instances).sum();
+        // Scopes are named by region, and by source too when there are several.
+        let several_sources = self
+            .scopes
+            .iter()
+            .any(|s| s.source != self.scopes[0].source);
         let failed: Vec<String> = self
             .scopes
             .iter()
             .filter(|s| s.error.is_some())
-            .map(|s| s.biz_region_id.clone())
+            .map(|s| match several_sources {
+                true => format!("{}/{}", s.source, s.biz_region_id),
+                false => s.biz_region_id.clone(),
+            })
             .collect();
         let mut line = format!(
             "run {} {}: {} scopes, {} instances in {:.1}s; {} created, {} updated, {} unchanged, {} deleted, {} restored; {} requests, {} retries",

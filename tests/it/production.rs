@@ -162,8 +162,9 @@ endpoint = "{endpoint}"
         ],
     )
     .await;
-    // One source failed: the others were applied, and the exit code says so.
-    assert_eq!(code, 1, "stderr: {stderr}");
+    // One source failed: the others were applied, and the exit code says the
+    // configuration is wrong (its credentials).
+    assert_eq!(code, 2, "stderr: {stderr}");
     assert!(!stderr.contains("not-the-secret"), "a secret was logged");
     assert!(
         !stderr.contains(DEFAULT_ACCESS_KEY_SECRET),
@@ -305,6 +306,50 @@ endpoint = "{endpoint}"
     assert_eq!(method, "PUT");
     assert_eq!(path, "/metrics/job/ecp_inventory");
     assert_eq!(body, &text);
+}
+
+#[tokio::test]
+async fn a_config_file_naming_a_region_the_account_lacks_is_a_configuration_error() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 40,
+        regions: vec!["cn-shanghai".into()],
+        ..Default::default()
+    })
+    .await;
+    let dir = TempDir::new();
+    let config = dir.0.join("sources.toml");
+    let endpoint = running.endpoint();
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nalias = \"typo\"\naccess_key_id_env = \"ID\"\n\
+             access_key_secret_env = \"SECRET\"\nendpoint = \"{endpoint}\"\n\
+             regions = [\"cn-shanghai\", \"cn-shangai\"]\n"
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = ecp(
+        &["sync", "--config", config.to_str().unwrap()],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ID", DEFAULT_ACCESS_KEY_ID),
+            ("SECRET", DEFAULT_ACCESS_KEY_SECRET),
+        ],
+    )
+    .await;
+    // Not an empty success: exit 2, the typo named beside the regions there are.
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("unknown region cn-shangai") && stderr.contains("are cn-shanghai"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("run 1 failed"), "{stdout}");
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.sync_run_scopes").await,
+        0,
+        "no region of the source was crawled"
+    );
 }
 
 #[tokio::test]

@@ -209,6 +209,29 @@ async fn oidc_sts_error_names_the_code_but_not_the_token() {
 }
 
 #[tokio::test]
+async fn an_sts_endpoint_that_redirects_is_an_error_and_never_followed() {
+    let (sts, elsewhere) = fake_sts(TimeDelta::hours(1)).await;
+    let location = format!("{elsewhere}/");
+    let redirecting = serve(Router::new().route(
+        "/",
+        get(move || async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]) }),
+    ))
+    .await;
+    let dir = TempDir::new();
+    let provider = oidc_provider(&redirecting, &dir.write("token", OIDC_TOKEN));
+
+    let e = provider.credentials().await.unwrap_err();
+
+    assert!(e.0.contains("307"), "{e}");
+    assert!(!e.0.contains(OIDC_TOKEN), "{e}");
+    assert_eq!(
+        sts.calls.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+}
+
+#[tokio::test]
 async fn oidc_missing_token_file_and_unreachable_sts_are_clear_errors() {
     let dir = TempDir::new();
     let provider = oidc_provider("http://127.0.0.1:9", &dir.path().join("absent"));

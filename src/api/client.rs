@@ -121,6 +121,10 @@ impl Client {
         };
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            // A signed request carries the access key id and any STS token in its
+            // headers: it goes to the configured endpoint and nowhere else. A
+            // redirect is reported (see `attempt`), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
@@ -148,9 +152,11 @@ impl Client {
         request: &DescribeAndroidInstancesRequest,
     ) -> Result<InstancePage, ApiError> {
         let action = ACTION_DESCRIBE_ANDROID_INSTANCES;
-        let (status, body, header_id) = self.call(action, &request.to_params()).await?;
-        let mut page = parse_instance_page(action, status, &body)
-            .map_err(|e| e.with_request_id(header_id.clone()))?;
+        let (mut page, header_id) = self
+            .call(action, &request.to_params(), |status, body| {
+                parse_instance_page(action, status, body)
+            })
+            .await?;
         page.request_id = page.request_id.or(header_id);
         Ok(page)
     }
@@ -160,18 +166,28 @@ impl Client {
         request: &DescribeRegionsRequest,
     ) -> Result<DescribeRegionsResponse, ApiError> {
         let action = ACTION_DESCRIBE_REGIONS;
-        let (status, body, header_id) = self.call(action, &request.to_params()).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| bad_response(action, status, &body, e).with_request_id(header_id))
+        let parse = |status, body: &[u8]| {
+            let answer: DescribeRegionsResponse =
+                serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
+            match answer.region_models.is_empty() {
+                true => disguised_error(action, status, body).map_or(Ok(answer), Err),
+                false => Ok(answer),
+            }
+        };
+        let (answer, _) = self.call(action, &request.to_params(), parse).await?;
+        Ok(answer)
     }
 
-    /// Sends the call until it succeeds, fails for good, or the retry budget is
-    /// spent. Every attempt is signed afresh: a new nonce and date each time.
-    async fn call(
+    /// Sends the call until its answer reads (`parse`), it fails for good, or the
+    /// retry budget is spent. Every attempt is signed afresh: a new nonce and date
+    /// each time. An answer that reads as an error is retried like any other.
+    /// Returns what `parse` made of the answer and the gateway's RequestId header.
+    async fn call<T>(
         &self,
         action: &str,
         params: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>, Option<String>), ApiError> {
+        parse: impl Fn(u16, &[u8]) -> Result<T, ApiError>,
+    ) -> Result<(T, Option<String>), ApiError> {
         let policy = &self.config.retry;
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -181,7 +197,12 @@ impl Client {
                 limiter.acquire().await;
             }
             self.config.stats.record_request();
-            let result = self.attempt(action, params).await;
+            let result = self.attempt(action, params).await.and_then(
+                |(status, body, header_id)| match parse(status, &body) {
+                    Ok(answer) => Ok((answer, header_id)),
+                    Err(e) => Err(e.with_request_id(header_id)),
+                },
+            );
             let error = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
@@ -238,6 +259,19 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(action, e))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = header_text(response.headers(), "location").unwrap_or("nowhere");
+            return Err(ApiError::BadResponse {
+                action: action.to_owned(),
+                status,
+                request_id: None,
+                detail: format!(
+                    "the endpoint redirects to {location}; a signed request is not sent \
+                     on: set the endpoint to the API's own address"
+                ),
+                retry_after: None,
+            });
+        }
         // Read only from error answers: the wait asked for, the quota's refill
         // time, and whether the body is XML.
         let error_headers = (status >= 400).then(|| {
@@ -580,8 +614,26 @@ fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Displa
     }
 }
 
+/// A successful answer that is an error body in disguise: a `Code` at the top and
+/// none of the action's payload, as a gateway or proxy may answer with HTTP 200.
+/// Read as the error it is, it is retried or reported like one; read as a page, it
+/// would be an empty last page, so a crawl cut short that looks complete.
+fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
+    let parsed = serde_json::from_slice::<ErrorBody>(body).ok()?;
+    let code = parsed.code.filter(|c| !c.trim().is_empty())?;
+    Some(ApiError::Service {
+        action: action.to_owned(),
+        status,
+        code,
+        message: parsed.message.unwrap_or_default(),
+        request_id: parsed.request_id,
+        retry_after: None,
+        x_acs_retry_after: false,
+    })
+}
+
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
-/// empty page, but a body that is not a JSON object, or an `InstanceModel` that is
+/// empty page (unless the body is an error's, with a `Code`), but a body that is not a JSON object, or an `InstanceModel` that is
 /// not a list of objects, is a bad response (never silently an empty page).
 ///
 /// Each record is first taken as raw JSON text (no copy), then parsed once into
@@ -639,7 +691,10 @@ pub fn parse_instance_page(
         Some(other) => return Err(bad(format!("NextToken is {other}, not a string"))),
     };
     let items: Vec<&RawValue> = match top.instance_model {
-        None => Vec::new(),
+        None => match disguised_error(action, status, body) {
+            Some(error) => return Err(error),
+            None => Vec::new(),
+        },
         Some(list) if kind_of(list) == "a list" => {
             serde_json::from_str(list.get()).map_err(|e| bad(format!("InstanceModel: {e}")))?
         }

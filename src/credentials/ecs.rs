@@ -52,6 +52,8 @@ impl EcsRamRoleProvider {
             // A proxy cannot reach the instance's link-local address.
             .no_proxy()
             .user_agent(super::USER_AGENT)
+            // Secrets travel in this exchange: never to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 CredentialsError(format!(

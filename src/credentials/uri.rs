@@ -32,6 +32,8 @@ impl UriProvider {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(super::USER_AGENT)
+            // Secrets travel in this exchange: never to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CredentialsError(format!("cannot build the HTTP client: {e}")))?;
         Ok(UriProvider {

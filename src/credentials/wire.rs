@@ -36,6 +36,8 @@ pub(crate) fn sts_client(
         .connect_timeout(STS_CONNECT_TIMEOUT)
         .timeout(STS_REQUEST_TIMEOUT)
         .user_agent(super::USER_AGENT)
+        // Secrets travel in this exchange: never to another address.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| CredentialsError(format!("cannot build the HTTP client for STS: {e}")))
 }

@@ -359,3 +359,78 @@ async fn uneven_pages_and_a_few_empty_ones_are_a_crawl_like_any_other() {
     assert!(last, "the crawl reached its last page");
     assert_eq!(instances, 2050);
 }
+
+#[tokio::test]
+async fn an_error_answered_with_http_200_is_an_error_not_an_empty_last_page() {
+    // A gateway's error with status 200: no InstanceModel, no NextToken. Read as
+    // a page it would end the crawl as complete, and the rest of the fleet would
+    // look deleted. A retryable code is retried, then the page comes.
+    let unavailable = r#"{"RequestId":"E200","Code":"ServiceUnavailable","Message":"The service is unavailable."}"#;
+    let (endpoint, requests) = scripted_server(move |n| match n {
+        0 => Answer::json(200, unavailable),
+        _ => Answer::json(200, EMPTY_LAST_PAGE),
+    })
+    .await;
+    let c = client(endpoint, 3, Duration::from_secs(5));
+    one_page(&c).await.unwrap();
+    assert_eq!(requests.lock().unwrap().len(), 2, "retried once");
+
+    // Any other code is reported, by name, for both calls.
+    let denied = r#"{"RequestId":"E403","Code":"Forbidden.RAM","Message":"User not authorized"}"#;
+    let (endpoint, _) = scripted_server(move |_| Answer::json(200, denied)).await;
+    let c = client(endpoint, 3, Duration::from_secs(5));
+    let err = one_page(&c).await.unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Service { code, status: 200, .. } if code == "Forbidden.RAM"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("E403"), "{err}");
+    let err = c.describe_regions(&Default::default()).await.unwrap_err();
+    assert!(err.is_auth(), "{err}");
+
+    // A page without InstanceModel and without a Code is still an empty page.
+    let (endpoint, _) = scripted_server(|_| {
+        Answer::json(200, r#"{"RequestId":"R0","TotalCount":0,"NextToken":""}"#)
+    })
+    .await;
+    let page = client(endpoint, 1, Duration::from_secs(5))
+        .describe_android_instances(&DescribeAndroidInstancesRequest::default())
+        .await
+        .unwrap();
+    assert!(page.instances.is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_is_reported_and_never_followed() {
+    // Where the redirect points: it must never see a request.
+    let (elsewhere, elsewhere_requests) =
+        scripted_server(|_| Answer::json(200, EMPTY_LAST_PAGE)).await;
+    let location = format!("{elsewhere}/login");
+    let (endpoint, requests) = scripted_server(move |_| Answer {
+        status: 302,
+        headers: vec![("location", location.clone())],
+        body: String::new(),
+    })
+    .await;
+    let c = Client::new(
+        Credentials::new("testAccessKeyId", "testAccessKeySecret")
+            .with_security_token("the-sts-token"),
+        ClientConfig {
+            endpoint,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let err = one_page(&c).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("redirects to {elsewhere}/login")),
+        "{err}"
+    );
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 1);
+    assert!(
+        elsewhere_requests.lock().unwrap().is_empty(),
+        "the signed request went to the redirect's address"
+    );
+}

@@ -74,6 +74,10 @@ pub struct ScopeReport {
     /// `TotalCount` of the last page: how many instances the service counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
+    /// The crawl returned clearly fewer instances than `total_count`, so it was
+    /// not taken as evidence of deletions: none was marked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deletions_withheld: bool,
     pub complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
@@ -450,8 +454,8 @@ const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 /// `TotalCount` without a warning: counts drift while the fleet changes (an
 /// instance created during the crawl lands on a page already passed), so only a
 /// gap past 1% of the count, and of more than a few instances, is worth one.
-/// Never a reason to refuse the crawl: the reference warns that the counts are
-/// not to be trusted.
+/// Never a reason to refuse the crawl (the reference warns that the counts are
+/// not to be trusted), but one not to take it as evidence of deletions.
 fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
     const FEW: u64 = 5;
     let short = counted.saturating_sub(returned);
@@ -574,17 +578,23 @@ pub(crate) async fn sync_scope(
         return;
     }
     report.complete = true;
-    if let Some(short) = report
+    // A listing that ended clearly short of the service's own count may have lost
+    // its tail (the reference's pagination traps): not evidence that what it did
+    // not return is gone. What it returned is applied; deletions wait for a crawl
+    // that adds up.
+    let shortfall = report
         .total_count
-        .and_then(|counted| clear_shortfall(report.instances + report.skipped, counted))
-    {
+        .and_then(|counted| clear_shortfall(report.instances + report.skipped, counted));
+    if let Some(short) = shortfall {
         warn!(
             returned = report.instances + report.skipped,
             total_count = report.total_count,
             short,
             "the crawl reached its last page with clearly fewer instances than the service \
-             counted; if this repeats, instances may be missing from the listing"
+             counted; no instance is marked deleted this run, and if this repeats, instances \
+             may be missing from the listing"
         );
+        report.deletions_withheld = !filtered;
     }
     // A record skipped for want of an id was some instance: which one, nobody can
     // say, so this crawl is no evidence that any instance is gone.
@@ -595,7 +605,7 @@ pub(crate) async fn sync_scope(
         );
     }
     let options = ApplyOptions {
-        filtered: filtered || settings.apply.filtered || report.skipped > 0,
+        filtered: filtered || settings.apply.filtered || report.skipped > 0 || shortfall.is_some(),
         ..settings.apply.clone()
     };
     staging.report_commit_to(committing);

@@ -80,6 +80,10 @@ pub struct SimulateArgs {
     /// Every request for page K or later fails with 500 InternalError.
     #[arg(long, value_name = "K")]
     pub fail_from_page: Option<u32>,
+    /// Page K ends the listing (empty NextToken) while TotalCount still counts
+    /// the instances after it.
+    #[arg(long, value_name = "K")]
+    pub last_page_early: Option<u32>,
 }
 
 impl SimulateArgs {
@@ -122,6 +126,7 @@ impl SimulateArgs {
                 malformed_json_page: self.malformed_json_page,
                 html_502_page: self.html_502_page,
                 fail_from_page: self.fail_from_page,
+                last_page_early: self.last_page_early,
             },
             ..SimulatorConfig::default()
         };

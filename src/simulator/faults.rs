@@ -37,6 +37,10 @@ pub struct Faults {
     pub html_502_page: Option<u32>,
     /// Every request for page K or later fails with `500 InternalError`.
     pub fail_from_page: Option<u32>,
+    /// Page K ends the listing (an empty `NextToken`) while `TotalCount` still
+    /// counts the instances after it: the service losing the rest of a listing,
+    /// a trap the reference warns of.
+    pub last_page_early: Option<u32>,
 }
 
 /// What happens to one page request, decided before the page is built.

@@ -297,6 +297,9 @@ fn describe_instances(
     if faults.stuck_at(page_no) {
         next = query.next_token.clone();
     }
+    if faults.last_page_early == Some(page_no) {
+        next = None;
+    }
     let mut out = Vec::with_capacity(64 + page.indices.len() * 2048);
     out.extend_from_slice(b"{\"RequestId\":");
     serde_json::to_writer(&mut out, request_id).expect("in memory");

@@ -787,6 +787,39 @@ async fn a_record_without_an_id_is_skipped_counted_and_deletes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_ends_short_of_its_total_count_deletes_nothing() {
+    // Page 4 of 10 says it is the last while TotalCount still counts 100: the
+    // service lost the tail of the listing. The 40 returned are applied (the
+    // churned statuses among them); the 60 missing are not marked deleted.
+    let (db, _sim, report, _) = sync_with_faults(
+        Faults {
+            last_page_early: Some(4),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    let scope = &report.scopes[0];
+    assert_eq!((scope.instances, scope.total_count), (40, Some(100)));
+    assert!(scope.complete && scope.deletions_withheld, "{scope:?}");
+    assert_eq!(report.totals.deleted, 0);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        100
+    );
+    assert!(report.totals.updated > 0, "what was returned is applied");
+    // Not evidence for deletions later either.
+    let filtered: bool =
+        sqlx::query_scalar("SELECT filtered FROM ecp.sync_run_scopes WHERE run_id = $1")
+            .bind(report.run_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(filtered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_as_strings_and_strings_as_numbers() {
     let ids = std::sync::Mutex::new(Vec::new());
     let (db, _sim, report, _) = sync_with_faults(Faults::default(), |sim| {

@@ -7,9 +7,10 @@
 //! service is known to report counts that drift while the fleet changes). A token
 //! seen twice, or more pages than the cap, ends the crawl with an error rather than
 //! looping forever. So does a cursor that keeps going over pages that add no
-//! instance: more than a few in a row.
+//! instance (empty, or listing only instances of earlier pages, as a cursor that
+//! wrapped around to the start does): more than a few in a row.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, Utc};
@@ -35,12 +36,6 @@ pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 10;
 /// memory; the consumer, not the network, is the slower side.
 pub const CHANNEL_CAPACITY: usize = 2;
 
-/// An instance moves by a position or two when the fleet changes between two page
-/// fetches, so it shows up again on a nearby page. Remembering the ids of the last
-/// few pages catches that without a set that grows with the fleet; the store
-/// removes any farther duplicate when it applies the snapshot.
-pub const DEDUP_WINDOW_PAGES: usize = 4;
-
 #[derive(Clone, Debug)]
 pub struct CrawlOptions {
     /// `MaxResults`, 1 to 100.
@@ -57,7 +52,7 @@ impl Default for CrawlOptions {
     }
 }
 
-/// One page as it arrived, with the duplicates of recent pages already removed.
+/// One page as it arrived, with the instances of earlier pages already removed.
 #[derive(Clone, Debug)]
 pub struct Page {
     /// 1-based.
@@ -67,7 +62,7 @@ pub struct Page {
     /// When the answer arrived: the time at which these states were observed.
     pub fetched_at: DateTime<Utc>,
     pub instances: Vec<RawInstance>,
-    /// Instances dropped from this page because a recent page already had them.
+    /// Instances dropped from this page because an earlier page had them.
     pub duplicates: u64,
     /// No page follows: the crawl is complete once this one is consumed.
     pub is_last: bool,
@@ -87,7 +82,7 @@ pub enum CrawlError {
     },
     #[error("the crawl passed {max_pages} pages without reaching the last one; if the scope really is that large, raise --max-pages")]
     TooManyPages { max_pages: u64 },
-    #[error("pages {first} to {last} added no instance and still had a NextToken: the service's cursor keeps going over empty pages, so the crawl stopped")]
+    #[error("pages {first} to {last} added no instance (empty, or only instances of earlier pages) and still had a NextToken: the service's cursor keeps going without getting anywhere, so the crawl stopped")]
     EndlessCursor { first: u64, last: u64 },
     #[error("page size {0} is outside the API's range 1..=100 (--page-size)")]
     BadPageSize(u32),
@@ -140,7 +135,7 @@ async fn run(
 
     let hasher = RandomState::new();
     let mut seen_tokens: HashSet<u64> = HashSet::new();
-    let mut recent = RecentIds::default();
+    let mut seen_ids = SeenIds::default();
     let mut number = 0u64;
     let mut pages_without_instances = 0u64;
     loop {
@@ -171,7 +166,7 @@ async fn run(
                 });
             }
         }
-        let (instances, duplicates) = recent.dedup(page.instances);
+        let (instances, duplicates) = seen_ids.dedup(page.instances);
         if instances.is_empty() && next.is_some() {
             pages_without_instances += 1;
             if pages_without_instances > MAX_PAGES_WITHOUT_INSTANCES {
@@ -188,7 +183,7 @@ async fn run(
                 page = number,
                 request_id = page.request_id.as_deref().unwrap_or(""),
                 duplicates,
-                "instances repeated from a recent page were dropped"
+                "instances repeated from an earlier page were dropped"
             );
         }
         tracing::debug!(
@@ -214,31 +209,37 @@ async fn run(
     }
 }
 
-/// The instance ids of the last few pages.
+/// The instance ids of the crawl so far, as 128-bit hashes: 16 bytes an instance
+/// (16 MB for a region of a million), where the ids themselves would take several
+/// times that, and a collision that would drop an instance is out of reach.
+///
+/// An instance moves by a position or two when the fleet changes between two page
+/// fetches, so it shows up again on a nearby page: its first listing is kept. A
+/// cursor that wraps around to the start, with a fresh token on every page, lists
+/// only instances already seen: its pages add nothing, and the crawl stops after a
+/// few of them (`MAX_PAGES_WITHOUT_INSTANCES`) instead of running to the page cap.
 #[derive(Default)]
-struct RecentIds {
-    pages: VecDeque<HashSet<String>>,
+struct SeenIds {
+    hashers: (RandomState, RandomState),
+    ids: HashSet<u128>,
 }
 
-impl RecentIds {
+impl SeenIds {
     fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, u64) {
-        let mut ids = HashSet::with_capacity(instances.len());
         let mut kept = Vec::with_capacity(instances.len());
         let mut duplicates = 0;
         for instance in instances {
             // Records without an id pass through: normalizing reports them.
             if let Some(id) = instance.instance_id() {
-                if self.pages.iter().any(|p| p.contains(id)) || !ids.insert(id.to_owned()) {
+                let hash = (u128::from(self.hashers.0.hash_one(id)) << 64)
+                    | u128::from(self.hashers.1.hash_one(id));
+                if !self.ids.insert(hash) {
                     duplicates += 1;
                     continue;
                 }
             }
             kept.push(instance);
         }
-        if self.pages.len() == DEDUP_WINDOW_PAGES {
-            self.pages.pop_front();
-        }
-        self.pages.push_back(ids);
         (kept, duplicates)
     }
 }
@@ -257,28 +258,17 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_within_the_window_are_dropped_and_counted() {
-        let mut recent = RecentIds::default();
-        let (kept, dups) = recent.dedup(vec![rec("a"), rec("b"), rec("a")]);
+    fn an_instance_listed_again_anywhere_in_the_crawl_is_dropped_and_counted() {
+        let mut seen = SeenIds::default();
+        let (kept, dups) = seen.dedup(vec![rec("a"), rec("b"), rec("a")]);
         assert_eq!((kept.len(), dups), (2, 1));
-        let (kept, dups) = recent.dedup(vec![rec("b"), rec("c")]);
+        let (kept, dups) = seen.dedup(vec![rec("b"), rec("c")]);
         assert_eq!((kept.len(), dups), (1, 1));
         assert_eq!(kept[0].instance_id(), Some("c"));
-    }
-
-    #[test]
-    fn the_window_is_bounded() {
-        let mut recent = RecentIds::default();
-        recent.dedup(vec![rec("old")]);
-        for i in 0..DEDUP_WINDOW_PAGES {
-            recent.dedup(vec![rec(&format!("x{i}"))]);
+        for i in 0..100 {
+            seen.dedup(vec![rec(&format!("x{i}"))]);
         }
-        assert_eq!(recent.pages.len(), DEDUP_WINDOW_PAGES);
-        let (kept, dups) = recent.dedup(vec![rec("old")]);
-        assert_eq!(
-            (kept.len(), dups),
-            (1, 0),
-            "beyond the window is the store's job"
-        );
+        let (kept, dups) = seen.dedup(vec![rec("a"), rec("d")]);
+        assert_eq!((kept.len(), dups), (1, 1), "a hundred pages later too");
     }
 }

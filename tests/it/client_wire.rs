@@ -314,8 +314,47 @@ async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
         matches!(err, CrawlError::EndlessCursor { first: 2, last: 12 }),
         "{err}"
     );
-    assert!(err.to_string().contains("empty pages"), "{err}");
+    assert!(err.to_string().contains("added no instance"), "{err}");
     assert_eq!(requests.lock().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn a_cursor_that_wraps_around_to_the_start_is_stopped() {
+    // Three pages of two instances, then the same three again and again, each
+    // with a fresh token: every page is full, and none adds an instance.
+    let (endpoint, requests) = scripted_server(|n| {
+        let first = (n % 3) * 2;
+        Answer::json(
+            200,
+            format!(
+                r#"{{"RequestId":"R{n}","TotalCount":6,"NextToken":"token-{n}","InstanceModel":[{{"AndroidInstanceId":"acp-{first}"}},{{"AndroidInstanceId":"acp-{}"}}]}}"#,
+                first + 1
+            ),
+        )
+    })
+    .await;
+    let mut rx = crawl::spawn(
+        client(endpoint, 1, Duration::from_secs(5)),
+        DescribeAndroidInstancesRequest::default(),
+        CrawlOptions {
+            page_size: 2,
+            max_pages: 1_000,
+        },
+    );
+    let (mut listed, mut error) = (0, None);
+    while let Some(page) = rx.recv().await {
+        match page {
+            Ok(page) => listed += page.instances.len(),
+            Err(e) => error = Some(e),
+        }
+    }
+    let err = error.expect("the crawl must stop");
+    assert!(
+        matches!(err, CrawlError::EndlessCursor { first: 4, last: 14 }),
+        "{err}"
+    );
+    assert_eq!(listed, 6, "each instance passed on once");
+    assert_eq!(requests.lock().unwrap().len(), 14);
 }
 
 #[tokio::test]

@@ -250,8 +250,9 @@ pub fn write_textfile(path: &Path, body: &str) -> std::io::Result<()> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// Without the URL, which may carry a password (it is logged beside, without).
     #[error("could not reach the Pushgateway: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("the Pushgateway answered {status}: {body}")]
     Status {
         status: reqwest::StatusCode,
@@ -269,13 +270,15 @@ pub fn push_url(base: &str) -> String {
 pub async fn push(base: &str, body: String) -> Result<(), PushError> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
-        .build()?;
+        .build()
+        .map_err(|e| PushError::Http(e.without_url()))?;
     let response = client
         .put(push_url(base))
         .header("Content-Type", "text/plain; version=0.0.4")
         .body(body)
         .send()
-        .await?;
+        .await
+        .map_err(|e| PushError::Http(e.without_url()))?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();

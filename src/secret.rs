@@ -43,6 +43,19 @@ impl From<&str> for Secret {
     }
 }
 
+/// A URL without the password it may carry (a database's, a Pushgateway's), to
+/// show or log. One that does not parse is not shown at all.
+pub fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(a URL that does not parse)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +66,16 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert_eq!(format!("{s}"), "***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            without_password("postgres://writer:S3cret%21@db.internal:5432/ecp?sslmode=require"),
+            "postgres://writer@db.internal:5432/ecp?sslmode=require"
+        );
+        let local = "postgres://postgres@127.0.0.1:5432/ecp_demo";
+        assert_eq!(without_password(local), local);
+        assert!(!without_password("postgres://u:pw@[bad").contains("pw"));
     }
 }

@@ -15,7 +15,7 @@ pub struct DbArgs {
     pub database_url: Option<Secret>,
 }
 
-fn parse_secret(s: &str) -> Result<Secret, String> {
+pub(crate) fn parse_secret(s: &str) -> Result<Secret, String> {
     Ok(Secret::new(s))
 }
 

@@ -1,5 +1,5 @@
 //! `ecp-inventory demo`: the main job on an embedded default. A local Postgres
-//! (or `DATABASE_URL`), the simulator in-process, two syncs with churn between
+//! (or `--database-url`), the simulator in-process, two syncs with churn between
 //! them, and a look at what changed.
 
 use std::path::PathBuf;
@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use sqlx::PgPool;
 
-use super::db::{connect, DbArgs};
+use super::db::{connect, parse_secret};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::{Client, ClientConfig, Credentials};
 use crate::pg_local::LocalPostgres;
+use crate::secret::{without_password, Secret};
 use crate::simulator::{
     ChurnSpec, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
@@ -23,9 +24,11 @@ const DEMO_DATABASE: &str = "ecp_demo";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Use this database instead of starting a local one.
-    #[command(flatten)]
-    pub db: DbArgs,
+    /// Use this database instead of starting a local one. Only from the flag:
+    /// DATABASE_URL, set for `sync`, may name the production inventory, and the
+    /// demo fills its database with simulated instances.
+    #[arg(long, value_name = "URL", value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
 
     /// Where the local Postgres keeps its data (reused by the next demo).
     #[arg(long, default_value = ".ecp-demo")]
@@ -41,7 +44,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let (url, local) = match &args.db.database_url {
+    let (url, local) = match &args.database_url {
         Some(url) => (url.expose().to_owned(), None),
         None => {
             let dir = args.data_dir.join("postgres");
@@ -164,7 +167,7 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
 
 fn print_next_steps(url: &str, local: Option<&LocalPostgres>, from: i64, to: i64) {
     println!("\nLook further with psql:");
-    println!("   psql '{url}'");
+    println!("   psql '{}'", without_password(url));
     println!("   SELECT biz_region_id, status, count(*) FROM ecp.current_instances GROUP BY 1, 2 ORDER BY 1, 2;");
     println!("   SELECT * FROM ecp.run_diff({from}, {to}) LIMIT 20;");
     println!("   SELECT * FROM ecp.change_feed LIMIT 20;");

@@ -12,6 +12,7 @@ use crate::config::ConfigFile;
 use crate::error::ConfigError;
 use crate::multi::{self, SourceJob};
 use crate::normalize::NormalizeOptions;
+use crate::secret::without_password;
 use crate::store::{self, ApplyOptions, Store, StoreConfig};
 use crate::sync::{self, Regions, RunReport, SyncSettings};
 use crate::{metrics, progress};
@@ -87,7 +88,12 @@ pub struct SyncArgs {
 
     /// Push the run's metrics to this Prometheus Pushgateway, e.g.
     /// http://pushgateway:9091 (to {URL}/metrics/job/ecp_inventory).
-    #[arg(long, env = "ECP_PUSHGATEWAY_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "ECP_PUSHGATEWAY_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub pushgateway_url: Option<String>,
 
     /// Write the run's metrics to this file (atomically), for node_exporter's
@@ -240,9 +246,11 @@ async fn export_metrics(store: &Store, report: &RunReport, args: &SyncArgs) {
     }
     if let Some(url) = &args.pushgateway_url {
         match metrics::push(url, body).await {
-            Ok(()) => tracing::info!(url = %metrics::push_url(url), "metrics pushed"),
+            Ok(()) => {
+                tracing::info!(url = %without_password(&metrics::push_url(url)), "metrics pushed")
+            }
             Err(e) => {
-                tracing::warn!(url = %metrics::push_url(url), error = %e, "could not push the metrics")
+                tracing::warn!(url = %without_password(&metrics::push_url(url)), error = %e, "could not push the metrics")
             }
         }
     }

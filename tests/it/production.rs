@@ -373,10 +373,14 @@ async fn one_account_from_flags_and_environment_prints_a_json_summary() {
             ("DATABASE_URL", &db.url),
             ("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET),
+            // Nobody listens there: the failure is logged, without the password.
+            ("ECP_PUSHGATEWAY_URL", "http://pusher:PushPw99@127.0.0.1:9"),
         ],
     )
     .await;
     assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stderr.contains("could not push the metrics"), "{stderr}");
+    assert!(!stderr.contains("PushPw99"), "{stderr}");
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["status"], "succeeded");
     assert_eq!(report["totals"]["created"], 120);
@@ -403,6 +407,15 @@ async fn one_account_from_flags_and_environment_prints_a_json_summary() {
     )
     .await;
     assert_eq!(code, 2, "{stderr}");
+
+    // Nor does --help show it from the environment.
+    let (code, help, _) = ecp(
+        &["sync", "--help"],
+        &[("ECP_PUSHGATEWAY_URL", "http://pusher:PushPw99@127.0.0.1:9")],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(help.contains("ECP_PUSHGATEWAY_URL") && !help.contains("PushPw99"), "{help}");
 }
 
 /// Names and versions of the fleet at `ts`, hashed: equal iff the same rows.

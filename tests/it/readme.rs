@@ -252,7 +252,10 @@ async fn demo_with_nothing_set_runs_the_whole_job_on_its_own_postgres() {
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).unwrap();
     let mut demo = crate::cli::ecp();
+    // Set for `sync`, naming another database: the demo must not touch it.
+    let production = "postgres://ecp_writer:Pr0dPassw0rd@127.0.0.1:9/ecp";
     demo.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", production)
         .args(["demo", "--instances", "300", "--data-dir"])
         .arg(&home);
     let ran = crate::cli::run(&mut demo).await;
@@ -294,15 +297,15 @@ async fn demo_with_nothing_set_runs_the_whole_job_on_its_own_postgres() {
         assert!(ran.stdout.contains(said), "{said:?} in:\n{}", ran.stdout);
     }
     assert_eq!(runs, 2, "two successful runs in the demo's database");
+    assert!(!ran.stdout.contains("Pr0dPassw0rd"), "{}", ran.stdout);
 }
 
-/// With DATABASE_URL the demo uses that database and starts no server.
+/// With --database-url the demo uses that database and starts no server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_with_database_url_uses_that_database() {
     let db = test_db().await;
     let mut demo = crate::cli::ecp();
-    demo.env("DATABASE_URL", &db.url)
-        .args(["demo", "--instances", "300"]);
+    demo.args(["demo", "--instances", "300", "--database-url", &db.url]);
     let ran = crate::cli::run(&mut demo).await;
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert!(

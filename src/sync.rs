@@ -402,16 +402,33 @@ pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncErr
         .describe_regions(&DescribeRegionsRequest::default())
         .await
         .map_err(SyncError::Regions)?;
-    let regions: Vec<String> = answer
-        .region_models
-        .into_iter()
-        .filter_map(|r| r.region_id)
-        .filter(|r| !r.is_empty())
-        .collect();
+    let mut regions: Vec<String> = Vec::new();
+    for region in answer.region_models.into_iter().filter_map(|r| r.region_id) {
+        // A region id names a scope in the database and in every log line: one
+        // with control characters (a NUL the database cannot store) is the
+        // service's garbage, not a region to crawl.
+        if region.is_empty() || region.chars().any(char::is_control) {
+            warn!(region = ?region, "DescribeRegions listed an unusable region id; skipped");
+        } else if !regions.contains(&region) {
+            regions.push(region);
+        }
+    }
     if regions.is_empty() {
         return Err(SyncError::NoRegions);
     }
     Ok(regions)
+}
+
+/// The regions in the order given, each once: a region named twice (`--region`
+/// repeated, a config file's list) is one scope, crawled once.
+fn each_once(regions: &[String]) -> Vec<String> {
+    let mut once: Vec<String> = Vec::with_capacity(regions.len());
+    for region in regions {
+        if !once.contains(region) {
+            once.push(region.clone());
+        }
+    }
+    once
 }
 
 /// Named regions must be ones `DescribeRegions` lists: the API answers an unknown
@@ -422,12 +439,13 @@ pub(crate) async fn check_regions(
     client: &Client,
     regions: &[String],
 ) -> Result<Vec<String>, SyncError> {
+    let regions = each_once(regions);
     let known = match list_regions(client).await {
         Ok(known) => known,
         Err(SyncError::Regions(e)) if e.is_auth() => return Err(SyncError::Regions(e)),
         Err(e) => {
             warn!(error = %e, "could not check the named regions against DescribeRegions");
-            return Ok(regions.to_vec());
+            return Ok(regions);
         }
     };
     let unknown: Vec<String> = regions
@@ -436,7 +454,7 @@ pub(crate) async fn check_regions(
         .cloned()
         .collect();
     if unknown.is_empty() {
-        Ok(regions.to_vec())
+        Ok(regions)
     } else {
         Err(SyncError::UnknownRegions { unknown, known })
     }
@@ -659,7 +677,13 @@ impl ScopeReport {
 
 #[cfg(test)]
 mod tests {
-    use super::clear_shortfall;
+    use super::{clear_shortfall, each_once};
+
+    #[test]
+    fn a_region_named_twice_is_one_scope() {
+        let named = ["cn-shanghai", "cn-hangzhou", "cn-shanghai"].map(String::from);
+        assert_eq!(each_once(&named), ["cn-shanghai", "cn-hangzhou"]);
+    }
 
     #[test]
     fn only_a_clear_shortfall_of_the_total_count_is_reported() {

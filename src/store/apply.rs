@@ -401,7 +401,7 @@ async fn insert_scope_line(
         .bind(n(c.volatile))
         .bind(stats.started_at)
         .bind(line.snapshot_at)
-        .bind(line.error)
+        .bind(line.error.map(super::storable))
         .execute(conn)
         .await?;
     Ok(())

@@ -41,7 +41,7 @@ impl Run {
     pub async fn finish(self, outcome: RunOutcome) -> Result<(), StoreError> {
         let (status, error) = match &outcome {
             RunOutcome::Succeeded => ("succeeded", None),
-            RunOutcome::Failed(e) => ("failed", Some(e.as_str())),
+            RunOutcome::Failed(e) => ("failed", Some(super::storable(e))),
         };
         let (written, seen): (i64, i64) = sqlx::query_as(include_str!("sql/finish_run.sql"))
             .bind(self.run_id)

@@ -60,6 +60,16 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// The columns that, by default, are kept current in `ecp.instances` but open no
 /// version and make no change row: they move all the time without meaning much.
+/// A message as the ledger can store it: PostgreSQL's text has no NUL, and an
+/// error that quotes a service's message or an id with one in it must still be
+/// recorded (a run whose failure cannot be written stays `running`).
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains('\0') {
+        true => text.replace('\0', "\u{FFFD}").into(),
+        false => text.into(),
+    }
+}
+
 pub const DEFAULT_VOLATILE_FIELDS: [&str; 3] = ["session_status", "rate", "modified_at"];
 
 /// What crawl of what account a snapshot covers.

@@ -473,3 +473,47 @@ async fn a_redirect_is_reported_and_never_followed() {
         "the signed request went to the redirect's address"
     );
 }
+
+#[tokio::test]
+async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
+    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    // DescribeRegions lists one region twice and one id with a NUL in it; every
+    // page then fails with a message that carries a NUL too.
+    let (endpoint, requests) = scripted_server(|n| match n {
+        0 => Answer::json(
+            200,
+            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"},{"RegionId":"cn-shanghai"},{"RegionId":"cn-\u0000x"}]}"#,
+        ),
+        _ => Answer::json(
+            400,
+            r#"{"RequestId":"R1","Code":"InvalidParameter","Message":"bad\u0000value"}"#,
+        ),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::All,
+        ..Default::default()
+    };
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+
+    // One scope, crawled once: one regions call and one page.
+    assert_eq!(report.scopes.len(), 1, "{}", report.summary_line());
+    assert_eq!(report.scopes[0].biz_region_id, "cn-shanghai");
+    assert_eq!(requests.lock().unwrap().len(), 2);
+    // The failure is recorded, NUL and all (as U+FFFD): the run is not left
+    // `running` for want of a storable message.
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, error FROM ecp.sync_runs")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.contains("bad\u{FFFD}value"), "{error}");
+    let scope_error: String = sqlx::query_scalar("SELECT error FROM ecp.sync_run_scopes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
+}

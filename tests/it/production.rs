@@ -415,7 +415,10 @@ async fn one_account_from_flags_and_environment_prints_a_json_summary() {
     )
     .await;
     assert_eq!(code, 0);
-    assert!(help.contains("ECP_PUSHGATEWAY_URL") && !help.contains("PushPw99"), "{help}");
+    assert!(
+        help.contains("ECP_PUSHGATEWAY_URL") && !help.contains("PushPw99"),
+        "{help}"
+    );
 }
 
 /// Names and versions of the fleet at `ts`, hashed: equal iff the same rows.

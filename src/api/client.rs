@@ -711,18 +711,75 @@ pub fn parse_instance_page(
         if kind != "an object" {
             return Err(bad(format!("InstanceModel[{i}] is {kind}, not an object")));
         }
-        let fields: Map<String, Value> = serde_json::from_str(item.get())
-            .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
-        instances.push(RawInstance {
-            fields,
-            text: item.to_owned(),
-        });
+        let (fields, text) = match serde_json::from_str::<Map<String, Value>>(item.get()) {
+            Ok(fields) => (fields, item.to_owned()),
+            Err(e) => {
+                // A string cut in the middle of a character outside the BMP (an
+                // emoji in a name truncated by some service) leaves half of its
+                // UTF-16 pair, which neither serde nor PostgreSQL will take. One
+                // such name must not fail the region on every run: the half is
+                // replaced with U+FFFD, in the fields and in raw.
+                let mended = replace_lone_surrogates(item.get())
+                    .ok_or_else(|| bad(format!("InstanceModel[{i}]: {e}")))?;
+                let fields: Map<String, Value> = serde_json::from_str(&mended)
+                    .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
+                let instance_id = fields.get("AndroidInstanceId").and_then(|v| v.as_str());
+                tracing::warn!(
+                    instance_id = instance_id.unwrap_or(""),
+                    "a string held half of a UTF-16 surrogate pair; stored with U+FFFD in its place"
+                );
+                let text = RawValue::from_string(mended)
+                    .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
+                (fields, text)
+            }
+        };
+        instances.push(RawInstance { fields, text });
     }
     Ok(InstancePage {
         request_id,
         total_count,
         next_token,
         instances,
+    })
+}
+
+/// The JSON text with every `\uXXXX` escape of an unpaired UTF-16 surrogate
+/// replaced by `\uFFFD`, or `None` if it has none. Backslashes occur only inside
+/// strings in JSON, so escapes are found without tracking strings.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn code_at(b: &[u8], at: usize) -> Option<u16> {
+        let hex = b.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at, mut replaced) = (0, 0, false);
+    while at < b.len() {
+        if b[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        match code_at(b, at) {
+            Some(0xD800..=0xDBFF) if matches!(code_at(b, at + 6), Some(0xDC00..=0xDFFF)) => {
+                at += 12; // a whole pair
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.push_str(&text[copied..at]);
+                out.push_str("\\uFFFD");
+                at += 6;
+                copied = at;
+                replaced = true;
+            }
+            Some(_) => at += 6,
+            None => at += 2, // any other escape, the escaped character included
+        }
+    }
+    replaced.then(|| {
+        out.push_str(&text[copied..]);
+        out
     })
 }
 
@@ -742,6 +799,35 @@ fn kind_of(v: &RawValue) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_a_surrogate_pair_is_replaced_and_a_whole_one_kept() {
+        let text = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud800","d":"\udc00y\"\u00e9"}"#;
+        let mended = replace_lone_surrogates(text).unwrap();
+        assert_eq!(
+            mended,
+            r#"{"a":"x\uFFFD","b":"\ud83d\ude00","c":"\\ud800","d":"\uFFFDy\"\u00e9"}"#
+        );
+        assert!(serde_json::from_str::<Value>(&mended).is_ok());
+        assert_eq!(replace_lone_surrogates(r#"{"b":"\ud83d\ude00"}"#), None);
+        assert_eq!(
+            replace_lone_surrogates(r#"{"t":"\ud83d"#),
+            Some(r#"{"t":"\uFFFD"#.into())
+        );
+    }
+
+    #[test]
+    fn a_record_with_half_a_surrogate_pair_is_read_not_refused() {
+        let body = br#"{"RequestId":"R","InstanceModel":[{"AndroidInstanceId":"acp-1","AndroidInstanceName":"phone \ud83d"}]}"#;
+        let page = parse_instance_page("A", 200, body).unwrap();
+        let record = &page.instances[0];
+        assert_eq!(record.fields["AndroidInstanceName"], "phone \u{FFFD}");
+        assert!(
+            record.text.get().contains(r"phone \uFFFD"),
+            "{}",
+            record.text.get()
+        );
+    }
 
     #[test]
     fn a_page_keeps_unknown_fields_and_reads_a_missing_token_as_the_end() {

@@ -517,3 +517,38 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
         .unwrap();
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
 }
+
+#[tokio::test]
+async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
+    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    let (endpoint, _) = scripted_server(|n| match n {
+        0 => Answer::json(
+            200,
+            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
+        ),
+        _ => Answer::json(
+            200,
+            r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","AndroidInstanceName":"phone \ud83d"},{"AndroidInstanceId":"acp-2","AndroidInstanceName":"ok"}]}"#,
+        ),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    };
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    let (name, raw_name): (String, String) = sqlx::query_as(
+        "SELECT instance_name, raw ->> 'AndroidInstanceName' FROM ecp.instances \
+         WHERE instance_id = 'acp-1'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (name.as_str(), raw_name.as_str()),
+        ("phone \u{FFFD}", "phone \u{FFFD}")
+    );
+}

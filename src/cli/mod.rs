@@ -41,7 +41,13 @@ pub struct Cli {
 
     /// Log level or filter (error, warn, info, debug, trace, or
     /// `ecp_inventory=debug`). RUST_LOG wins when set.
-    #[arg(long, global = true, default_value = "info", env = "ECP_LOG_LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "ECP_LOG_LEVEL",
+        value_parser = crate::telemetry::parse_level
+    )]
     pub log_level: String,
 
     #[command(subcommand)]

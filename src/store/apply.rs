@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::stage::ScopeSync;
 use super::{Scope, StoreError};
@@ -62,8 +62,14 @@ pub(crate) async fn apply(
     let snapshot_at = s.last_observed_at.unwrap_or_else(Utc::now);
     match apply_in_transaction(&mut s, opts, snapshot_at).await {
         Ok(counts) => {
-            info!(run_id = s.run_id, scope = %s.scope, ?counts,
-                  duration_ms = started.elapsed().as_millis() as u64, "scope applied");
+            // The scope's own line (with its counts) is the caller's; this one
+            // says what the apply cost.
+            debug!(
+                seen = counts.seen,
+                volatile = counts.volatile,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "apply committed"
+            );
             s.conn.close().await?;
             Ok(counts)
         }

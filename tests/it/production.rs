@@ -386,11 +386,15 @@ async fn one_account_from_flags_and_environment_prints_a_json_summary() {
     assert_eq!(report["totals"]["created"], 120);
     assert_eq!(report["scopes"][0]["source"], "default");
     // Logs are JSON lines on stderr, with the run and scope spans on them.
-    let applied = stderr
+    let applied: Vec<Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "scope applied")
-        .expect("a 'scope applied' log line");
+        .filter(|l| l["fields"]["message"] == "scope applied")
+        .collect();
+    assert_eq!(applied.len(), 1, "one 'scope applied' line: {stderr}");
+    let applied = &applied[0];
+    // Each count its own field, as log tools read them.
+    assert_eq!(applied["fields"]["created"], 120);
     assert_eq!(applied["span"]["scope"], "default/cn-shanghai");
     assert_eq!(applied["spans"][0]["run_id"], report["run_id"]);
 

@@ -91,7 +91,7 @@ pub enum CrawlError {
 impl CrawlError {
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
-            CrawlError::Api { error, .. } => Some(error),
+            CrawlError::Api { error, .. } => Some(error.last()),
             _ => None,
         }
     }

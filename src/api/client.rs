@@ -207,21 +207,55 @@ impl Client {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
-            if !error.is_retryable() || attempt >= policy.max_attempts {
+            if !error.is_retryable() {
                 return Err(error);
+            }
+            let gave_up = |why: String, last: ApiError| ApiError::GaveUp {
+                attempts: attempt,
+                why,
+                last: Box::new(last),
+            };
+            if attempt >= policy.max_attempts {
+                let why = format!("the most allowed (--max-attempts {})", policy.max_attempts);
+                return Err(gave_up(why, error));
             }
             let delay = policy.delay(attempt, error.retry_after(), &mut rand::rng());
             if started.elapsed() + delay > policy.max_elapsed {
-                return Err(error);
+                let asked = match error.retry_after() {
+                    Some(wait) => {
+                        format!("the service asked to wait {:.1} s; ", wait.as_secs_f64())
+                    }
+                    None => String::new(),
+                };
+                let why = format!(
+                    "{asked}the next attempt would come {:.1} s after the first, past the \
+                     retry budget (--max-retry-secs {})",
+                    (started.elapsed() + delay).as_secs_f64(),
+                    policy.max_elapsed.as_secs_f64()
+                );
+                return Err(gave_up(why, error));
             }
-            tracing::debug!(
-                action,
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                throttled = error.is_throttling(),
-                error = %error,
-                "retrying"
-            );
+            // A wait a person would notice is said at info: a quiet minute of
+            // throttling otherwise looks like a hung job.
+            if delay >= Duration::from_secs(5) {
+                tracing::info!(
+                    action,
+                    attempt,
+                    wait_secs = delay.as_secs_f64(),
+                    throttled = error.is_throttling(),
+                    error = %error,
+                    "waiting before the next attempt"
+                );
+            } else {
+                tracing::debug!(
+                    action,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    throttled = error.is_throttling(),
+                    error = %error,
+                    "retrying"
+                );
+            }
             self.config.stats.record_retry(error.is_throttling());
             tokio::time::sleep(delay).await;
         }

@@ -73,6 +73,14 @@ pub enum ApiError {
         /// a proxy's answer), when it came with one.
         retry_after: Option<Duration>,
     },
+    /// A retryable error, retried for as long as the policy allows: the last
+    /// answer, and why there was no further attempt.
+    #[error("{last}; gave up after {attempts} attempt(s): {why}")]
+    GaveUp {
+        attempts: u32,
+        why: String,
+        last: Box<ApiError>,
+    },
 }
 
 /// Whether an error code means "slow down and try again": every `Throttling*`
@@ -100,6 +108,7 @@ impl ApiError {
                 ..
             } => is_throttling_code(code) || *status == 429 || *x_acs_retry_after,
             ApiError::BadResponse { status, .. } => *status == 429,
+            ApiError::GaveUp { last, .. } => last.is_throttling(),
             _ => false,
         }
     }
@@ -120,6 +129,7 @@ impl ApiError {
             ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
             ApiError::Credentials { .. } => false,
             ApiError::BadResponse { status, .. } => *status >= 500 || self.is_throttling(),
+            ApiError::GaveUp { .. } => false,
         }
     }
 
@@ -138,7 +148,16 @@ impl ApiError {
                     || code == "NoPermission"
             }
             ApiError::Credentials { .. } => true,
+            ApiError::GaveUp { last, .. } => last.is_auth(),
             _ => false,
+        }
+    }
+
+    /// The service's own answer: the last one of a call given up on.
+    pub fn last(&self) -> &ApiError {
+        match self {
+            ApiError::GaveUp { last, .. } => last,
+            e => e,
         }
     }
 
@@ -147,6 +166,7 @@ impl ApiError {
             ApiError::Service { request_id, .. } | ApiError::BadResponse { request_id, .. } => {
                 request_id.as_deref()
             }
+            ApiError::GaveUp { last, .. } => last.request_id(),
             _ => None,
         }
     }
@@ -169,6 +189,7 @@ impl ApiError {
             ApiError::Service { retry_after, .. } | ApiError::BadResponse { retry_after, .. } => {
                 *retry_after
             }
+            ApiError::GaveUp { last, .. } => last.retry_after(),
             _ => None,
         }
     }

@@ -247,7 +247,7 @@ async fn a_gateway_retry_after_is_honoured() {
         assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err}");
         assert_eq!(requests.lock().unwrap().len(), 1, "{err}");
         // A 429 is throttling; a 503 that asks for a wait is still an outage.
-        let status = match &err {
+        let status = match err.last() {
             ApiError::Service { status, .. } | ApiError::BadResponse { status, .. } => *status,
             other => panic!("{other}"),
         };
@@ -551,4 +551,49 @@ async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
         (name.as_str(), raw_name.as_str()),
         ("phone \u{FFFD}", "phone \u{FFFD}")
     );
+}
+
+#[tokio::test]
+async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
+    // Retries spent.
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(
+            503,
+            r#"{"RequestId":"R5","Code":"ServiceUnavailable","Message":"busy"}"#,
+        )
+    })
+    .await;
+    let err = one_page(&client(endpoint, 3, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert_eq!(requests.lock().unwrap().len(), 3);
+    let text = err.to_string();
+    assert!(
+        text.contains("ServiceUnavailable") && text.contains("R5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gave up after 3 attempt(s)") && text.contains("--max-attempts 3"),
+        "{text}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(err.request_id(), Some("R5"));
+
+    // A wait asked for that the budget cannot hold: said, not a bare refusal.
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(
+            400,
+            r#"{"RequestId":"R6","Code":"Throttling.User","Message":"flow control"}"#,
+        )
+        .with_header("x-acs-retry-after", "150000")
+    })
+    .await;
+    let err = one_page(&client(endpoint, 8, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert_eq!(requests.lock().unwrap().len(), 1);
+    let text = err.to_string();
+    assert!(text.contains("asked to wait 150.0 s"), "{text}");
+    assert!(text.contains("--max-retry-secs 5"), "{text}");
+    assert!(err.is_throttling(), "{text}");
 }

@@ -42,8 +42,13 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(crate::sync::SyncError::UnknownRegions { .. }) = cause.downcast_ref() {
             return EXIT_CONFIG;
         }
-        if let Some(crate::store::StoreError::LockBusy { .. }) = cause.downcast_ref() {
-            return EXIT_LOCK_BUSY;
+        match cause.downcast_ref() {
+            Some(crate::store::StoreError::LockBusy { .. }) => return EXIT_LOCK_BUSY,
+            Some(
+                crate::store::StoreError::SchemaBehind { .. }
+                | crate::store::StoreError::MigrationDenied(_),
+            ) => return EXIT_CONFIG,
+            _ => {}
         }
         // Wrong credentials, a clock off by more than the gateway allows, or a RAM
         // user without the API's permission: retrying cannot help, fix the setup.

@@ -63,8 +63,9 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 30.0)]
     pub lock_wait_secs: f64,
 
-    /// Do not apply pending migrations first.
-    #[arg(long)]
+    /// Do not migrate the schema first; refuse one that is behind (for a
+    /// database user that may not change the schema).
+    #[arg(long, env = "ECP_NO_MIGRATE")]
     pub no_migrate: bool,
 
     /// The zone of GmtCreate and GmtModified, which the API sends without one
@@ -203,7 +204,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         },
     )
     .map_err(|e| ConfigError::new(format!("--volatile-fields: {e}")))?;
-    if !args.no_migrate {
+    if args.no_migrate {
+        store.check_schema().await?;
+    } else {
         store.migrate().await?;
     }
     if !args.no_progress && std::io::stderr().is_terminal() {

@@ -58,8 +58,28 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns that, by default, are kept current in `ecp.instances` but open no
-/// version and make no change row: they move all the time without meaning much.
+/// SQLSTATE of "relation does not exist".
+const UNDEFINED_TABLE: &str = "42P01";
+
+/// The version of the last migration this build carries.
+fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+fn is_permission_denied(e: &sqlx::migrate::MigrateError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(db) = c
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|s| s.as_database_error())
+        {
+            return db.code().as_deref() == Some(crate::error::INSUFFICIENT_PRIVILEGE);
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// A message as the ledger can store it: PostgreSQL's text has no NUL, and an
 /// error that quotes a service's message or an id with one in it must still be
 /// recorded (a run whose failure cannot be written stays `running`).
@@ -70,6 +90,8 @@ fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The columns that, by default, are kept current in `ecp.instances` but open no
+/// version and make no change row: they move all the time without meaning much.
 pub const DEFAULT_VOLATILE_FIELDS: [&str; 3] = ["session_status", "rate", "modified_at"];
 
 /// What crawl of what account a snapshot covers.
@@ -116,6 +138,18 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the schema needs migrating and this database user may not change it ({0}): run \
+         `ecp-inventory migrate` once as the schema's owner, then sync with --no-migrate \
+         (ECP_NO_MIGRATE=true) as this user"
+    )]
+    MigrationDenied(#[source] sqlx::migrate::MigrateError),
+    #[error(
+        "the database's schema is at migration {applied}, this version of ecp-inventory \
+         needs {latest}: run `ecp-inventory migrate` (as the schema's owner), or sync \
+         without --no-migrate"
+    )]
+    SchemaBehind { applied: i64, latest: i64 },
     #[error(
         "scope {scope} is locked by another run (waited {waited:?}, --lock-wait-secs); \
          is a previous sync still running?"
@@ -164,8 +198,45 @@ impl Store {
         &self.pool
     }
 
+    /// Brings the schema up to date before a sync. A schema already current is
+    /// left alone: the migrator would first create its ledger table if missing,
+    /// which a database user with only the rights a sync needs may not do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool).await
+        if self.schema_version().await? == Some(latest_migration()) {
+            return Ok(());
+        }
+        migrate(&self.pool).await.map_err(|e| match e {
+            StoreError::Migrate(m) if is_permission_denied(&m) => StoreError::MigrationDenied(m),
+            e => e,
+        })
+    }
+
+    /// For `sync --no-migrate`: the schema must already be this version's.
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let latest = latest_migration();
+        match self.schema_version().await? {
+            // Unreadable: the sync will say what it may not do.
+            None => Ok(()),
+            Some(v) if v == latest => Ok(()),
+            Some(applied) => Err(StoreError::SchemaBehind { applied, latest }),
+        }
+    }
+
+    /// The last migration applied, 0 if none ever was; `None` if that cannot be
+    /// read (the user may not read the migrator's ledger).
+    async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let read: Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await;
+        match read {
+            Ok(v) => Ok(Some(v.unwrap_or(0))),
+            Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
+                Some(UNDEFINED_TABLE) => Ok(Some(0)),
+                Some(crate::error::INSUFFICIENT_PRIVILEGE) => Ok(None),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     /// Marks runs whose process is gone as abandoned, then starts a run.

@@ -159,11 +159,81 @@ async fn a_database_user_without_rights_exits_2_with_permission_denied() {
         cmd.args(extra);
         let ran = run(&mut cmd).await;
         ran.assert_one_error(2, "permission denied");
+        if extra.is_none() {
+            // The way out: migrate as the owner, sync without migrating.
+            assert!(ran.stderr.contains("--no-migrate"), "{}", ran.stderr);
+        }
     }
     assert_eq!(
         crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.sync_runs").await,
         0
     );
+}
+
+/// A user with the rights a sync needs on a migrated schema, and no more, syncs
+/// without --no-migrate: the current schema is not migrated again (the migrator
+/// would first try to create its ledger table, which this user may not).
+#[tokio::test]
+async fn a_least_privileged_writer_syncs_a_current_schema() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 10,
+        ..Default::default()
+    })
+    .await;
+    let role = format!("ecp_writer_{}", &db.name[5..13]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'pw'; \
+         GRANT USAGE ON SCHEMA ecp TO {role}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecp TO {role}; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA ecp TO {role}; \
+         GRANT SELECT ON public._sqlx_migrations TO {role}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let url = with_user(&db.url, &role, "pw");
+    let ran = run(ecp_with_keys()
+        .args(["sync", "--endpoint", &running.endpoint()])
+        .args(["--database-url", &url, "--region", "cn-shanghai"]))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        crate::helpers::count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.sync_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        1
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+/// `sync --no-migrate` on a database the job never migrated says so, and how to.
+#[tokio::test]
+async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
+    let db = crate::helpers::test_db_migrated_to(Some(0)).await;
+    for (flag, env) in [(Some("--no-migrate"), None), (None, Some("true"))] {
+        let mut cmd = ecp_with_keys();
+        cmd.args(["sync", "--endpoint", "http://127.0.0.1:9"])
+            .args(["--database-url", &db.url, "--region", "cn-shanghai"])
+            .args(flag);
+        if let Some(value) = env {
+            cmd.env("ECP_NO_MIGRATE", value);
+        }
+        let ran = run(&mut cmd).await;
+        ran.assert_one_error(2, "schema is at migration 0");
+        assert!(
+            ran.stderr.contains("ecp-inventory migrate"),
+            "{}",
+            ran.stderr
+        );
+    }
 }
 
 /// `url` with its user and password replaced.

@@ -548,6 +548,16 @@ async fn the_readonly_role_can_select_and_cannot_write() {
     )
     .await
     .unwrap();
+    // The schema belongs to the role the job migrates with, not to the
+    // superuser who runs the script.
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let migrator = format!("migrator_{suffix}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {migrator} NOLOGIN; ALTER SCHEMA ecp OWNER TO {migrator}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let script = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/readonly_role.sql"
@@ -563,10 +573,14 @@ async fn the_readonly_role_can_select_and_cannot_write() {
         .await
         .unwrap();
 
-    let login = format!(
-        "analyst_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    // A view a later migration adds, created by the migrating role.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET ROLE {migrator}; CREATE VIEW ecp.added_later AS SELECT 1 AS x; RESET ROLE"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let login = format!("analyst_{suffix}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE {login} LOGIN PASSWORD 'analyst-pw' IN ROLE ecp_readonly"
     )))
@@ -596,6 +610,11 @@ async fn the_readonly_role_can_select_and_cannot_write() {
         .await
         .unwrap();
     assert_eq!(n, 5);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp.added_later")
+        .fetch_one(&mut conn)
+        .await
+        .expect("what the migrating role adds later is readable");
+    assert_eq!(n, 1);
     for write in [
         "INSERT INTO ecp.sync_runs (tool_version) VALUES ('x')",
         "UPDATE ecp.instances SET instance_name = 'x'",
@@ -612,10 +631,13 @@ async fn the_readonly_role_can_select_and_cannot_write() {
         );
     }
     conn.close().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {login}")))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP ROLE {login}; REASSIGN OWNED BY {migrator} TO CURRENT_USER; \
+         DROP OWNED BY {migrator}; DROP ROLE {migrator}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
 }
 
 /// Managed PostgreSQL services often accept TLS connections only. A server that

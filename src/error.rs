@@ -1,6 +1,7 @@
 //! Errors that decide the exit code, and the codes themselves, in one place.
 
 use crate::api::client::ClientBuildError;
+use crate::store::StoreError;
 
 /// The run did what it was asked.
 pub const EXIT_OK: u8 = 0;
@@ -33,6 +34,40 @@ impl From<ClientBuildError> for ConfigError {
     }
 }
 
+/// The database's error in a link of the chain: itself, or inside the store's
+/// error (which does not name it as its source, see `StoreError::Database`).
+fn database_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e sqlx::Error> {
+    cause
+        .downcast_ref::<sqlx::Error>()
+        .or_else(|| store_error(cause).and_then(StoreError::database_error))
+}
+
+/// The store's error in a link of the chain, itself or inside the sync's (which
+/// is transparent: it stands in the chain for it).
+fn store_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e StoreError> {
+    cause.downcast_ref::<StoreError>().or_else(|| {
+        match cause.downcast_ref::<crate::sync::SyncError>() {
+            Some(crate::sync::SyncError::Store(e)) => Some(e),
+            _ => None,
+        }
+    })
+}
+
+/// A database error as a user reads it: the server's message and SQLSTATE, or
+/// the connection's failure, without the position in the statement that sqlx
+/// appends (a line of the job's SQL, meaningless to its user) or any URL.
+pub fn describe_db(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        other => other.to_string(),
+    }
+}
+
 /// The exit code for an error chain: the first link that knows its kind decides.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
@@ -42,12 +77,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(crate::sync::SyncError::UnknownRegions { .. }) = cause.downcast_ref() {
             return EXIT_CONFIG;
         }
-        match cause.downcast_ref() {
-            Some(crate::store::StoreError::LockBusy { .. }) => return EXIT_LOCK_BUSY,
-            Some(
-                crate::store::StoreError::SchemaBehind { .. }
-                | crate::store::StoreError::MigrationDenied(_),
-            ) => return EXIT_CONFIG,
+        match store_error(cause) {
+            Some(StoreError::LockBusy { .. }) => return EXIT_LOCK_BUSY,
+            Some(StoreError::SchemaBehind { .. } | StoreError::MigrationDenied(_)) => {
+                return EXIT_CONFIG
+            }
             _ => {}
         }
         // Wrong credentials, a clock off by more than the gateway allows, or a RAM
@@ -58,10 +92,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             }
         }
         // The database user lacks a privilege the job needs.
-        if let Some(db) = cause
-            .downcast_ref::<sqlx::Error>()
-            .and_then(sqlx::Error::as_database_error)
-        {
+        if let Some(db) = database_error(cause).and_then(sqlx::Error::as_database_error) {
             if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) {
                 return EXIT_CONFIG;
             }

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 
-use crate::error::ConfigError;
+use crate::error::{describe_db, ConfigError};
 use crate::secret::Secret;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -27,6 +27,9 @@ impl DbArgs {
             .ok_or_else(|| ConfigError::new("no database: pass --database-url or set DATABASE_URL"))
     }
 }
+
+/// How long connecting may take, the first connection or any from the pool.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The `application_name` of the job's database sessions.
 pub const APPLICATION_NAME: &str = "ecp-inventory";
@@ -59,25 +62,41 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         options.get_port(),
         options.get_database().unwrap_or("")
     );
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(15))
-        .connect_with(options)
-        .await
-        .map_err(|e| {
-            let message = format!("cannot connect to PostgreSQL at {target}: {}", describe(&e));
-            // A wrong password, an unknown user or database: the invocation is wrong,
-            // and trying again will not help (exit 2). Anything else may pass (exit 1).
-            let refused = e
-                .as_database_error()
-                .and_then(|db| db.code())
-                .is_some_and(|code| code.starts_with("28") || code == "3D000");
-            if refused {
-                anyhow::Error::new(ConfigError::new(message))
-            } else {
-                anyhow::anyhow!(message)
-            }
-        })?;
+    // One connection first, on its own: the pool retries a failed connection
+    // until its timeout, and then says only that it timed out, where a refused
+    // port or an unknown host is clear at once.
+    let first = match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(connected) => connected,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    };
+    let pool = match first {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(CONNECT_TIMEOUT)
+                .connect_with(options)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let pool = pool.map_err(|e| {
+        let message = format!(
+            "cannot connect to PostgreSQL at {target}: {}",
+            describe_db(&e)
+        );
+        // A wrong password, an unknown user or database: the invocation is wrong,
+        // and trying again will not help (exit 2). Anything else may pass (exit 1).
+        let refused = e
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code.starts_with("28") || code == "3D000");
+        if refused {
+            anyhow::Error::new(ConfigError::new(message))
+        } else {
+            anyhow::anyhow!(message)
+        }
+    })?;
     Ok(pool)
 }
 
@@ -118,16 +137,6 @@ fn check_tls_files(url: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// sqlx's error text, with any URL it might quote dropped.
-fn describe(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -134,8 +134,10 @@ impl Default for StoreConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// Said whole by `describe_db`; not a `source`, so that printing the chain
+    /// does not add sqlx's own text of it.
+    #[error("database error: {}", crate::error::describe_db(.0))]
+    Database(sqlx::Error),
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
@@ -178,6 +180,22 @@ pub enum StoreError {
 }
 
 /// Entry point: a pool plus the settings and SQL derived from them.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    /// The database's own error, if this is one.
+    pub fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,

@@ -123,6 +123,14 @@ async fn a_missing_or_malformed_database_url_exits_2() {
 }
 
 #[tokio::test]
+async fn an_unreachable_database_is_said_to_refuse_the_connection() {
+    let url = format!("postgres://ecp@127.0.0.1:{}/ecp", closed_port());
+    let ran = run(ecp_with_keys().args(["sync", "--database-url", &url])).await;
+    ran.assert_one_error(1, "cannot connect to PostgreSQL at ecp@127.0.0.1");
+    assert!(ran.stderr.contains("refused"), "{}", ran.stderr);
+}
+
+#[tokio::test]
 async fn a_database_that_does_not_exist_exits_2() {
     let db = test_db().await;
     let url = db.url.replace(&db.name, "no_such_database");
@@ -162,6 +170,17 @@ async fn a_database_user_without_rights_exits_2_with_permission_denied() {
         if extra.is_none() {
             // The way out: migrate as the owner, sync without migrating.
             assert!(ran.stderr.contains("--no-migrate"), "{}", ran.stderr);
+        } else {
+            // The server's message and code, once, without sqlx's position in
+            // the job's own SQL.
+            assert!(ran.stderr.contains("(SQLSTATE 42501)"), "{}", ran.stderr);
+            assert!(!ran.stderr.contains("at line"), "{}", ran.stderr);
+            assert_eq!(
+                ran.stderr.matches("permission denied").count(),
+                1,
+                "{}",
+                ran.stderr
+            );
         }
     }
     assert_eq!(

@@ -75,10 +75,23 @@ fn compose_has_the_stack_and_runs_real_subcommands() {
         );
     }
     // The BI login is made from the read-only role script the image also ships.
-    let role = compose["services"]["analyst-role"]["command"][2]
-        .as_str()
-        .unwrap();
+    // As the container gets it: compose turns `$$` into `$`, and no shell reads
+    // what is left (a shell would take the DO block's `$$` for its process id).
+    let args: Vec<String> = strings(&compose["services"]["analyst-role"]["command"])
+        .iter()
+        .map(|a| a.replace("$$", "$"))
+        .collect();
+    assert_eq!(args[0], "psql", "{args:?}");
+    let role = args.join(" ");
     assert!(role.contains("/deploy/readonly_role.sql") && role.contains("IN ROLE ecp_readonly"));
+    let block = args
+        .iter()
+        .find(|a| a.starts_with("DO "))
+        .expect("the DO block");
+    assert!(
+        block.starts_with("DO $$ BEGIN") && block.ends_with("END $$"),
+        "{block}"
+    );
     assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy/readonly_role.sql")
         .exists());
@@ -93,13 +106,8 @@ fn the_cronjobs_never_overlap_use_rrsa_and_secrets_and_run_as_non_root() {
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        [
-            "CronJob",
-            "CronJob",
-            "ServiceAccount",
-            "Secret",
-            "ConfigMap"
-        ]
+        ["CronJob", "CronJob", "ServiceAccount", "ConfigMap"],
+        "no Secret: applying the file again must not overwrite the one kubectl made"
     );
 
     for cron in docs.iter().filter(|d| d["kind"] == "CronJob") {
@@ -148,6 +156,32 @@ fn the_cronjobs_never_overlap_use_rrsa_and_secrets_and_run_as_non_root() {
     ] {
         assert!(names.contains(&var), "{var} missing");
     }
+    // The token file the variable names is there: a projected service-account
+    // token for STS, mounted where the variable says.
+    let container = &sync["containers"][0];
+    let token_file = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+        .and_then(|e| e["value"].as_str())
+        .unwrap();
+    let (dir, file) = token_file.rsplit_once('/').unwrap();
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dir)
+        .expect("the token's directory is mounted");
+    let volume = sync["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let token = &volume["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["path"].as_str(), Some(file));
+    assert_eq!(token["audience"].as_str(), Some("sts.aliyuncs.com"));
     // The commented-out key pair fallback also reads from the Secret.
     assert!(text.contains("# - name: ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
     assert!(text.contains("secretKeyRef: { name: ecp-inventory, key: access-key-secret }"));
@@ -162,7 +196,7 @@ fn the_cronjobs_never_overlap_use_rrsa_and_secrets_and_run_as_non_root() {
     let args: Vec<String> =
         serde_yaml::from_str(line.trim_start().trim_start_matches("# args: ")).unwrap();
     assert_accepted(&args);
-    let toml = docs[4]["data"]["sources.toml"].as_str().unwrap();
+    let toml = docs[3]["data"]["sources.toml"].as_str().unwrap();
     ecp_inventory::config::ConfigFile::parse(toml).unwrap();
 }
 

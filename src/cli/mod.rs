@@ -78,6 +78,17 @@ pub enum Command {
     /// and for tests.
     ///
     /// Example: ecp-inventory simulate --listen 127.0.0.1:8790 --instances 5000 --seed 7
+    ///
+    /// While it runs, unsigned control calls change it (JSON bodies):
+    ///   POST /_sim/churn   {"seed": 1, "create": 10, "delete": 5, "status": 20,
+    ///                       "rename": 0, "retag": 0, "resize_disk": 0, "volatile": 0}
+    ///                      changes that many instances; answers which ones
+    ///   POST /_sim/faults  the fault flags below by name, e.g. {"throttle_rate": 0.1,
+    ///                      "latency_ms": 50}; GET shows the current ones
+    ///   GET  /_sim/stats   requests, pages and instances served
+    ///   GET  /_sim/fleet   every instance as the API would list it
+    ///
+    /// Example: curl -X POST localhost:8790/_sim/churn -d '{"seed": 1, "status": 20}'
     Simulate(crate::simulator::SimulateArgs),
     /// Benchmark the pipeline on a local PostgreSQL and the simulator: first
     /// sync, no-change and churned re-syncs, against a plain COPY of the same rows.

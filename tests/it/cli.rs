@@ -410,3 +410,55 @@ async fn no_secret_in_any_output_at_trace_level() {
         }
     }
 }
+
+/// The control calls `simulate --help` shows, with its example bodies, are the
+/// ones a running simulator takes.
+#[tokio::test]
+async fn the_simulator_control_calls_in_its_help_work_as_shown() {
+    let ran = run(ecp().args(["simulate", "--help"])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let help = ran.stdout;
+    // The example body after a call's path: from its `{` to the matching `}`,
+    // over line breaks.
+    let body_after = |path: &str| -> String {
+        let from = help
+            .find(path)
+            .unwrap_or_else(|| panic!("{path} in {help}"));
+        let open = from + help[from..].find('{').unwrap();
+        let close = open + help[open..].find('}').unwrap();
+        help[open..=close]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 50,
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for path in ["/_sim/churn", "/_sim/faults"] {
+        let body = body_after(path);
+        let answer = http
+            .post(format!("{}{path}", running.endpoint()))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            200,
+            "{path} {body}: {:?}",
+            answer.text().await
+        );
+    }
+    for path in ["/_sim/stats", "/_sim/fleet"] {
+        assert!(help.contains(&format!("GET  {path}")), "{help}");
+        let answer = http
+            .get(format!("{}{path}", running.endpoint()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+}

@@ -214,7 +214,7 @@ impl RunReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("listing the account's regions (DescribeRegions) failed: {0}")]
+    #[error("listing the account's regions: {0}")]
     Regions(#[source] crate::api::ApiError),
     #[error("DescribeRegions returned no region; name them with --region")]
     NoRegions,

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{Method, Uri};
-use ecp_inventory::simulator::{SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use ecp_inventory::simulator::{
+    RunningSimulator, Simulator, SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
 use ecp_inventory::store::ApplyOptions;
 use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
@@ -308,15 +310,20 @@ endpoint = "{endpoint}"
     assert_eq!(body, &text);
 }
 
-#[tokio::test]
-async fn a_config_file_naming_a_region_the_account_lacks_is_a_configuration_error() {
-    let db = test_db().await;
-    let (_sim, running) = start_sim(SimulatorConfig {
-        instances: 40,
+/// A simulator whose account has one region, cn-shanghai.
+async fn shanghai_only(instances: usize) -> (Simulator, RunningSimulator) {
+    start_sim(SimulatorConfig {
+        instances,
         regions: vec!["cn-shanghai".into()],
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_config_file_naming_a_region_the_account_lacks_is_a_configuration_error() {
+    let db = test_db().await;
+    let (_sim, running) = shanghai_only(40).await;
     let dir = TempDir::new();
     let config = dir.0.join("sources.toml");
     let endpoint = running.endpoint();
@@ -355,12 +362,7 @@ async fn a_config_file_naming_a_region_the_account_lacks_is_a_configuration_erro
 #[tokio::test]
 async fn one_account_from_flags_and_environment_prints_a_json_summary() {
     let db = test_db().await;
-    let (_sim, running) = start_sim(SimulatorConfig {
-        instances: 120,
-        regions: vec!["cn-shanghai".into()],
-        ..Default::default()
-    })
-    .await;
+    let (_sim, running) = shanghai_only(120).await;
     let (code, stdout, stderr) = ecp(
         &[
             "sync",

@@ -209,9 +209,10 @@ async fn run(
     }
 }
 
-/// The instance ids of the crawl so far, as 128-bit hashes: 16 bytes an instance
-/// (16 MB for a region of a million), where the ids themselves would take several
-/// times that, and a collision that would drop an instance is out of reach.
+/// The instance ids of the crawl so far, as 128-bit hashes: 17 bytes a slot of
+/// the table (about 36 MB for a region of a million, up to 53 MB while it grows),
+/// where the ids themselves would take several times that, and a collision that
+/// would drop an instance is out of reach.
 ///
 /// An instance moves by a position or two when the fleet changes between two page
 /// fetches, so it shows up again on a nearby page: its first listing is kept. A

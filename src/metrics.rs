@@ -159,7 +159,7 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
 
     // One gauge family per scope fact, each with a sample per scope.
     type ScopeFact = fn(&ScopeReport) -> f64;
-    let per_scope: [(&str, &str, ScopeFact); 3] = [
+    let per_scope: [(&str, &str, ScopeFact); 4] = [
         (
             "ecp_inventory_scope_success",
             "1 if the scope was applied in the last run, else 0 (biz_region_id * when the source's regions could not be listed).",
@@ -174,6 +174,11 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
             "ecp_inventory_scope_instances_seen",
             "Instances returned per scope in the last run.",
             |s| s.instances as f64,
+        ),
+        (
+            "ecp_inventory_scope_deletions_withheld",
+            "1 if the scope's last crawl was not taken as evidence of deletions (short of TotalCount, or records skipped), else 0. If it stays 1, deleted instances are never marked.",
+            |s| if s.deletions_withheld { 1.0 } else { 0.0 },
         ),
     ];
     for (name, help, value) in per_scope {
@@ -290,6 +295,33 @@ pub async fn push(base: &str, body: String) -> Result<(), PushError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_whose_deletions_were_withheld_says_so() {
+        let report = RunReport {
+            scopes: vec![ScopeReport {
+                source: "main".into(),
+                biz_region_id: "cn-shanghai".into(),
+                complete: true,
+                deletions_withheld: true,
+                ..Default::default()
+            }],
+            run_id: 1,
+            status: "succeeded",
+            duration_secs: 1.0,
+            requests: 1,
+            retries: 0,
+            throttled: 0,
+            totals: Default::default(),
+        };
+        let text = render(&report, &FleetFacts::default(), 0.0);
+        assert!(
+            text.contains(
+                "ecp_inventory_scope_deletions_withheld{source=\"main\",biz_region_id=\"cn-shanghai\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn labels_are_escaped_and_integers_print_plainly() {

@@ -46,14 +46,23 @@ impl From<&str> for Secret {
 /// A URL without the password it may carry (a database's, a Pushgateway's), to
 /// show or log. One that does not parse is not shown at all.
 pub fn without_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(None);
-            parsed.to_string()
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return "(a URL that does not parse)".to_owned();
+    };
+    let _ = parsed.set_password(None);
+    // PostgreSQL's URLs may also carry it as a parameter.
+    if parsed.query_pairs().any(|(name, _)| name == "password") {
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(name, _)| name != "password")
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        parsed.set_query(None);
+        if !kept.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(kept);
         }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(a URL that does not parse)".to_owned(),
     }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -77,5 +86,9 @@ mod tests {
         let local = "postgres://postgres@127.0.0.1:5432/ecp_demo";
         assert_eq!(without_password(local), local);
         assert!(!without_password("postgres://u:pw@[bad").contains("pw"));
+        assert_eq!(
+            without_password("postgres://u@db/ecp?password=pw&sslmode=require"),
+            "postgres://u@db/ecp?sslmode=require"
+        );
     }
 }

@@ -74,8 +74,9 @@ pub struct ScopeReport {
     /// `TotalCount` of the last page: how many instances the service counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
-    /// The crawl returned clearly fewer instances than `total_count`, so it was
-    /// not taken as evidence of deletions: none was marked.
+    /// The crawl was not taken as evidence of deletions, and none was marked:
+    /// it returned clearly fewer instances than `total_count`, or skipped
+    /// records it could not identify.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deletions_withheld: bool,
     pub complete: bool,
@@ -621,6 +622,7 @@ pub(crate) async fn sync_scope(
             skipped = report.skipped,
             "records without an instance id were skipped; no instance is marked deleted this run"
         );
+        report.deletions_withheld = true;
     }
     let options = ApplyOptions {
         filtered: filtered || settings.apply.filtered || report.skipped > 0 || shortfall.is_some(),

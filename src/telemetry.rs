@@ -51,8 +51,13 @@ pub fn parse_level(value: &str) -> Result<String, String> {
 pub fn init(format: LogFormat, level: &str) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // The server's notices ("relation ... already exists, skipping" on every
-    // migration check) are not the job's news, unless asked for by name.
-    if !level.contains("sqlx") && std::env::var_os("RUST_LOG").is_none() {
+    // migration check) are not the job's news, unless asked for by name. Only
+    // where they would show: a quieter level already hides them, and the
+    // directive would raise its target to warn.
+    let chatty = level
+        .split(',')
+        .any(|d| ["info", "debug", "trace"].contains(&d.trim().to_ascii_lowercase().as_str()));
+    if chatty && !level.contains("sqlx") && std::env::var_os("RUST_LOG").is_none() {
         filter = filter.add_directive("sqlx::postgres::notice=warn".parse().expect("valid"));
     }
     // Colours only for a person at a terminal: a file or a pipe gets plain text.

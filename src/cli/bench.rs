@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::db::DbArgs;
+use super::db::parse_secret;
 use crate::bench::{self, BenchConfig};
 use crate::pg_local::LocalPostgres;
+use crate::secret::Secret;
 
 /// The database each fleet size starts from, created afresh.
 const BENCH_DATABASE: &str = "ecp_bench";
@@ -16,9 +17,10 @@ const BENCH_DATABASE: &str = "ecp_bench";
 pub struct BenchArgs {
     /// A server to benchmark on instead of a local one: the URL's user must be
     /// allowed to create databases; the benchmark drops and recreates the
-    /// database `ecp_bench` on that server for each fleet size.
-    #[command(flatten)]
-    pub db: DbArgs,
+    /// database `ecp_bench` on that server for each fleet size. Only from the
+    /// flag: DATABASE_URL, set for `sync`, may name the production server.
+    #[arg(long, value_name = "URL", value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
 
     /// Where the local PostgreSQL keeps its data.
     #[arg(long, default_value = "target/bench-pg")]
@@ -94,7 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         sql_dir: args.sql_dir.clone(),
         scratch_dir: std::env::temp_dir(),
     };
-    let report = match &args.db.database_url {
+    let report = match &args.database_url {
         Some(url) => {
             let url = url.expose().to_owned();
             bench::run(&config, || recreate_on_server(url.clone())).await?

@@ -462,3 +462,29 @@ async fn the_simulator_control_calls_in_its_help_work_as_shown() {
         assert_eq!(answer.status(), 200, "{path}");
     }
 }
+
+/// `demo` and `bench` write simulated fleets into their database (bench drops and
+/// recreates one): neither takes it from DATABASE_URL, which `sync` reads and
+/// may name the production inventory.
+#[tokio::test]
+async fn demo_and_bench_take_a_database_only_from_the_flag() {
+    for command in ["demo", "bench"] {
+        let ran = run(ecp()
+            .env("DATABASE_URL", "postgres://prod@db/ecp")
+            .args([command, "--help"]))
+        .await;
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert!(
+            ran.stdout.contains("--database-url"),
+            "{command}: {}",
+            ran.stdout
+        );
+        assert!(
+            !ran.stdout.contains("[env: DATABASE_URL"),
+            "{command}: {}",
+            ran.stdout
+        );
+    }
+    let ran = run(ecp().args(["sync", "--help"])).await;
+    assert!(ran.stdout.contains("[env: DATABASE_URL"), "{}", ran.stdout);
+}

@@ -576,7 +576,6 @@ async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
         text.contains("gave up after 3 attempt(s)") && text.contains("--max-attempts 3"),
         "{text}"
     );
-    assert!(!err.is_retryable());
     assert_eq!(err.request_id(), Some("R5"));
 
     // A wait asked for that the budget cannot hold: said, not a bare refusal.

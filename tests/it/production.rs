@@ -267,6 +267,13 @@ endpoint = "{endpoint}"
         ),
         Some(1.0)
     );
+    assert_eq!(
+        sample(
+            &text,
+            "ecp_inventory_scope_deletions_withheld{source=\"alpha\",biz_region_id=\"cn-shanghai\"}"
+        ),
+        Some(0.0)
+    );
     let pages = report["scopes"][0]["pages"].as_f64().unwrap();
     assert!(pages >= 1.0);
     let created_alpha: f64 = ["cn-shanghai", "cn-hangzhou"]

@@ -79,9 +79,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         }
         match store_error(cause) {
             Some(StoreError::LockBusy { .. }) => return EXIT_LOCK_BUSY,
-            Some(StoreError::SchemaBehind { .. } | StoreError::MigrationDenied(_)) => {
-                return EXIT_CONFIG
-            }
+            Some(
+                StoreError::SchemaBehind { .. }
+                | StoreError::SchemaAhead { .. }
+                | StoreError::MigrationDenied(_),
+            ) => return EXIT_CONFIG,
             _ => {}
         }
         // Wrong credentials, a clock off by more than the gateway allows, or a RAM

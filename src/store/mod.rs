@@ -61,6 +61,22 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// SQLSTATE of "relation does not exist".
 const UNDEFINED_TABLE: &str = "42P01";
 
+/// The database's migrations against this build's.
+#[derive(Debug, PartialEq, Eq)]
+enum SchemaState {
+    Current,
+    /// Some of this build's migrations are missing (or one was changed since).
+    Behind {
+        applied: i64,
+    },
+    /// A newer build migrated it.
+    Ahead {
+        applied: i64,
+    },
+    /// The user may not read the migrator's ledger.
+    Unreadable,
+}
+
 /// The version of the last migration this build carries.
 fn latest_migration() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
@@ -141,17 +157,25 @@ pub enum StoreError {
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
-        "the schema needs migrating and this database user may not change it ({0}): run \
-         `ecp-inventory migrate` once as the schema's owner, then sync with --no-migrate \
-         (ECP_NO_MIGRATE=true) as this user"
+        "the schema needs migrating, or this database user may not read \
+         public._sqlx_migrations to see that it is current, and it may not change the \
+         schema ({0}): run `ecp-inventory migrate` once as the schema's owner, then sync \
+         with --no-migrate (ECP_NO_MIGRATE=true) as this user, or grant it SELECT on \
+         public._sqlx_migrations"
     )]
     MigrationDenied(#[source] sqlx::migrate::MigrateError),
     #[error(
-        "the database's schema is at migration {applied}, this version of ecp-inventory \
-         needs {latest}: run `ecp-inventory migrate` (as the schema's owner), or sync \
-         without --no-migrate"
+        "the database's schema (migrations up to {applied}) is not the one this version of \
+         ecp-inventory needs (up to {latest}): run `ecp-inventory migrate` (as the schema's \
+         owner), which applies what is missing or says what differs, or sync without \
+         --no-migrate"
     )]
     SchemaBehind { applied: i64, latest: i64 },
+    #[error(
+        "the database's schema is at migration {applied}, newer than this version of \
+         ecp-inventory knows (up to {latest}): run the version that migrated it, or a later one"
+    )]
+    SchemaAhead { applied: i64, latest: i64 },
     #[error(
         "scope {scope} is locked by another run (waited {waited:?}, --lock-wait-secs); \
          is a previous sync still running?"
@@ -179,7 +203,6 @@ pub enum StoreError {
     Config(String),
 }
 
-/// Entry point: a pool plus the settings and SQL derived from them.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)
@@ -196,6 +219,7 @@ impl StoreError {
     }
 }
 
+/// Entry point: a pool plus the settings and SQL derived from them.
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
@@ -220,7 +244,7 @@ impl Store {
     /// left alone: the migrator would first create its ledger table if missing,
     /// which a database user with only the rights a sync needs may not do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.schema_version().await? == Some(latest_migration()) {
+        if self.schema_state().await? == SchemaState::Current {
             return Ok(());
         }
         migrate(&self.pool).await.map_err(|e| match e {
@@ -232,29 +256,53 @@ impl Store {
     /// For `sync --no-migrate`: the schema must already be this version's.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
         let latest = latest_migration();
-        match self.schema_version().await? {
+        match self.schema_state().await? {
             // Unreadable: the sync will say what it may not do.
-            None => Ok(()),
-            Some(v) if v == latest => Ok(()),
-            Some(applied) => Err(StoreError::SchemaBehind { applied, latest }),
+            SchemaState::Current | SchemaState::Unreadable => Ok(()),
+            SchemaState::Behind { applied } => Err(StoreError::SchemaBehind { applied, latest }),
+            SchemaState::Ahead { applied } => Err(StoreError::SchemaAhead { applied, latest }),
         }
     }
 
-    /// The last migration applied, 0 if none ever was; `None` if that cannot be
-    /// read (the user may not read the migrator's ledger).
-    async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
-        let read: Result<Option<i64>, sqlx::Error> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await;
-        match read {
-            Ok(v) => Ok(Some(v.unwrap_or(0))),
+    /// The applied migrations against this build's, as the migrator would judge
+    /// them: each one applied, with the same checksum, and no other.
+    async fn schema_state(&self) -> Result<SchemaState, StoreError> {
+        let read: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> = sqlx::query_as(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await;
+        let applied = match read {
+            Ok(rows) => rows,
             Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
-                Some(UNDEFINED_TABLE) => Ok(Some(0)),
-                Some(crate::error::INSUFFICIENT_PRIVILEGE) => Ok(None),
-                _ => Err(e.into()),
+                Some(UNDEFINED_TABLE) => Vec::new(),
+                Some(crate::error::INSUFFICIENT_PRIVILEGE) => return Ok(SchemaState::Unreadable),
+                _ => return Err(e.into()),
             },
-        }
+        };
+        let known: Vec<(i64, &[u8])> = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| (m.version, &*m.checksum))
+            .collect();
+        let last = applied.last().map_or(0, |(v, _)| *v);
+        Ok(
+            if applied.len() == known.len()
+                && applied
+                    .iter()
+                    .zip(&known)
+                    .all(|((v, c), (kv, kc))| v == kv && c == kc)
+            {
+                SchemaState::Current
+            } else if applied
+                .iter()
+                .any(|(v, _)| !known.iter().any(|(k, _)| k == v))
+            {
+                SchemaState::Ahead { applied: last }
+            } else {
+                SchemaState::Behind { applied: last }
+            },
+        )
     }
 
     /// Marks runs whose process is gone as abandoned, then starts a run.

@@ -186,9 +186,12 @@ impl RunReport {
             .scopes
             .iter()
             .filter(|s| s.error.is_some())
-            .map(|s| match several_sources {
-                true => format!("{}/{}", s.source, s.biz_region_id),
-                false => s.biz_region_id.clone(),
+            .map(|s| {
+                if several_sources {
+                    format!("{}/{}", s.source, s.biz_region_id)
+                } else {
+                    s.biz_region_id.clone()
+                }
             })
             .collect();
         let mut line = format!(

@@ -169,9 +169,10 @@ impl Client {
         let parse = |status, body: &[u8]| {
             let answer: DescribeRegionsResponse =
                 serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
-            match answer.region_models.is_empty() {
-                true => disguised_error(action, status, body).map_or(Ok(answer), Err),
-                false => Ok(answer),
+            if answer.region_models.is_empty() {
+                disguised_error(action, status, body).map_or(Ok(answer), Err)
+            } else {
+                Ok(answer)
             }
         };
         let (answer, _) = self.call(action, &request.to_params(), parse).await?;
@@ -667,8 +668,9 @@ fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
 }
 
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
-/// empty page (unless the body is an error's, with a `Code`), but a body that is not a JSON object, or an `InstanceModel` that is
-/// not a list of objects, is a bad response (never silently an empty page).
+/// empty page (unless the body is an error's, with a `Code`), but a body that is
+/// not a JSON object, or an `InstanceModel` that is not a list of objects, is a
+/// bad response (never silently an empty page).
 ///
 /// Each record is first taken as raw JSON text (no copy), then parsed once into
 /// its fields; the text itself is kept for `raw`.

@@ -100,9 +100,10 @@ fn is_permission_denied(e: &sqlx::migrate::MigrateError) -> bool {
 /// error that quotes a service's message or an id with one in it must still be
 /// recorded (a run whose failure cannot be written stays `running`).
 fn storable(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.contains('\0') {
-        true => text.replace('\0', "\u{FFFD}").into(),
-        false => text.into(),
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
     }
 }
 

@@ -544,6 +544,14 @@ async fn prune_keeps_every_as_of_answer_inside_the_horizon() {
     assert!(out["versions"].is_u64());
 }
 
+/// Runs `sql` (statements separated by semicolons) as the test's superuser.
+async fn exec(pool: &PgPool, sql: String) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_readonly_role_can_select_and_cannot_write() {
     let db = test_db().await;
@@ -561,41 +569,32 @@ async fn the_readonly_role_can_select_and_cannot_write() {
     // superuser who runs the script.
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let migrator = format!("migrator_{suffix}");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {migrator} NOLOGIN; ALTER SCHEMA ecp OWNER TO {migrator}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    exec(
+        &db.pool,
+        format!("CREATE ROLE {migrator} NOLOGIN; ALTER SCHEMA ecp OWNER TO {migrator}"),
+    )
+    .await;
     let script = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/readonly_role.sql"
     ))
     .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(script.clone()))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    exec(&db.pool, script.clone()).await;
     // Idempotent.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    exec(&db.pool, script).await;
 
     // A view a later migration adds, created by the migrating role.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET ROLE {migrator}; CREATE VIEW ecp.added_later AS SELECT 1 AS x; RESET ROLE"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    exec(
+        &db.pool,
+        format!("SET ROLE {migrator}; CREATE VIEW ecp.added_later AS SELECT 1 AS x; RESET ROLE"),
+    )
+    .await;
     let login = format!("analyst_{suffix}");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {login} LOGIN PASSWORD 'analyst-pw' IN ROLE ecp_readonly"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    exec(
+        &db.pool,
+        format!("CREATE ROLE {login} LOGIN PASSWORD 'analyst-pw' IN ROLE ecp_readonly"),
+    )
+    .await;
 
     let options: PgConnectOptions = db.url.parse().unwrap();
     let mut conn = options
@@ -640,13 +639,14 @@ async fn the_readonly_role_can_select_and_cannot_write() {
         );
     }
     conn.close().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP ROLE {login}; REASSIGN OWNED BY {migrator} TO CURRENT_USER; \
-         DROP OWNED BY {migrator}; DROP ROLE {migrator}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    exec(
+        &db.pool,
+        format!(
+            "DROP ROLE {login}; REASSIGN OWNED BY {migrator} TO CURRENT_USER; \
+             DROP OWNED BY {migrator}; DROP ROLE {migrator}"
+        ),
+    )
+    .await;
 }
 
 /// Managed PostgreSQL services often accept TLS connections only. A server that

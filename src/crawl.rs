@@ -7,10 +7,10 @@
 //! service is known to report counts that drift while the fleet changes). A token
 //! seen twice, or more pages than the cap, ends the crawl with an error rather than
 //! looping forever. So does a cursor that keeps going over pages that add no
-//! instance (empty, or listing only instances of earlier pages, as a cursor that
-//! wrapped around to the start does): more than a few in a row.
+//! instance never listed before (empty pages, or a cursor that wrapped around to
+//! the start): more than a few in a row.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, Utc};
@@ -166,8 +166,8 @@ async fn run(
                 });
             }
         }
-        let (instances, duplicates) = seen_ids.dedup(page.instances);
-        if instances.is_empty() && next.is_some() {
+        let (instances, duplicates, new) = seen_ids.dedup(page.instances);
+        if new == 0 && next.is_some() {
             pages_without_instances += 1;
             if pages_without_instances > MAX_PAGES_WITHOUT_INSTANCES {
                 return Err(CrawlError::EndlessCursor {
@@ -209,39 +209,56 @@ async fn run(
     }
 }
 
-/// The instance ids of the crawl so far, as 128-bit hashes: 17 bytes a slot of
-/// the table (about 36 MB for a region of a million, up to 53 MB while it grows),
-/// where the ids themselves would take several times that, and a collision that
-/// would drop an instance is out of reach.
-///
-/// An instance moves by a position or two when the fleet changes between two page
-/// fetches, so it shows up again on a nearby page: its first listing is kept. A
-/// cursor that wraps around to the start, with a fresh token on every page, lists
-/// only instances already seen: its pages add nothing, and the crawl stops after a
-/// few of them (`MAX_PAGES_WITHOUT_INSTANCES`) instead of running to the page cap.
+/// An instance moves by a position or two when the fleet changes between two
+/// page fetches, so it shows up again on a nearby page: the ids of the last few
+/// pages are kept whole, and a repeat among them is dropped (its first listing
+/// passes). The store keeps the last of any farther repeat.
+pub const DEDUP_WINDOW_PAGES: usize = 4;
+
+/// What the crawl has listed: the ids of the last few pages, and a 64-bit hash of
+/// every id so far (9 bytes a slot of the table, about 2.4 MB for a region of
+/// 160,000 instances). The hashes only tell whether a page added an instance
+/// never listed before: a cursor that wraps around to the start, with a fresh
+/// token on every page, adds none, and the crawl stops after a few such pages
+/// (`MAX_PAGES_WITHOUT_INSTANCES`) instead of running to the page cap. They never
+/// drop a record, so two ids with the same hash cost nothing but that count.
 #[derive(Default)]
 struct SeenIds {
-    hashers: (RandomState, RandomState),
-    ids: HashSet<u128>,
+    hasher: RandomState,
+    every: HashSet<u64>,
+    recent: VecDeque<HashSet<String>>,
 }
 
 impl SeenIds {
-    fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, u64) {
+    /// The page without the repeats of recent pages, how many were dropped, and
+    /// how many of its instances the crawl had never listed.
+    fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, u64, u64) {
+        let mut ids = HashSet::with_capacity(instances.len());
         let mut kept = Vec::with_capacity(instances.len());
-        let mut duplicates = 0;
+        let (mut duplicates, mut new) = (0, 0);
         for instance in instances {
             // Records without an id pass through: normalizing reports them.
             if let Some(id) = instance.instance_id() {
-                let hash = (u128::from(self.hashers.0.hash_one(id)) << 64)
-                    | u128::from(self.hashers.1.hash_one(id));
-                if !self.ids.insert(hash) {
+                // Every id of the page joins the window, repeats too: a cursor
+                // going round a short cycle stays inside it.
+                let recent = self.recent.iter().any(|p| p.contains(id));
+                if !ids.insert(id.to_owned()) || recent {
                     duplicates += 1;
                     continue;
                 }
+                if self.every.insert(self.hasher.hash_one(id)) {
+                    new += 1;
+                }
+            } else {
+                new += 1;
             }
             kept.push(instance);
         }
-        (kept, duplicates)
+        if self.recent.len() == DEDUP_WINDOW_PAGES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ids);
+        (kept, duplicates, new)
     }
 }
 
@@ -259,17 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn an_instance_listed_again_anywhere_in_the_crawl_is_dropped_and_counted() {
+    fn a_repeat_of_a_recent_page_is_dropped_and_a_farther_one_passed_on_as_not_new() {
         let mut seen = SeenIds::default();
-        let (kept, dups) = seen.dedup(vec![rec("a"), rec("b"), rec("a")]);
-        assert_eq!((kept.len(), dups), (2, 1));
-        let (kept, dups) = seen.dedup(vec![rec("b"), rec("c")]);
-        assert_eq!((kept.len(), dups), (1, 1));
+        let (kept, dups, new) = seen.dedup(vec![rec("a"), rec("b"), rec("a")]);
+        assert_eq!((kept.len(), dups, new), (2, 1, 2));
+        let (kept, dups, new) = seen.dedup(vec![rec("b"), rec("c")]);
+        assert_eq!((kept.len(), dups, new), (1, 1, 1));
         assert_eq!(kept[0].instance_id(), Some("c"));
-        for i in 0..100 {
+        for i in 0..DEDUP_WINDOW_PAGES {
             seen.dedup(vec![rec(&format!("x{i}"))]);
         }
-        let (kept, dups) = seen.dedup(vec![rec("a"), rec("d")]);
-        assert_eq!((kept.len(), dups), (1, 1), "a hundred pages later too");
+        // Beyond the window: passed on (the store keeps the last), but not new.
+        let (kept, dups, new) = seen.dedup(vec![rec("a"), rec("d")]);
+        assert_eq!((kept.len(), dups, new), (2, 0, 1));
     }
 }

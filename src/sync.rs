@@ -65,7 +65,7 @@ pub struct ScopeReport {
     pub biz_region_id: String,
     pub pages: u64,
     pub instances: u64,
-    /// Listed again after an earlier page and dropped by the crawler.
+    /// Repeated on a nearby page and dropped by the crawler.
     pub duplicates: u64,
     /// Records that could not be normalized at all (no instance id).
     pub skipped: u64,

@@ -114,12 +114,12 @@ async fn apply_in_transaction(
     sqlx::raw_sql("ANALYZE ecp_stage (instance_id)")
         .execute(&mut *conn)
         .await?;
-    // The crawler passes each instance on once (its first listing), so the
-    // stage it fills has no repeats; a stage filled by another caller may. Building
-    // the index as unique checks that for free, where a self-join to look took a
-    // pass over every staged row (in a first sync of a million, 3-6 s per scope for
-    // the self-join, the ANALYZE and the index together). Only when it fails are
-    // the earlier listings dropped (the last staged wins) and the index built again.
+    // An instance listed twice pages apart (a page boundary that moved during the
+    // crawl; the crawler drops repeats of nearby pages only) is rare: building the
+    // index as unique finds one for free, where a self-join to look for it took a
+    // pass over every staged row (in a first sync of a million, 3-6 s per scope
+    // for the self-join, the ANALYZE and the index together). Only then are the
+    // earlier listings dropped (later pages win) and the index built again.
     const STAGE_INDEX: &str =
         "CREATE UNIQUE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)";
     if let Err(e) = sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await {

@@ -320,41 +320,48 @@ async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
 
 #[tokio::test]
 async fn a_cursor_that_wraps_around_to_the_start_is_stopped() {
-    // Three pages of two instances, then the same three again and again, each
-    // with a fresh token: every page is full, and none adds an instance.
-    let (endpoint, requests) = scripted_server(|n| {
-        let first = (n % 3) * 2;
-        Answer::json(
-            200,
-            format!(
-                r#"{{"RequestId":"R{n}","TotalCount":6,"NextToken":"token-{n}","InstanceModel":[{{"AndroidInstanceId":"acp-{first}"}},{{"AndroidInstanceId":"acp-{}"}}]}}"#,
-                first + 1
-            ),
-        )
-    })
-    .await;
-    let mut rx = crawl::spawn(
-        client(endpoint, 1, Duration::from_secs(5)),
-        DescribeAndroidInstancesRequest::default(),
-        CrawlOptions {
-            page_size: 2,
-            max_pages: 1_000,
-        },
-    );
-    let (mut listed, mut error) = (0, None);
-    while let Some(page) = rx.recv().await {
-        match page {
-            Ok(page) => listed += page.instances.len(),
-            Err(e) => error = Some(e),
+    // A listing of `cycle` pages of two instances, then the same pages again and
+    // again, each with a fresh token: every page is full, none adds an instance.
+    // Three pages come back within the crawler's window of recent pages (their
+    // repeats are dropped); eight come back past it (passed on, counted as not
+    // new). Either way ten pages without a new instance stop the crawl.
+    for (cycle, listed_before_the_stop) in [(3u64, 6), (8, 16 + 2 * 10)] {
+        let (endpoint, requests) = scripted_server(move |n| {
+            let first = (n as u64 % cycle) * 2;
+            Answer::json(
+                200,
+                format!(
+                    r#"{{"RequestId":"R{n}","TotalCount":{},"NextToken":"token-{n}","InstanceModel":[{{"AndroidInstanceId":"acp-{first}"}},{{"AndroidInstanceId":"acp-{}"}}]}}"#,
+                    cycle * 2,
+                    first + 1
+                ),
+            )
+        })
+        .await;
+        let mut rx = crawl::spawn(
+            client(endpoint, 1, Duration::from_secs(5)),
+            DescribeAndroidInstancesRequest::default(),
+            CrawlOptions {
+                page_size: 2,
+                max_pages: 1_000,
+            },
+        );
+        let (mut listed, mut error) = (0, None);
+        while let Some(page) = rx.recv().await {
+            match page {
+                Ok(page) => listed += page.instances.len(),
+                Err(e) => error = Some(e),
+            }
         }
+        let err = error.expect("the crawl must stop");
+        let (first, last) = (cycle + 1, cycle + 11);
+        assert!(
+            matches!(err, CrawlError::EndlessCursor { first: f, last: l } if f == first && l == last),
+            "cycle {cycle}: {err}"
+        );
+        assert_eq!(listed, listed_before_the_stop, "cycle {cycle}");
+        assert_eq!(requests.lock().unwrap().len() as u64, last);
     }
-    let err = error.expect("the crawl must stop");
-    assert!(
-        matches!(err, CrawlError::EndlessCursor { first: 4, last: 14 }),
-        "{err}"
-    );
-    assert_eq!(listed, 6, "each instance passed on once");
-    assert_eq!(requests.lock().unwrap().len(), 14);
 }
 
 #[tokio::test]

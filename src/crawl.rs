@@ -36,6 +36,12 @@ pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 10;
 /// memory; the consumer, not the network, is the slower side.
 pub const CHANNEL_CAPACITY: usize = 2;
 
+/// An instance moves by a position or two when the fleet changes between two
+/// page fetches, so it shows up again on a nearby page: the ids of the last few
+/// pages are kept whole, and a repeat among them is dropped (its first listing
+/// passes). The store keeps the last of any farther repeat.
+pub const DEDUP_WINDOW_PAGES: usize = 4;
+
 #[derive(Clone, Debug)]
 pub struct CrawlOptions {
     /// `MaxResults`, 1 to 100.
@@ -52,7 +58,7 @@ impl Default for CrawlOptions {
     }
 }
 
-/// One page as it arrived, with the instances of earlier pages already removed.
+/// One page as it arrived, with the duplicates of recent pages already removed.
 #[derive(Clone, Debug)]
 pub struct Page {
     /// 1-based.
@@ -62,7 +68,7 @@ pub struct Page {
     /// When the answer arrived: the time at which these states were observed.
     pub fetched_at: DateTime<Utc>,
     pub instances: Vec<RawInstance>,
-    /// Instances dropped from this page because an earlier page had them.
+    /// Instances dropped from this page because a recent page already had them.
     pub duplicates: u64,
     /// No page follows: the crawl is complete once this one is consumed.
     pub is_last: bool,
@@ -183,7 +189,7 @@ async fn run(
                 page = number,
                 request_id = page.request_id.as_deref().unwrap_or(""),
                 duplicates,
-                "instances repeated from an earlier page were dropped"
+                "instances repeated from a recent page were dropped"
             );
         }
         tracing::debug!(
@@ -208,12 +214,6 @@ async fn run(
         request.next_token = next;
     }
 }
-
-/// An instance moves by a position or two when the fleet changes between two
-/// page fetches, so it shows up again on a nearby page: the ids of the last few
-/// pages are kept whole, and a repeat among them is dropped (its first listing
-/// passes). The store keeps the last of any farther repeat.
-pub const DEDUP_WINDOW_PAGES: usize = 4;
 
 /// What the crawl has listed: the ids of the last few pages, and a 64-bit hash of
 /// every id so far (9 bytes a slot of the table, about 2.4 MB for a region of

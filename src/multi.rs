@@ -10,8 +10,8 @@ use tracing::{info, warn, Instrument};
 use crate::api::Client;
 use crate::store::{Scope, Store};
 use crate::sync::{
-    check_regions, list_regions, run_scopes, FailureKind, Regions, RunReport, ScopeJob,
-    ScopeReport, SyncError, SyncSettings,
+    resolve_regions, run_scopes, FailureKind, RunReport, ScopeJob, ScopeReport, SyncError,
+    SyncSettings,
 };
 
 /// What `biz_region_id` says in the report of a source whose regions could not
@@ -44,13 +44,7 @@ pub async fn run(
     let listing = futures_util::future::join_all(jobs.iter().map(|job| {
         let source_span =
             tracing::info_span!(parent: &span, "source", source = %job.settings.source);
-        async move {
-            match &job.settings.regions {
-                Regions::Only(list) => check_regions(&job.client, list).await,
-                Regions::All => list_regions(&job.client).await,
-            }
-        }
-        .instrument(source_span)
+        resolve_regions(&job.client, &job.settings.regions).instrument(source_span)
     }));
     let listed = tokio::select! {
         biased;

@@ -241,12 +241,7 @@ pub async fn run(
     settings: &SyncSettings,
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
-    let listing = async {
-        match &settings.regions {
-            Regions::Only(list) => check_regions(client, list).await,
-            Regions::All => list_regions(client).await,
-        }
-    };
+    let listing = resolve_regions(client, &settings.regions);
     // The listing may take minutes of retries: a signal meanwhile ends it here,
     // before any run is recorded.
     let regions = tokio::select! {
@@ -421,6 +416,17 @@ pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncErr
         return Err(SyncError::NoRegions);
     }
     Ok(regions)
+}
+
+/// The scopes' regions: those named, checked, or every one the account has.
+pub(crate) async fn resolve_regions(
+    client: &Client,
+    regions: &Regions,
+) -> Result<Vec<String>, SyncError> {
+    match regions {
+        Regions::Only(list) => check_regions(client, list).await,
+        Regions::All => list_regions(client).await,
+    }
 }
 
 /// The regions in the order given, each once: a region named twice (`--region`
@@ -616,7 +622,6 @@ pub(crate) async fn sync_scope(
              counted; no instance is marked deleted this run, and if this repeats, instances \
              may be missing from the listing"
         );
-        report.deletions_withheld = !filtered;
     }
     // A record skipped for want of an id was some instance: which one, nobody can
     // say, so this crawl is no evidence that any instance is gone.
@@ -625,10 +630,11 @@ pub(crate) async fn sync_scope(
             skipped = report.skipped,
             "records without an instance id were skipped; no instance is marked deleted this run"
         );
-        report.deletions_withheld = true;
     }
+    // Either leaves this crawl no evidence of deletions (a filtered one never is).
+    report.deletions_withheld = !filtered && (shortfall.is_some() || report.skipped > 0);
     let options = ApplyOptions {
-        filtered: filtered || settings.apply.filtered || report.skipped > 0 || shortfall.is_some(),
+        filtered: filtered || settings.apply.filtered || report.deletions_withheld,
         ..settings.apply.clone()
     };
     staging.report_commit_to(committing);

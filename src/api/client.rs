@@ -222,12 +222,10 @@ impl Client {
             }
             let delay = policy.delay(attempt, error.retry_after(), &mut rand::rng());
             if started.elapsed() + delay > policy.max_elapsed {
-                let asked = match error.retry_after() {
-                    Some(wait) => {
-                        format!("the service asked to wait {:.1} s; ", wait.as_secs_f64())
-                    }
-                    None => String::new(),
-                };
+                let asked = error
+                    .retry_after()
+                    .map(|w| format!("the service asked to wait {:.1} s; ", w.as_secs_f64()))
+                    .unwrap_or_default();
                 let why = format!(
                     "{asked}the next attempt would come {:.1} s after the first, past the \
                      retry budget (--max-retry-secs {})",
@@ -654,17 +652,10 @@ fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Displa
 /// Read as the error it is, it is retried or reported like one; read as a page, it
 /// would be an empty last page, so a crawl cut short that looks complete.
 fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
-    let parsed = serde_json::from_slice::<ErrorBody>(body).ok()?;
-    let code = parsed.code.filter(|c| !c.trim().is_empty())?;
-    Some(ApiError::Service {
-        action: action.to_owned(),
-        status,
-        code,
-        message: parsed.message.unwrap_or_default(),
-        request_id: parsed.request_id,
-        retry_after: None,
-        x_acs_retry_after: false,
-    })
+    match service_error(action, status, None, body) {
+        e @ ApiError::Service { .. } => Some(e),
+        _ => None,
+    }
 }
 
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an

@@ -69,14 +69,14 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         Ok(connected) => connected,
         Err(_) => Err(sqlx::Error::PoolTimedOut),
     };
+    // The pool then opens its connections as they are needed.
     let pool = match first {
         Ok(conn) => {
             let _ = conn.close().await;
-            PgPoolOptions::new()
+            Ok(PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(CONNECT_TIMEOUT)
-                .connect_with(options)
-                .await
+                .connect_lazy_with(options))
         }
         Err(e) => Err(e),
     };

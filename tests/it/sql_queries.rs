@@ -2,9 +2,9 @@
 //! syncs (with changes, a deletion and tags) and returns rows.
 
 use ecp_inventory::store::ApplyOptions;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{fleet, sync, test_db};
+use crate::helpers::{at, fleet, sync, test_db};
 
 #[tokio::test]
 async fn every_sql_file_runs_and_returns_rows() {
@@ -141,5 +141,81 @@ async fn changes_last_24_hours_counts_each_kind_and_field() {
             ("deleted".to_owned(), None, 4),
             ("updated".to_owned(), Some("status".to_owned()), 3),
         ]
+    );
+}
+
+/// Instance, field, old value, new value and number of changes of a run_diff row.
+type DiffRow = (String, Option<String>, Option<Value>, Option<Value>, i64);
+
+/// `ecp.run_diff` folds the changes of the runs after `from_run` up to
+/// `to_run` into one net change per instance and field, leaves out a field
+/// that changed and changed back, and refuses a range given backwards (it used
+/// to return no row, which reads as "nothing changed").
+#[tokio::test]
+async fn run_diff_nets_out_changes_and_refuses_a_reversed_range() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(3);
+    let mut runs = Vec::new();
+    for hour in 0..3 {
+        match hour {
+            1 => {
+                records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+                records[1].insert("AndroidInstanceName".into(), json!("renamed-once"));
+            }
+            2 => {
+                records[0].insert("AndroidInstanceStatus".into(), json!("RUNNING"));
+                records[1].insert("AndroidInstanceName".into(), json!("renamed-twice"));
+            }
+            _ => {}
+        }
+        sync(
+            &store,
+            "cn-shanghai",
+            &records,
+            at(hour),
+            &ApplyOptions::default(),
+        )
+        .await
+        .unwrap();
+        let run: i64 = sqlx::query_scalar("SELECT max(run_id) FROM ecp.sync_runs")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        runs.push(run);
+    }
+
+    let diff: Vec<DiffRow> = sqlx::query_as(
+        "SELECT instance_id, field, old_value, new_value, changes FROM ecp.run_diff($1, $2)",
+    )
+    .bind(runs[0])
+    .bind(runs[2])
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        diff,
+        [(
+            "acp-000001".to_owned(),
+            Some("instance_name".to_owned()),
+            Some(json!("phone-000001")),
+            Some(json!("renamed-twice")),
+            2
+        )]
+    );
+
+    let err = sqlx::query("SELECT * FROM ecp.run_diff($1, $2)")
+        .bind(runs[2])
+        .bind(runs[0])
+        .fetch_all(&db.pool)
+        .await
+        .unwrap_err();
+    let db_err = err.as_database_error().expect("a database error");
+    assert_eq!(db_err.code().as_deref(), Some("22023"), "{err}");
+    assert!(
+        db_err
+            .message()
+            .contains(&format!("from_run {} is after to_run {}", runs[2], runs[0])),
+        "{err}"
     );
 }

@@ -107,7 +107,7 @@ pub fn apply(fleet: &mut Fleet, spec: &ChurnSpec, now: DateTime<Utc>) -> ChurnRe
                     &mut report.disk_resized
                 }
                 Kind::Volatile => {
-                    volatile(&mut json, &mut rng, &modified);
+                    volatile(&mut json, &mut rng, now);
                     fleet.replace(index, json);
                     report.volatile.push(id);
                     continue;
@@ -233,7 +233,7 @@ fn resize(json: &mut Map<String, Value>, rng: &mut Rng) {
     disks[i]["DiskSize"] = (size + grow).into();
 }
 
-fn volatile(json: &mut Map<String, Value>, rng: &mut Rng, modified: &str) {
+fn volatile(json: &mut Map<String, Value>, rng: &mut Rng, now: DateTime<Utc>) {
     match rng.below(3) {
         0 => {
             let current = json
@@ -257,10 +257,13 @@ fn volatile(json: &mut Map<String, Value>, rng: &mut Rng, modified: &str) {
                 .get("GmtModified")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let next = if current == modified {
-                "2000-01-01 00:00:00".to_owned()
+            // Moves forward, as a real modification time does: a second past
+            // now when it already says now (a second churn within the second).
+            let format = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            let next = if current == format(now) {
+                format(now + chrono::Duration::seconds(1))
             } else {
-                modified.to_owned()
+                format(now)
             };
             json.insert("GmtModified".into(), next.into());
         }
@@ -329,4 +332,22 @@ mod tests {
         let again = apply(&mut a, &spec(), now);
         assert_ne!(again.deleted, ra.deleted);
     }
+
+    /// A volatile change of `GmtModified` moves it forward, also when it already
+    /// says now (it used to go back to the year 2000, before `GmtCreate`).
+    #[test]
+    fn a_volatile_modification_time_never_goes_back() {
+        let now = chrono::Utc::now();
+        let at_now = now.format("%Y-%m-%d %H:%M:%S").to_string();
+        for seed in 0..64 {
+            let mut json = Map::new();
+            json.insert("GmtModified".into(), at_now.clone().into());
+            json.insert("SessionStatus".into(), "connect".into());
+            json.insert("Rate".into(), 100.into());
+            volatile(&mut json, &mut Rng::new(seed), now);
+            let modified = json["GmtModified"].as_str().unwrap();
+            assert!(modified >= at_now.as_str(), "{modified} before {at_now}");
+        }
+    }
+
 }

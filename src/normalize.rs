@@ -12,11 +12,11 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::api::model::RawInstance;
+use crate::api::model::{mend_escapes, RawInstance};
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -32,16 +32,42 @@ pub struct NormalizeOptions {
 pub enum NormalizeError {
     #[error("record has no usable AndroidInstanceId (found {found})")]
     MissingInstanceId { found: String },
+    #[error(
+        "record's AndroidInstanceId is {bytes} bytes long, more than the {MAX_INSTANCE_ID_BYTES} \
+         stored (it starts {start:?})"
+    )]
+    InstanceIdTooLong { bytes: usize, start: String },
 }
 
-/// One field value that could not be parsed; its column is stored as NULL.
+/// One field value that is not stored as sent: most often one that could not
+/// be parsed, whose column is stored as NULL. The record's text keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldProblem {
     /// The API field path, e.g. `Cpu` or `DisplayConfig.Dpi`.
     pub field: String,
     pub value: Value,
     pub reason: String,
+    /// What was stored instead.
+    pub stored: &'static str,
 }
+
+/// What a field that could not be parsed becomes.
+const STORED_AS_NULL: &str = "NULL in its column; the value is kept in raw";
+
+/// The most bytes a tag's key and value may have together to get a row in
+/// `ecp.instance_tags`, whose B-tree indexes (the primary key, and the one on
+/// key and value) cannot hold an entry of more than 2,704 bytes: one longer tag
+/// would fail its scope's apply on every run. Tag keys and values are far
+/// shorter on the API (128 and 256 characters at most); a longer one is kept in
+/// the instance's `tags` or `biz_tags` and in raw, and reported. The apply's
+/// `refill_disks_tags.sql` filters with the same number.
+pub const MAX_TAG_ROW_BYTES: usize = 2000;
+
+/// The longest `AndroidInstanceId` stored (ids are about 20 characters): the
+/// id is in the key of every table, and a key past the B-tree's limit would fail
+/// the whole scope. With [`MAX_TAG_ROW_BYTES`], the tags' primary key stays
+/// within that limit.
+pub const MAX_INSTANCE_ID_BYTES: usize = 500;
 
 /// The typed state of one instance. Field names are the column names of
 /// `ecp.instances`; [`InstanceRow::columns`] lists them in table order.
@@ -271,6 +297,12 @@ pub fn normalize(
 ) -> Result<Normalized, NormalizeError> {
     let raw = &record.fields;
     let instance_id = match raw.get("AndroidInstanceId") {
+        Some(Value::String(s)) if s.len() > MAX_INSTANCE_ID_BYTES => {
+            return Err(NormalizeError::InstanceIdTooLong {
+                bytes: s.len(),
+                start: s.chars().take(40).collect(),
+            })
+        }
         Some(Value::String(s)) if !is_blank(s) => s.clone(),
         other => {
             return Err(NormalizeError::MissingInstanceId {
@@ -350,6 +382,16 @@ pub fn normalize(
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
+    for (key, value) in raw {
+        if key.contains('\0') || holds_nul(value) {
+            p.stored_otherwise(
+                key,
+                value,
+                "holds a NUL character, which PostgreSQL's text and jsonb cannot hold",
+                "without its NUL characters, in its column and in raw",
+            );
+        }
+    }
     let raw = storable_raw(record);
     Ok(Normalized {
         row,
@@ -360,32 +402,28 @@ pub fn normalize(
     })
 }
 
-/// The record's text, unless it escapes a NUL character (`\u0000`), which jsonb
-/// refuses: then the record is re-serialized without its NULs, as text columns
-/// drop them too, rather than failing the whole page. A backslash before `u0000`
-/// may be an escaped backslash instead; re-serializing is right in both cases.
+/// The record's text, without the NUL characters it escapes (`\u0000`), which
+/// jsonb refuses, as the text columns drop them too; everything else byte for
+/// byte. (A backslash before `u0000` may be an escaped backslash instead, which
+/// stays.)
 fn storable_raw(record: RawInstance) -> Box<RawValue> {
     if !record.text.get().contains("\\u0000") {
         return record.text;
     }
-    fn strip(v: &mut Value) {
-        match v {
-            Value::String(s) => s.retain(|c| c != '\0'),
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            Value::Object(map) => {
-                let old = std::mem::take(map);
-                for (mut k, mut v) in old {
-                    k.retain(|c| c != '\0');
-                    strip(&mut v);
-                    map.insert(k, v);
-                }
-            }
-            _ => {}
-        }
+    match mend_escapes(record.text.get()) {
+        // Dropping an escape from inside a string leaves the JSON valid.
+        Some(text) => RawValue::from_string(text).unwrap_or(record.text),
+        None => record.text,
     }
-    let mut fields = Value::Object(record.fields);
-    strip(&mut fields);
-    serde_json::value::to_raw_value(&fields).expect("a JSON value always serializes")
+}
+
+fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 /// "" and the text "null" are how the API says "no value" where a value of
@@ -401,11 +439,23 @@ struct Parser {
 }
 
 impl Parser {
+    /// A value that could not be parsed: its column is NULL.
     fn problem(&mut self, field: &str, value: &Value, reason: impl Into<String>) {
+        self.stored_otherwise(field, value, reason, STORED_AS_NULL);
+    }
+
+    fn stored_otherwise(
+        &mut self,
+        field: &str,
+        value: &Value,
+        reason: impl Into<String>,
+        stored: &'static str,
+    ) {
         self.problems.push(FieldProblem {
             field: field.to_string(),
             value: value.clone(),
             reason: reason.into(),
+            stored,
         });
     }
 
@@ -544,34 +594,41 @@ impl Parser {
     }
 
     /// `YYYY-MM-DD HH:MM:SS` without zone, read in the configured zone. A value
-    /// that does carry a zone (RFC 3339) is taken at its word.
+    /// that does carry a zone (ISO 8601) is taken at its word.
     fn naive_time(&mut self, raw: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
         let s = self.time_string(raw, key)?;
         let parsed = parse_naive(s)
             .and_then(|n| self.naive_zone.from_local_datetime(&n).single())
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|| {
-                DateTime::parse_from_rfc3339(s)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
-            });
-        if parsed.is_none() {
-            self.problem(key, &raw[key], "expected YYYY-MM-DD HH:MM:SS");
-        }
-        parsed
+            .or_else(|| parse_zoned(s));
+        self.storable_time(key, &raw[key], parsed, "expected YYYY-MM-DD HH:MM:SS")
     }
 
     /// ISO 8601 with zone, e.g. `2024-07-15T02:03:33Z`; a zoneless value is UTC.
     fn iso_time(&mut self, raw: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
         let s = self.time_string(raw, key)?;
-        let parsed = DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|| parse_naive(s).map(|n| n.and_utc()));
-        if parsed.is_none() {
-            self.problem(key, &raw[key], "expected an ISO 8601 time");
+        let parsed = parse_zoned(s).or_else(|| parse_naive(s).map(|n| n.and_utc().fixed_offset()));
+        self.storable_time(key, &raw[key], parsed, "expected an ISO 8601 time")
+    }
+
+    /// The instant, if it parsed and PostgreSQL can hold it as chrono writes it:
+    /// years 1 to 9999 in UTC. chrono goes further (year 0, `+10000-01-01`), and
+    /// one such value in the COPY text would fail the scope's whole crawl.
+    fn storable_time(
+        &mut self,
+        key: &str,
+        value: &Value,
+        parsed: Option<DateTime<FixedOffset>>,
+        expected: &str,
+    ) -> Option<DateTime<Utc>> {
+        let Some(t) = parsed.map(|t| t.with_timezone(&Utc)) else {
+            self.problem(key, value, expected);
+            return None;
+        };
+        if !(1..=9999).contains(&t.year()) {
+            self.problem(key, value, "outside the years 1 to 9999 (UTC)");
+            return None;
         }
-        parsed
+        Some(t)
     }
 
     fn disks(&mut self, raw: &Map<String, Value>) -> Vec<DiskRow> {
@@ -619,6 +676,18 @@ impl Parser {
                 }
             };
             let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
+            let bytes = tag_key.len() + value.as_ref().map_or(0, String::len);
+            if bytes > MAX_TAG_ROW_BYTES {
+                self.stored_otherwise(
+                    &field,
+                    item,
+                    format!(
+                        "key and value are {bytes} bytes, more than the {MAX_TAG_ROW_BYTES} \
+                             ecp.instance_tags can index"
+                    ),
+                    "in the instance's tags and raw, without a row in ecp.instance_tags",
+                );
+            }
             // Keys are unique per instance and kind in the store; the last one wins.
             out.retain(|t| t.key != tag_key);
             out.push(TagRow {
@@ -631,10 +700,37 @@ impl Parser {
     }
 }
 
+/// A time without zone: `YYYY-MM-DD HH:MM:SS` as the API writes it, with `T` for
+/// the space, a fraction of a second, or no seconds.
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
-        .ok()
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+}
+
+/// A time with a zone: RFC 3339, and the ISO 8601 forms around it (`+0800`
+/// without the colon, no seconds, a space for the `T`).
+fn parse_zoned(s: &str) -> Option<DateTime<FixedOffset>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t);
+    }
+    let s = match s.strip_suffix(['Z', 'z']) {
+        Some(local) => format!("{local}+00:00"),
+        None => s.to_owned(),
+    };
+    [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%z",
+        "%Y-%m-%d %H:%M%z",
+    ]
+    .iter()
+    .find_map(|f| DateTime::parse_from_str(&s, f).ok())
 }
 
 fn whole(f: f64) -> Option<i64> {
@@ -718,9 +814,31 @@ mod tests {
             json!({}),
             json!({"AndroidInstanceId": ""}),
             json!({"AndroidInstanceId": 7}),
+            json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES + 1)}),
         ] {
             assert!(normalize(obj(raw).into(), &NormalizeOptions::default()).is_err());
         }
+        let longest = json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES)});
+        assert!(normalize(obj(longest).into(), &NormalizeOptions::default()).is_ok());
+    }
+
+    /// A tag too long for the tag table's indexes is kept in the instance's tags
+    /// and reported; the apply leaves it out of `ecp.instance_tags`.
+    #[test]
+    fn a_tag_too_long_to_index_is_kept_and_reported() {
+        let long = "v".repeat(MAX_TAG_ROW_BYTES);
+        let raw = obj(json!({"AndroidInstanceId": "acp-1",
+            "Tags": [{"Key": "ok", "Value": "short"}, {"Key": "k", "Value": long}]}));
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.tags.len(), 2);
+        assert_eq!(n.tags[1].value.as_deref(), Some(long.as_str()));
+        let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["Tags[1]"]);
+        assert!(
+            n.problems[0].stored.contains("without a row"),
+            "{:?}",
+            n.problems
+        );
     }
 
     #[test]
@@ -777,6 +895,78 @@ mod tests {
         assert_eq!(parsed(&n.raw), raw);
     }
 
+    /// The ISO 8601 forms around RFC 3339 are read (they were stored as NULL),
+    /// naive ones in the configured zone.
+    #[test]
+    fn times_in_the_forms_around_the_documented_ones_are_read() {
+        let utc = |h, m, s| Some(Utc.with_ymd_and_hms(2024, 7, 15, h, m, s).unwrap());
+        let cases = [
+            ("GmtExpired", "2024-07-15T02:03Z", utc(2, 3, 0)),
+            ("GmtExpired", "2024-07-15T10:03:33+0800", utc(2, 3, 33)),
+            ("GmtExpired", "2024-07-15 10:03:33+08:00", utc(2, 3, 33)),
+            (
+                "GmtExpired",
+                "2024-07-15T02:03:33.250Z",
+                Some(
+                    Utc.with_ymd_and_hms(2024, 7, 15, 2, 3, 33).unwrap()
+                        + chrono::Duration::milliseconds(250),
+                ),
+            ),
+            ("GmtExpired", "2024-07-15T02:03:33", utc(2, 3, 33)),
+            (
+                "GmtCreate",
+                "2024-07-15 10:03:33.5",
+                Some(
+                    Utc.with_ymd_and_hms(2024, 7, 15, 2, 3, 33).unwrap()
+                        + chrono::Duration::milliseconds(500),
+                ),
+            ),
+            ("GmtCreate", "2024-07-15 10:03", utc(2, 3, 0)),
+            ("GmtCreate", "2024-07-15T02:03:33Z", utc(2, 3, 33)),
+        ];
+        let opts = NormalizeOptions {
+            naive_time_zone: FixedOffset::east_opt(8 * 3600),
+        };
+        for (field, text, want) in cases {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", field: text}));
+            let n = normalize(raw.into(), &opts).unwrap();
+            let got = if field == "GmtCreate" {
+                n.row.created_at
+            } else {
+                n.row.expires_at
+            };
+            assert_eq!(got, want, "{field} {text}");
+            assert!(n.problems.is_empty(), "{text}: {:?}", n.problems);
+        }
+    }
+
+    /// A time PostgreSQL cannot take as chrono writes it (year 0 once in UTC,
+    /// past 9999) is NULL and reported: it used to fail the scope's whole COPY.
+    #[test]
+    fn times_outside_the_years_1_to_9999_are_null_and_reported() {
+        let opts = NormalizeOptions {
+            naive_time_zone: FixedOffset::east_opt(8 * 3600),
+        };
+        for (field, text) in [
+            ("GmtCreate", "0001-01-01 00:00:00"),
+            ("GmtCreate", "0000-01-01 00:00:00"),
+            ("GmtExpired", "0001-01-01T00:00:00+08:00"),
+            ("GmtExpired", "9999-12-31T23:59:59-00:01"),
+        ] {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", field: text}));
+            let n = normalize(raw.into(), &opts).unwrap();
+            assert_eq!((n.row.created_at, n.row.expires_at), (None, None), "{text}");
+            assert_eq!(n.problems.len(), 1, "{text}");
+            assert_eq!(n.problems[0].field, field);
+        }
+        let edge = obj(json!({"AndroidInstanceId": "acp-1", "GmtExpired": "0001-01-01T00:00:00Z"}));
+        let n = normalize(edge.into(), &opts).unwrap();
+        assert_eq!(
+            n.row.expires_at,
+            Some(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap())
+        );
+    }
+
     #[test]
     fn naive_times_follow_the_configured_zone() {
         let raw = obj(json!({"AndroidInstanceId": "acp-1", "GmtCreate": "2024-01-01 08:00:00"}));
@@ -810,6 +1000,21 @@ mod tests {
             parsed(&n.raw),
             obj(json!({"AndroidInstanceId": "acp-1", "Name": "ab", "OddKey": ["\\u0000"]})),
             "NULs dropped, an escaped backslash before u0000 kept"
+        );
+        let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["Name", "Odd\0Key"], "each NUL is reported");
+
+        // The rest of the text stays as sent: numbers too (the record used to be
+        // re-serialized, which rounded them through f64).
+        let text = r#"{"AndroidInstanceId":"acp-1","Name":"a\u0000b","Big":123456789012345678901234567890,"Zeta":1.10}"#;
+        let record = RawInstance {
+            fields: serde_json::from_str(text).unwrap(),
+            text: RawValue::from_string(text.to_owned()).unwrap(),
+        };
+        let n = normalize(record, &NormalizeOptions::default()).unwrap();
+        assert_eq!(
+            n.raw.get(),
+            r#"{"AndroidInstanceId":"acp-1","Name":"ab","Big":123456789012345678901234567890,"Zeta":1.10}"#
         );
     }
 

@@ -534,7 +534,8 @@ pub(crate) async fn sync_scope(
                             field = %p.field,
                             value = %p.value,
                             reason = %p.reason,
-                            "field value not understood; stored as NULL, kept in raw"
+                            stored = p.stored,
+                            "field value not stored as sent"
                         );
                     }
                     report.field_problems += n.problems.len() as u64;
@@ -573,8 +574,12 @@ pub(crate) async fn sync_scope(
             .instrument(page_span)
             .await
         {
-            // The connection is likely gone: the staged rows went with it.
             report.failed(&e);
+            // Say so in the ledger if the connection still works (it does when
+            // the server refused what was staged); the staged rows are dropped.
+            if let Err(record_err) = staging.give_up(&e.to_string()).await {
+                warn!(error = %record_err, "could not record the failed scope");
+            }
             return;
         }
         if page.number % PROGRESS_EVERY_PAGES == 0 {
@@ -593,7 +598,7 @@ pub(crate) async fn sync_scope(
         warn!(
             field_problems = report.field_problems,
             logged = PROBLEMS_LOGGED_PER_SCOPE,
-            "more field values were not understood than were logged one by one"
+            "more field values were not stored as sent than were logged one by one"
         );
     }
     if let Some(error) = crawl_error {

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::credentials::CredentialsProvider;
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
-    DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse, RawInstance,
-    ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
+    mend_escapes, DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse,
+    RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
@@ -746,7 +746,7 @@ pub fn parse_instance_page(
                 // UTF-16 pair, which neither serde nor PostgreSQL will take. One
                 // such name must not fail the region on every run: the half is
                 // replaced with U+FFFD, in the fields and in raw.
-                let mended = replace_lone_surrogates(item.get())
+                let mended = mend_escapes(item.get())
                     .ok_or_else(|| bad(format!("InstanceModel[{i}]: {e}")))?;
                 let fields: Map<String, Value> = serde_json::from_str(&mended)
                     .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
@@ -770,46 +770,6 @@ pub fn parse_instance_page(
     })
 }
 
-/// The JSON text with every `\uXXXX` escape of an unpaired UTF-16 surrogate
-/// replaced by `\uFFFD`, or `None` if it has none. Backslashes occur only inside
-/// strings in JSON, so escapes are found without tracking strings.
-fn replace_lone_surrogates(text: &str) -> Option<String> {
-    fn code_at(b: &[u8], at: usize) -> Option<u16> {
-        let hex = b.get(at..at + 6)?;
-        if hex[0] != b'\\' || hex[1] != b'u' {
-            return None;
-        }
-        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
-    }
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let (mut copied, mut at, mut replaced) = (0, 0, false);
-    while at < b.len() {
-        if b[at] != b'\\' {
-            at += 1;
-            continue;
-        }
-        match code_at(b, at) {
-            Some(0xD800..=0xDBFF) if matches!(code_at(b, at + 6), Some(0xDC00..=0xDFFF)) => {
-                at += 12; // a whole pair
-            }
-            Some(0xD800..=0xDFFF) => {
-                out.push_str(&text[copied..at]);
-                out.push_str("\\uFFFD");
-                at += 6;
-                copied = at;
-                replaced = true;
-            }
-            Some(_) => at += 6,
-            None => at += 2, // any other escape, the escaped character included
-        }
-    }
-    replaced.then(|| {
-        out.push_str(&text[copied..]);
-        out
-    })
-}
-
 /// What a JSON value is, from its first character (raw values start at their
 /// first significant character).
 fn kind_of(v: &RawValue) -> &'static str {
@@ -830,15 +790,15 @@ mod tests {
     #[test]
     fn half_a_surrogate_pair_is_replaced_and_a_whole_one_kept() {
         let text = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud800","d":"\udc00y\"\u00e9"}"#;
-        let mended = replace_lone_surrogates(text).unwrap();
+        let mended = mend_escapes(text).unwrap();
         assert_eq!(
             mended,
             r#"{"a":"x\uFFFD","b":"\ud83d\ude00","c":"\\ud800","d":"\uFFFDy\"\u00e9"}"#
         );
         assert!(serde_json::from_str::<Value>(&mended).is_ok());
-        assert_eq!(replace_lone_surrogates(r#"{"b":"\ud83d\ude00"}"#), None);
+        assert_eq!(mend_escapes(r#"{"b":"\ud83d\ude00"}"#), None);
         assert_eq!(
-            replace_lone_surrogates(r#"{"t":"\ud83d"#),
+            mend_escapes(r#"{"t":"\ud83d"#),
             Some(r#"{"t":"\uFFFD"#.into())
         );
     }

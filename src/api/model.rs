@@ -192,6 +192,56 @@ impl RawInstance {
     }
 }
 
+/// The JSON text with the `\uXXXX` escapes that neither serde nor PostgreSQL
+/// will take mended, or `None` if it has none: half of a UTF-16 surrogate pair
+/// becomes `\uFFFD` (serde refuses it), and NUL (`\u0000`, which jsonb and text
+/// refuse) is dropped, as the text columns drop it. Everything else is left
+/// byte for byte, numbers included. Backslashes occur only inside strings in
+/// JSON, so escapes are found without tracking strings.
+pub fn mend_escapes(text: &str) -> Option<String> {
+    fn code_at(b: &[u8], at: usize) -> Option<u16> {
+        let hex = b.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at, mut mended) = (0, 0, false);
+    while at < b.len() {
+        if b[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        let replacement = match code_at(b, at) {
+            Some(0xD800..=0xDBFF) if matches!(code_at(b, at + 6), Some(0xDC00..=0xDFFF)) => {
+                at += 12; // a whole pair
+                continue;
+            }
+            Some(0xD800..=0xDFFF) => "\\uFFFD",
+            Some(0) => "",
+            Some(_) => {
+                at += 6;
+                continue;
+            }
+            None => {
+                at += 2; // any other escape, the escaped character included
+                continue;
+            }
+        };
+        out.push_str(&text[copied..at]);
+        out.push_str(replacement);
+        at += 6;
+        copied = at;
+        mended = true;
+    }
+    mended.then(|| {
+        out.push_str(&text[copied..]);
+        out
+    })
+}
+
 /// A record built in code (tests, tools): its text is its compact serialization.
 impl From<Map<String, Value>> for RawInstance {
     fn from(fields: Map<String, Value>) -> Self {

@@ -349,5 +349,4 @@ mod tests {
             assert!(modified >= at_now.as_str(), "{modified} before {at_now}");
         }
     }
-
 }

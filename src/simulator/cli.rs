@@ -136,7 +136,10 @@ impl SimulateArgs {
             let records = parse_fleet_file(&text)
                 .map_err(|e| anyhow::anyhow!("--fleet-file {}: {e}", path.display()))?;
             let regions = regions_of(&records);
-            let unplaced = records.iter().filter(|r| region_of(r).is_none()).count();
+            let unplaced = records
+                .iter()
+                .filter(|r| region_of(&r.fields).is_none())
+                .count();
             if unplaced > 0 {
                 tracing::warn!(
                     records = unplaced,

@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use super::filter::{Filter, Sort, SortKey};
 use super::generate::Generator;
+use crate::api::model::RawInstance;
 
 /// What the overlay holds for a changed instance.
 #[derive(Clone, Debug)]
 enum Slot {
     Deleted,
     /// The instance's whole JSON object, replacing the generated one. Tests may put
-    /// anything here (a missing id, `"Cpu": "four"`), and it is served as is.
-    Json(Map<String, Value>),
+    /// anything here (a missing id, `"Cpu": "four"`), and its text is served as is.
+    Json(RawInstance),
 }
 
 /// Where a page starts: the first instance of the page, identified by its sort key
@@ -64,7 +65,7 @@ impl Fleet {
     /// A fleet of exactly these instance objects, served as they are. The first
     /// record is the newest, so the default sort (newest first) serves them in
     /// the order given, as the captured pages they may come from listed them.
-    pub fn from_records(generator: Generator, records: Vec<Map<String, Value>>) -> Self {
+    pub fn from_records(generator: Generator, records: Vec<RawInstance>) -> Self {
         let mut fleet = Fleet::new(generator, records.len());
         let last = records.len() as u64;
         for (i, record) in records.into_iter().enumerate() {
@@ -90,7 +91,7 @@ impl Fleet {
     pub fn matches(&self, index: u64, filter: &Filter) -> bool {
         match self.overlay.get(&index) {
             Some(Slot::Deleted) => false,
-            Some(Slot::Json(raw)) => filter.matches(raw),
+            Some(Slot::Json(raw)) => filter.matches(&raw.fields),
             None => {
                 let cheap = self.generator.cheap(index);
                 if let Some(region) = &filter.biz_region_id {
@@ -124,7 +125,7 @@ impl Fleet {
             return None;
         }
         Some(match self.overlay.get(&index) {
-            Some(Slot::Json(raw)) => raw.clone(),
+            Some(Slot::Json(raw)) => raw.fields.clone(),
             _ => match serde_json::to_value(self.generator.instance(index)) {
                 Ok(Value::Object(map)) => map,
                 _ => unreachable!("an InstanceModel serializes to an object"),
@@ -135,18 +136,18 @@ impl Fleet {
     /// Appends the instance's JSON to `out` without building a `Value` first:
     /// serving a million-instance crawl is mostly this.
     pub fn write_json(&self, index: u64, out: &mut Vec<u8>) {
-        let result = match self.overlay.get(&index) {
-            Some(Slot::Json(raw)) => serde_json::to_writer(&mut *out, raw),
-            _ => serde_json::to_writer(&mut *out, &self.generator.instance(index)),
-        };
-        result.expect("writing JSON to memory cannot fail");
+        match self.overlay.get(&index) {
+            Some(Slot::Json(raw)) => out.extend_from_slice(raw.text.get().as_bytes()),
+            _ => serde_json::to_writer(&mut *out, &self.generator.instance(index))
+                .expect("writing JSON to memory cannot fail"),
+        }
     }
 
     /// The instance number currently carrying this `AndroidInstanceId`.
     pub fn find(&self, id: &str) -> Option<u64> {
         for (index, slot) in &self.overlay {
             if let Slot::Json(raw) = slot {
-                if raw.get("AndroidInstanceId").and_then(Value::as_str) == Some(id) {
+                if raw.instance_id() == Some(id) {
                     return Some(*index);
                 }
             }
@@ -166,7 +167,7 @@ impl Fleet {
 
     pub fn replace(&mut self, index: u64, json: Map<String, Value>) {
         if self.is_live(index) {
-            self.overlay.insert(index, Slot::Json(json));
+            self.overlay.insert(index, Slot::Json(json.into()));
             self.changed();
         }
     }
@@ -239,6 +240,7 @@ impl Fleet {
             SortKey::ExpiredTime => {
                 let expires = match self.overlay.get(&index) {
                     Some(Slot::Json(raw)) => raw
+                        .fields
                         .get("GmtExpired")
                         .and_then(Value::as_str)
                         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -432,6 +434,7 @@ mod tests {
                 m
             })
             .collect();
+        let records = records.into_iter().map(RawInstance::from).collect();
         let f = Fleet::from_records(Generator::new(1, vec!["cn-hangzhou".into()], 5), records);
         let ids: Vec<String> = crawl(&f, &Filter::default(), DESC, 2)
             .into_iter()

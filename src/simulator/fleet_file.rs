@@ -3,39 +3,62 @@
 //! the whole job. The records are served exactly as they are in the file, unknown
 //! fields and odd values included.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// The instance objects of a fleet file, in the order the file lists them.
+use crate::api::model::RawInstance;
+
+/// The instance objects of a fleet file, in the order the file lists them, each
+/// with its text as the file has it: that text is what the simulator serves,
+/// byte for byte (numbers as written, key order, even repeated keys).
 ///
 /// The file is a sequence of JSON values, each one of:
 /// - a `DescribeAndroidInstances` answer (an object with `InstanceModel`): its
 ///   instances, so captured pages can simply be concatenated;
 /// - an array of instance objects;
 /// - one instance object (so JSON Lines work too).
-pub fn parse_fleet_file(text: &str) -> Result<Vec<Map<String, Value>>, String> {
+pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
     let mut records = Vec::new();
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     for (n, value) in stream.enumerate() {
         let value = value.map_err(|e| format!("not JSON: {e}"))?;
         let which = n + 1;
-        match value {
-            Value::Object(mut answer) if answer.contains_key("InstanceModel") => {
-                match answer.remove("InstanceModel") {
-                    Some(Value::Array(items)) => push_all(&mut records, items, which)?,
-                    Some(Value::Null) => {}
-                    _ => {
+        match first_char(value) {
+            b'{' => {
+                let object: Map<String, Value> =
+                    serde_json::from_str(value.get()).map_err(|e| format!("not JSON: {e}"))?;
+                if !object.contains_key("InstanceModel") {
+                    records.push(RawInstance {
+                        fields: object,
+                        text: value.to_owned(),
+                    });
+                    continue;
+                }
+                #[derive(serde::Deserialize)]
+                struct Answer<'a> {
+                    #[serde(rename = "InstanceModel", borrow)]
+                    instance_model: Option<&'a RawValue>,
+                }
+                let answer: Answer =
+                    serde_json::from_str(value.get()).map_err(|e| format!("not JSON: {e}"))?;
+                match answer.instance_model {
+                    Some(items) if first_char(items) == b'[' => {
+                        push_all(&mut records, items, which)?
+                    }
+                    // null (serde reads it as None): an answer without instances.
+                    None => {}
+                    Some(_) => {
                         return Err(format!(
                             "value {which}: InstanceModel is not an array of instances"
                         ))
                     }
                 }
             }
-            Value::Object(instance) => records.push(instance),
-            Value::Array(items) => push_all(&mut records, items, which)?,
-            other => {
+            b'[' => push_all(&mut records, value, which)?,
+            _ => {
                 return Err(format!(
                     "value {which} is {}, not an answer, an instance or an array of instances",
-                    kind(&other)
+                    kind(value)
                 ))
             }
         }
@@ -55,10 +78,10 @@ pub fn region_of(record: &Map<String, Value>) -> Option<&str> {
 }
 
 /// The regions the records name, sorted, each once.
-pub fn regions_of(records: &[Map<String, Value>]) -> Vec<String> {
+pub fn regions_of(records: &[RawInstance]) -> Vec<String> {
     let mut regions: Vec<String> = records
         .iter()
-        .filter_map(region_of)
+        .filter_map(|r| region_of(&r.fields))
         .map(str::to_owned)
         .collect();
     regions.sort();
@@ -66,33 +89,38 @@ pub fn regions_of(records: &[Map<String, Value>]) -> Vec<String> {
     regions
 }
 
-fn push_all(
-    records: &mut Vec<Map<String, Value>>,
-    items: Vec<Value>,
-    which: usize,
-) -> Result<(), String> {
+fn push_all(records: &mut Vec<RawInstance>, items: &RawValue, which: usize) -> Result<(), String> {
+    let items: Vec<&RawValue> =
+        serde_json::from_str(items.get()).map_err(|e| format!("not JSON: {e}"))?;
     for (i, item) in items.into_iter().enumerate() {
-        match item {
-            Value::Object(instance) => records.push(instance),
-            other => {
-                return Err(format!(
-                    "value {which}, element {i}: {} where an instance object belongs",
-                    kind(&other)
-                ))
-            }
+        if first_char(item) != b'{' {
+            return Err(format!(
+                "value {which}, element {i}: {} where an instance object belongs",
+                kind(item)
+            ));
         }
+        let fields = serde_json::from_str(item.get()).map_err(|e| format!("not JSON: {e}"))?;
+        records.push(RawInstance {
+            fields,
+            text: item.to_owned(),
+        });
     }
     Ok(())
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A raw value starts at its first significant character.
+fn first_char(value: &RawValue) -> u8 {
+    value.get().as_bytes().first().copied().unwrap_or(b' ')
+}
+
+fn kind(value: &RawValue) -> &'static str {
+    match first_char(value) {
+        b'n' => "null",
+        b't' | b'f' => "a boolean",
+        b'"' => "a string",
+        b'[' => "an array",
+        b'{' => "an object",
+        _ => "a number",
     }
 }
 
@@ -100,11 +128,8 @@ fn kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn ids(records: &[Map<String, Value>]) -> Vec<&str> {
-        records
-            .iter()
-            .map(|r| r["AndroidInstanceId"].as_str().unwrap())
-            .collect()
+    fn ids(records: &[RawInstance]) -> Vec<&str> {
+        records.iter().map(|r| r.instance_id().unwrap()).collect()
     }
 
     #[test]
@@ -119,8 +144,14 @@ mod tests {
         "#;
         let records = parse_fleet_file(text).unwrap();
         assert_eq!(ids(&records), ["acp-1", "acp-2", "acp-3", "acp-4"]);
-        // Served as written, odd values included.
-        assert_eq!(records[2]["Cpu"], "four");
+        // Served as written, odd values included, the text byte for byte.
+        assert_eq!(records[2].fields["Cpu"], "four");
+        assert_eq!(
+            records[1].text.get(),
+            r#"{"AndroidInstanceId":"acp-2","RegionId":"cn-shanghai"}"#
+        );
+        let exact = r#"{"AndroidInstanceId":"acp-5", "Zeta":1.10,"Big":1e2,"Big":-0}"#;
+        assert_eq!(parse_fleet_file(exact).unwrap()[0].text.get(), exact);
         assert_eq!(regions_of(&records), ["cn-hangzhou", "cn-shanghai"]);
     }
 

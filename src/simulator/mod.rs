@@ -44,6 +44,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::api::model::RawInstance;
 use crate::api::Credentials;
 use auth::NonceBook;
 use fleet::Fleet;
@@ -76,10 +77,10 @@ impl Clock {
 pub struct SimulatorConfig {
     /// Size of the generated fleet.
     pub instances: usize,
-    /// A fleet given as instance objects, served as they are, in this order
-    /// under the default sort (newest first), instead of a generated one
-    /// (`instances` is then ignored).
-    pub records: Option<Vec<Map<String, Value>>>,
+    /// A fleet given as instance objects, their text served as it is, in this
+    /// order under the default sort (newest first), instead of a generated one
+    /// (`instances` is then ignored). A `Map` becomes one with `.into()`.
+    pub records: Option<Vec<RawInstance>>,
     /// Same seed (and size and regions), same fleet.
     pub seed: u64,
     /// Business regions the fleet is spread over (`DescribeRegions` lists them).

@@ -58,9 +58,12 @@ pub(crate) async fn apply(
     opts: &ApplyOptions,
 ) -> Result<ApplyCounts, StoreError> {
     let started = std::time::Instant::now();
-    s.flush().await?;
     let snapshot_at = s.last_observed_at.unwrap_or_else(Utc::now);
-    match apply_in_transaction(&mut s, opts, snapshot_at).await {
+    let applied = match s.flush().await {
+        Ok(()) => apply_in_transaction(&mut s, opts, snapshot_at).await,
+        Err(e) => Err(e),
+    };
+    match applied {
         Ok(counts) => {
             // The scope's own line (with its counts) is the caller's; this one
             // says what the apply cost.
@@ -74,8 +77,9 @@ pub(crate) async fn apply(
             Ok(counts)
         }
         Err(e) => {
-            // The transaction rolled back; say why in the ledger if the connection
-            // still works (it does for a refused deletion).
+            // The last rows were refused or the transaction rolled back; say why
+            // in the ledger if the connection still works (it does for a refused
+            // deletion or a row the server would not take).
             if let Err(record_err) = record_scope(
                 &mut s,
                 true,

@@ -165,7 +165,7 @@ async fn a_fleet_file_is_served_as_written_and_synced() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("fleet.json");
     let page = include_str!("../data/describe_android_instances_page.json");
-    let by_hand = r#"{"AndroidInstanceId":"acp-byhand0000000001","RegionId":"cn-beijing","AndroidInstanceStatus":"STOPPED","Cpu":"four","Memory":8192,"SomethingNew":{"a":1}}"#;
+    let by_hand = r#"{"AndroidInstanceId":"acp-byhand0000000001","RegionId":"cn-beijing","AndroidInstanceStatus":"STOPPED","Cpu":"four","Memory":8192,"SomethingNew":{"a":1},"Zeta":1.10,"Big":123456789012345678901234567890}"#;
     std::fs::write(&file, format!("{page}\n{by_hand}\n")).unwrap();
 
     let db = test_db().await;
@@ -189,6 +189,19 @@ async fn a_fleet_file_is_served_as_written_and_synced() {
     assert_eq!((cpu, status.as_deref()), (None, Some("STOPPED")));
     assert_eq!(raw["Cpu"], "four");
     assert_eq!(raw["SomethingNew"]["a"], 1);
+    // Numbers as written, end to end (the simulator used to serve them rounded
+    // through f64: 1.1, 1.2345678901234568e29).
+    let (zeta, big): (String, String) = sqlx::query_as(
+        "SELECT raw ->> 'Zeta', raw ->> 'Big' FROM ecp.instances \
+         WHERE instance_id = 'acp-byhand0000000001'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (zeta.as_str(), big.as_str()),
+        ("1.10", "123456789012345678901234567890")
+    );
     let cpu: Option<i32> = sqlx::query_scalar(
         "SELECT cpu_cores FROM ecp.instances WHERE instance_id = 'acp-8at8h6ejkadjh0001'",
     )

@@ -1419,3 +1419,52 @@ async fn an_instance_listed_twice_keeps_its_last_listing() {
         n as i64
     );
 }
+
+/// A tag too long for the indexes of `ecp.instance_tags` (random text, which
+/// the server cannot compress below the B-tree's limit) used to fail the
+/// scope's apply on every run. It stays in the instance's tags, and the other
+/// instances and tags are stored.
+#[tokio::test]
+async fn a_tag_too_long_to_index_does_not_fail_the_scope() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(3);
+    let mut state = 7_u64;
+    let long: String = (0..3000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (state >> 59) as u8 % 26)
+        })
+        .collect();
+    records[1].insert(
+        "Tags".into(),
+        json!([{"Key": "env", "Value": "prod"}, {"Key": "notes", "Value": long}]),
+    );
+    let counts = sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(0),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counts.created, 3);
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tag_key, tag_value FROM ecp.instance_tags \
+         WHERE instance_id = 'acp-000001' AND kind = 'user' ORDER BY tag_key",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("env".to_owned(), "prod".to_owned())]);
+    let kept: String = sqlx::query_scalar(
+        "SELECT tags ->> 'notes' FROM ecp.instances WHERE instance_id = 'acp-000001'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, long);
+}

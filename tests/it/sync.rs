@@ -4,14 +4,16 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use ecp_inventory::api::model::RawInstance;
 use ecp_inventory::api::Client;
 use ecp_inventory::crawl::CrawlOptions;
 use ecp_inventory::simulator::{ChurnSpec, Faults, RunningSimulator, Simulator, SimulatorConfig};
 use ecp_inventory::sync::{self, RunReport, SyncSettings};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{count, quick_retry_client, sim_client, start_sim, test_db, TestDb};
+use crate::helpers::{count, fleet, quick_retry_client, sim_client, start_sim, test_db, TestDb};
 
 async fn fleet_of(n: usize) -> (Simulator, RunningSimulator) {
     start_sim(SimulatorConfig {
@@ -440,4 +442,56 @@ async fn instances_as_of_between_two_runs_returns_the_earlier_state() {
         count(&db.pool, "SELECT count(*) FROM ecp.instances_as_of(now())").await,
         298
     );
+}
+
+/// A value the server refuses when the crawl is staged (here a number too small
+/// for jsonb's numeric, which serde reads as 0) fails its scope, and the ledger
+/// says so with the server's message, whether the refusal comes while the crawl
+/// goes on (1,000 records: the first batch is sent before the last page) or at
+/// the apply (3 records). The scope used to be left out of the ledger.
+#[tokio::test]
+async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
+    for n in [3, 1000] {
+        let db = test_db().await;
+        let mut records: Vec<RawInstance> = fleet(n).into_iter().map(RawInstance::from).collect();
+        let text = records[0]
+            .text
+            .get()
+            .replacen('{', r#"{"Tiny":1e-20000,"#, 1);
+        records[0] = RawInstance {
+            fields: serde_json::from_str(&text).unwrap(),
+            text: RawValue::from_string(text).unwrap(),
+        };
+        let (_sim, running) = start_sim(SimulatorConfig {
+            records: Some(records),
+            ..Default::default()
+        })
+        .await;
+        let report = run(&db, &sim_client(&running)).await;
+        assert_eq!(report.exit_code(), 1, "{n}: {}", report.summary_line());
+        let scope = report
+            .scopes
+            .iter()
+            .find(|s| s.biz_region_id == "cn-shanghai")
+            .unwrap();
+        assert!(
+            scope.error.as_deref().unwrap_or("").contains("numeric"),
+            "{n}: {:?}",
+            scope.error
+        );
+        let (pages, error): (i64, Option<String>) = sqlx::query_as(
+            "SELECT pages_fetched, error FROM ecp.sync_run_scopes \
+             WHERE run_id = $1 AND biz_region_id = 'cn-shanghai' AND NOT applied",
+        )
+        .bind(report.run_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{n}: no ledger row for the scope: {e}"));
+        assert!(pages > 0, "{n}");
+        assert!(error.unwrap_or_default().contains("numeric"), "{n}");
+        assert_eq!(
+            count(&db.pool, "SELECT count(*) FROM ecp.instances").await,
+            0
+        );
+    }
 }

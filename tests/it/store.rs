@@ -1468,3 +1468,40 @@ async fn a_tag_too_long_to_index_does_not_fail_the_scope() {
     .unwrap();
     assert_eq!(kept, long);
 }
+
+/// An instance that comes back changed: its field changes compare with the
+/// state of before it disappeared, which was last seen by the last crawl that
+/// returned it. They used to say the run that missed it (when the deletion was
+/// recorded), claiming the change happened after that run.
+#[tokio::test]
+async fn a_restored_instance_changes_date_back_to_when_it_was_last_seen() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(N);
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    let without: Vec<_> = records
+        .iter()
+        .filter(|r| r["AndroidInstanceId"] != "acp-000005")
+        .cloned()
+        .collect();
+    sync(&store, "cn-shanghai", &without, at(2), &opts)
+        .await
+        .unwrap();
+    records[5].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+    let back = sync(&store, "cn-shanghai", &records, at(3), &opts)
+        .await
+        .unwrap();
+    assert_eq!(back.restored, 1);
+
+    let updated: Vec<(Option<String>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT field, previously_observed_at FROM ecp.instance_changes \
+         WHERE instance_id = 'acp-000005' AND change_kind = 'updated'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(updated, [(Some("status".to_owned()), Some(at(1)))]);
+}

@@ -15,8 +15,11 @@ SELECT $1, a.instance_id, a.changed_at,
 FROM ecp_apply a
 WHERE a.kind IN ('created', 'deleted', 'restored')
 UNION ALL
-SELECT $1, a.instance_id, a.changed_at, a.previously_observed_at, 'updated',
-       f.field, f.old_value, f.new_value
+SELECT $1, a.instance_id, a.changed_at,
+       -- A restored instance's old values are those of before it disappeared:
+       -- last seen by the last crawl that returned it, not when it was missed.
+       CASE WHEN a.kind = 'restored' THEN i.last_seen_at ELSE a.previously_observed_at END,
+       'updated', f.field, f.old_value, f.new_value
 FROM ecp_apply a
 JOIN ecp_stage s ON s.instance_id = a.instance_id
 JOIN ecp.instances i ON i.instance_id = a.instance_id

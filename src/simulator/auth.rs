@@ -1,4 +1,4 @@
-//! Request authentication, as the gateway does it: ACS3-HMAC-SHA256 (V3) from the
+//! Request authentication, as the gateway does it: ACS3-HMAC-SHA256 or ACS3-HMAC-SM3 (V3) from the
 //! `Authorization` header, or HMAC-SHA1 (V1) from the `Signature` parameter. The
 //! signature is recomputed with the client's own signing module ([`crate::api::sign`]),
 //! from what arrived on the wire. Checks run in the order a gateway can make them:
@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::error::ApiError;
 use crate::api::credentials::Credentials;
 use crate::api::sign::{
-    equal_constant_time, parse_v3_authorization, sha256_hex, sign_v1, sign_v3, V3Input,
+    equal_constant_time, parse_v3_authorization, sign_v1, sign_v3_with, V3Input,
 };
 
 /// §6.4: dates further than this from the server clock are refused.
@@ -157,16 +157,17 @@ fn verify_v3(
         }
     }
     let hashed_payload = header(incoming.headers, "x-acs-content-sha256").unwrap_or_default();
-    if !equal_constant_time(hashed_payload, &sha256_hex(incoming.body)) {
+    if !equal_constant_time(hashed_payload, &auth.algorithm.hash_hex(incoming.body)) {
         return Err(ApiError::new(
             400,
             "SignatureDoesNotMatch",
-            "The x-acs-content-sha256 header does not match the SHA-256 of the request body.",
+            "The x-acs-content-sha256 header does not match the digest of the request body.",
         ));
     }
     let key = find_key(credentials, &auth.access_key_id)?;
     check_token(key, header(incoming.headers, "x-acs-security-token"))?;
-    let expected = sign_v3(
+    let expected = sign_v3_with(
+        auth.algorithm,
         &V3Input {
             method: incoming.method,
             path: incoming.path,

@@ -1,6 +1,7 @@
-//! `sqlx::migrate!` embeds the migrations at compile time, but Cargo does not
-//! know the macro read them: without this, a migration added or edited after the
-//! last build would be missing from the binary until something else changed.
+//! `sqlx::migrate!` embeds the migrations at compile time. Cargo rebuilds when
+//! an embedded file changes, but not when one is added to the directory: without
+//! this, a new migration would be missing from the binary until something else
+//! changed.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

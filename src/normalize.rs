@@ -382,7 +382,9 @@ pub fn normalize(
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
-    for (key, value) in raw {
+    // A NUL can only come as the escape `\u0000`.
+    let escapes_nul = record.text.get().contains("\\u0000");
+    for (key, value) in raw.iter().filter(|_| escapes_nul) {
         if key.contains('\0') || holds_nul(value) {
             p.stored_otherwise(
                 key,
@@ -665,7 +667,8 @@ impl Parser {
                 return Vec::new();
             }
         };
-        let mut out: Vec<TagRow> = Vec::with_capacity(items.len());
+        // With the position each kept tag had in the list.
+        let mut out: Vec<(usize, TagRow)> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let field = format!("{key}[{i}]");
             let tag_key = match item.get("Key") {
@@ -676,32 +679,37 @@ impl Parser {
                 }
             };
             let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
-            let bytes = tag_key.len() + value.as_ref().map_or(0, String::len);
+            // Keys are unique per instance and kind in the store; the last one wins.
+            out.retain(|(_, t)| t.key != tag_key);
+            out.push((
+                i,
+                TagRow {
+                    kind,
+                    key: tag_key,
+                    value,
+                },
+            ));
+        }
+        for (i, tag) in &out {
+            // As stored: without NULs, which the COPY drops.
+            let stored = |s: &str| s.len() - s.matches('\0').count();
+            let bytes = stored(&tag.key) + tag.value.as_deref().map_or(0, stored);
             if bytes > MAX_TAG_ROW_BYTES {
                 self.stored_otherwise(
-                    &field,
-                    item,
+                    &format!("{key}[{i}]"),
+                    &items[*i],
                     format!(
                         "key and value are {bytes} bytes, more than the {MAX_TAG_ROW_BYTES} \
-                             ecp.instance_tags can index"
+                         ecp.instance_tags can index"
                     ),
                     "in the instance's tags and raw, without a row in ecp.instance_tags",
                 );
             }
-            // Keys are unique per instance and kind in the store; the last one wins.
-            out.retain(|t| t.key != tag_key);
-            out.push(TagRow {
-                kind,
-                key: tag_key,
-                value,
-            });
         }
-        out
+        out.into_iter().map(|(_, tag)| tag).collect()
     }
 }
 
-/// A time without zone: `YYYY-MM-DD HH:MM:SS` as the API writes it, with `T` for
-/// the space, a fraction of a second, or no seconds.
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
     [
         "%Y-%m-%d %H:%M:%S%.f",

@@ -628,12 +628,12 @@ pub(crate) async fn sync_scope(
              may be missing from the listing"
         );
     }
-    // A record skipped for want of an id was some instance: which one, nobody can
-    // say, so this crawl is no evidence that any instance is gone.
+    // A record skipped for want of a usable id was some instance, which this
+    // crawl did not store: it is no evidence that any instance is gone.
     if report.skipped > 0 && !filtered {
         warn!(
             skipped = report.skipped,
-            "records without an instance id were skipped; no instance is marked deleted this run"
+            "records without a usable instance id were skipped; no instance is marked deleted this run"
         );
     }
     // Either leaves this crawl no evidence of deletions (a filtered one never is).

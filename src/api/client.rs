@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use super::credentials::CredentialsProvider;
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
-    mend_escapes, DescribeAndroidInstancesRequest, DescribeRegionsRequest, DescribeRegionsResponse,
-    RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES, ACTION_DESCRIBE_REGIONS, API_VERSION,
+    kind_of, mend_escapes, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
+    DescribeRegionsResponse, RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES,
+    ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
@@ -770,19 +771,6 @@ pub fn parse_instance_page(
     })
 }
 
-/// What a JSON value is, from its first character (raw values start at their
-/// first significant character).
-fn kind_of(v: &RawValue) -> &'static str {
-    match v.get().as_bytes().first() {
-        Some(b'n') => "null",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'"') => "a string",
-        Some(b'[') => "a list",
-        Some(b'{') => "an object",
-        _ => "a number",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,6 +785,8 @@ mod tests {
         );
         assert!(serde_json::from_str::<Value>(&mended).is_ok());
         assert_eq!(mend_escapes(r#"{"b":"\ud83d\ude00"}"#), None);
+        // Four hex digits or no escape at all: a sign is not a digit.
+        assert_eq!(mend_escapes(r#"{"b":"\u+000"}"#), None);
         assert_eq!(
             mend_escapes(r#"{"t":"\ud83d"#),
             Some(r#"{"t":"\uFFFD"#.into())

@@ -201,7 +201,8 @@ impl RawInstance {
 pub fn mend_escapes(text: &str) -> Option<String> {
     fn code_at(b: &[u8], at: usize) -> Option<u16> {
         let hex = b.get(at..at + 6)?;
-        if hex[0] != b'\\' || hex[1] != b'u' {
+        // Four hex digits exactly (from_str_radix would also take a sign).
+        if hex[0] != b'\\' || hex[1] != b'u' || !hex[2..].iter().all(u8::is_ascii_hexdigit) {
             return None;
         }
         u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
@@ -240,6 +241,19 @@ pub fn mend_escapes(text: &str) -> Option<String> {
         out.push_str(&text[copied..]);
         out
     })
+}
+
+/// What a JSON value is, from its first character (raw values start at their
+/// first significant character).
+pub fn kind_of(v: &RawValue) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "a list",
+        Some(b'{') => "an object",
+        _ => "a number",
+    }
 }
 
 /// A record built in code (tests, tools): its text is its compact serialization.

@@ -82,7 +82,7 @@ pub fn verify_signature(
         verify_v1(incoming, credentials)
     } else {
         Err(ApiError::incomplete_signature(
-            "the request carries neither an Authorization header (ACS3-HMAC-SHA256) nor a Signature parameter (HMAC-SHA1)",
+            "the request carries neither an Authorization header (ACS3-HMAC-SHA256 or -SM3) nor a Signature parameter (HMAC-SHA1)",
         ))
     }
 }

@@ -6,7 +6,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::api::model::RawInstance;
+use crate::api::model::{kind_of, RawInstance};
 
 /// The instance objects of a fleet file, in the order the file lists them, each
 /// with its text as the file has it: that text is what the simulator serves,
@@ -23,8 +23,8 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
     for (n, value) in stream.enumerate() {
         let value = value.map_err(|e| format!("not JSON: {e}"))?;
         let which = n + 1;
-        match first_char(value) {
-            b'{' => {
+        match kind_of(value) {
+            "an object" => {
                 let object: Map<String, Value> =
                     serde_json::from_str(value.get()).map_err(|e| format!("not JSON: {e}"))?;
                 if !object.contains_key("InstanceModel") {
@@ -42,7 +42,7 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
                 let answer: Answer =
                     serde_json::from_str(value.get()).map_err(|e| format!("not JSON: {e}"))?;
                 match answer.instance_model {
-                    Some(items) if first_char(items) == b'[' => {
+                    Some(items) if kind_of(items) == "a list" => {
                         push_all(&mut records, items, which)?
                     }
                     // null (serde reads it as None): an answer without instances.
@@ -54,11 +54,11 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
                     }
                 }
             }
-            b'[' => push_all(&mut records, value, which)?,
+            "a list" => push_all(&mut records, value, which)?,
             _ => {
                 return Err(format!(
                     "value {which} is {}, not an answer, an instance or an array of instances",
-                    kind(value)
+                    kind_of(value)
                 ))
             }
         }
@@ -93,10 +93,10 @@ fn push_all(records: &mut Vec<RawInstance>, items: &RawValue, which: usize) -> R
     let items: Vec<&RawValue> =
         serde_json::from_str(items.get()).map_err(|e| format!("not JSON: {e}"))?;
     for (i, item) in items.into_iter().enumerate() {
-        if first_char(item) != b'{' {
+        if kind_of(item) != "an object" {
             return Err(format!(
                 "value {which}, element {i}: {} where an instance object belongs",
-                kind(item)
+                kind_of(item)
             ));
         }
         let fields = serde_json::from_str(item.get()).map_err(|e| format!("not JSON: {e}"))?;
@@ -106,22 +106,6 @@ fn push_all(records: &mut Vec<RawInstance>, items: &RawValue, which: usize) -> R
         });
     }
     Ok(())
-}
-
-/// A raw value starts at its first significant character.
-fn first_char(value: &RawValue) -> u8 {
-    value.get().as_bytes().first().copied().unwrap_or(b' ')
-}
-
-fn kind(value: &RawValue) -> &'static str {
-    match first_char(value) {
-        b'n' => "null",
-        b't' | b'f' => "a boolean",
-        b'"' => "a string",
-        b'[' => "an array",
-        b'{' => "an object",
-        _ => "a number",
-    }
 }
 
 #[cfg(test)]

@@ -435,7 +435,16 @@ async fn admin_fleet(State(sim): State<Simulator>) -> Response {
             let to = (from + CHUNK).min(fleet.total_slots());
             let mut out = Vec::new();
             for index in (from..to).filter(|i| fleet.is_live(*i)) {
+                let start = out.len();
                 fleet.write_json(index, &mut out);
+                // A fleet file's record is served as written, maybe across
+                // lines; here it must be one line. A JSON string cannot hold a
+                // raw line break, so every one is whitespace between tokens.
+                for byte in &mut out[start..] {
+                    if matches!(byte, b'\n' | b'\r') {
+                        *byte = b' ';
+                    }
+                }
                 out.push(b'\n');
             }
             Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(out)), to))

@@ -309,7 +309,7 @@ async fn write_changes(
     sqlx::raw_sql(sql.clear_disks_tags)
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(sql.refill_disks_tags)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.refill_disks_tags.as_str()))
         .execute(&mut *tx)
         .await?;
     Ok(())

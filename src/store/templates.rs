@@ -26,7 +26,7 @@ pub(crate) struct ApplySql {
     pub update_instances: String,
     pub delete_instances: &'static str,
     pub clear_disks_tags: &'static str,
-    pub refill_disks_tags: &'static str,
+    pub refill_disks_tags: String,
 }
 
 impl ApplySql {
@@ -85,6 +85,10 @@ impl ApplySql {
                 .replace("{{volatile_i}}", &prefixed("i", &vol))
                 .replace("{{field_values}}", &field_values)
                 .replace("{{set_typed}}", &set_typed)
+                .replace(
+                    "{{max_tag_row_bytes}}",
+                    &crate::normalize::MAX_TAG_ROW_BYTES.to_string(),
+                )
         };
         Ok(ApplySql {
             classify: fill(include_str!("sql/classify.sql")),
@@ -98,7 +102,7 @@ impl ApplySql {
             update_instances: fill(include_str!("sql/update_instances.sql")),
             delete_instances: include_str!("sql/delete_instances.sql"),
             clear_disks_tags: include_str!("sql/clear_disks_tags.sql"),
-            refill_disks_tags: include_str!("sql/refill_disks_tags.sql"),
+            refill_disks_tags: fill(include_str!("sql/refill_disks_tags.sql")),
         })
     }
 }
@@ -117,6 +121,7 @@ mod tests {
             &sql.insert_changes,
             &sql.insert_instances,
             &sql.update_instances,
+            &sql.refill_disks_tags,
         ] {
             assert!(!s.contains("{{"), "{s}");
         }

@@ -1294,6 +1294,37 @@ async fn page_faults_strike_page_k() {
 
 // ----- admin -----
 
+/// `/_sim/fleet` is one instance per line also when a fleet file wrote its
+/// records across lines (captured answers usually are pretty-printed): they
+/// are served as written, so the listing joins their lines.
+#[tokio::test]
+async fn the_fleet_listing_is_one_line_per_instance_for_a_pretty_printed_file() {
+    let page = include_str!("../data/describe_android_instances_page.json");
+    assert!(
+        page.trim().lines().count() > 1,
+        "the capture is pretty-printed"
+    );
+    let records = ecp_inventory::simulator::fleet_file::parse_fleet_file(page).unwrap();
+    let expected: Vec<Value> = records
+        .iter()
+        .map(|r| serde_json::from_str(r.text.get()).unwrap())
+        .collect();
+    let (_sim, running) = crate::helpers::start_sim(SimulatorConfig {
+        records: Some(records),
+        ..Default::default()
+    })
+    .await;
+    let fleet =
+        reply(reqwest::Client::new().get(format!("{}/_sim/fleet", running.endpoint()))).await;
+    assert_eq!(fleet.status, 200);
+    let lines: Vec<Value> = fleet
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines, expected);
+}
+
 #[tokio::test]
 async fn admin_endpoints_show_the_fleet_stats_and_faults() {
     let (sim, running, client) = start(sized(1500)).await;

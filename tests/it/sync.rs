@@ -479,8 +479,8 @@ async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
             "{n}: {:?}",
             scope.error
         );
-        let (pages, error): (i64, Option<String>) = sqlx::query_as(
-            "SELECT pages_fetched, error FROM ecp.sync_run_scopes \
+        let (pages, complete, error): (i64, bool, Option<String>) = sqlx::query_as(
+            "SELECT pages_fetched, complete, error FROM ecp.sync_run_scopes \
              WHERE run_id = $1 AND biz_region_id = 'cn-shanghai' AND NOT applied",
         )
         .bind(report.run_id)
@@ -488,6 +488,8 @@ async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
         .await
         .unwrap_or_else(|e| panic!("{n}: no ledger row for the scope: {e}"));
         assert!(pages > 0, "{n}");
+        // Refused during the crawl (given up, incomplete) or at the apply.
+        assert_eq!(complete, n == 3, "{n}");
         assert!(error.unwrap_or_default().contains("numeric"), "{n}");
         assert_eq!(
             count(&db.pool, "SELECT count(*) FROM ecp.instances").await,

@@ -1,10 +1,9 @@
 -- Writes the staged disk and tag lists of the instances cleared by
 -- clear_disks_tags.sql, and of every restored instance: its lists were removed
 -- when it disappeared, so they are written again even if they did not change.
--- A tag whose key and value are longer than 2000 bytes together gets no row:
--- the table's indexes cannot hold it, and it would fail the whole apply. It
--- stays in the instance's tags or biz_tags (normalize::MAX_TAG_ROW_BYTES, which
--- reports it).
+-- A tag whose key and value are longer together than normalize::MAX_TAG_ROW_BYTES
+-- gets no row: the table's indexes cannot hold it, and it would fail the whole
+-- apply. It stays in the instance's tags or biz_tags (normalize reports it).
 WITH new_disks AS (
     INSERT INTO ecp.instance_disks (instance_id, disk_index, disk_type, disk_size_gb)
     SELECT s.instance_id, (e.ord - 1)::integer, e.disk ->> 'disk_type',
@@ -24,4 +23,4 @@ CROSS JOIN LATERAL (
     SELECT 'biz', key, value FROM jsonb_each_text(s.biz_tags)
 ) t
 WHERE (a.tags_changed OR a.kind = 'restored') AND a.kind <> 'deleted'
-  AND octet_length(t.tag_key) + coalesce(octet_length(t.tag_value), 0) <= 2000
+  AND octet_length(t.tag_key) + coalesce(octet_length(t.tag_value), 0) <= {{max_tag_row_bytes}}

@@ -1151,6 +1151,19 @@ async fn runs_left_running_by_a_dead_process_are_marked_abandoned() {
         .execute(&db.pool)
         .await
         .unwrap();
+    // It applied two scopes before it died: their changes are in the inventory,
+    // and the abandoned run accounts for them (its counts stayed 0).
+    sqlx::query(
+        "INSERT INTO ecp.sync_run_scopes (run_id, source, biz_region_id, complete, applied, \
+         filtered, pages_fetched, instances_seen, records_skipped, field_problems, \
+         created_count, updated_count, deleted_count, restored_count, unchanged_count, \
+         volatile_count, started_at) \
+         VALUES (1, 'default', 'cn-shanghai', true, true, false, 3, 250, 0, 0, 7, 5, 2, 1, 235, 4, now()), \
+                (1, 'default', 'cn-beijing', true, true, false, 2, 100, 0, 0, 100, 0, 0, 0, 0, 0, now())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let live = store.start_run("test").await.unwrap();
 
     let abandoned = store.mark_abandoned_runs().await.unwrap();
@@ -1165,6 +1178,14 @@ async fn runs_left_running_by_a_dead_process_are_marked_abandoned() {
         statuses,
         vec![(1, "abandoned".into()), (live.id(), "running".into())]
     );
+    let counts: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT pages_fetched, instances_seen, created_count, updated_count, deleted_count, \
+         restored_count, unchanged_count, volatile_count FROM ecp.sync_runs WHERE run_id = 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (5, 350, 107, 5, 2, 1, 235, 4));
     live.finish(RunOutcome::Succeeded).await.unwrap();
 }
 

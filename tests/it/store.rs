@@ -1526,3 +1526,32 @@ async fn a_restored_instance_changes_date_back_to_when_it_was_last_seen() {
     .unwrap();
     assert_eq!(updated, [(Some("status".to_owned()), Some(at(1)))]);
 }
+
+/// Migration 0032 gives runs abandoned under earlier versions the counts of the
+/// scopes they applied (they kept 0), and leaves other runs alone.
+#[tokio::test]
+async fn migration_0032_counts_what_abandoned_runs_applied() {
+    let db = test_db_migrated_to(Some(31)).await;
+    sqlx::raw_sql(
+        "INSERT INTO ecp.sync_runs (tool_version, status, finished_at) \
+         VALUES ('old', 'abandoned', now()), ('old', 'failed', now()); \
+         INSERT INTO ecp.sync_run_scopes (run_id, source, biz_region_id, complete, applied, \
+         filtered, pages_fetched, instances_seen, records_skipped, field_problems, \
+         created_count, updated_count, deleted_count, restored_count, unchanged_count, \
+         volatile_count, started_at) \
+         VALUES (1, 'default', 'cn-shanghai', true, true, false, 3, 250, 0, 0, 7, 5, 2, 1, 235, 4, now()), \
+                (2, 'default', 'cn-shanghai', true, true, false, 1, 10, 0, 0, 10, 0, 0, 0, 0, 0, now())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    ecp_inventory::store::migrate(&db.pool).await.unwrap();
+    let counts: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT run_id, instances_seen, created_count, unchanged_count FROM ecp.sync_runs \
+         ORDER BY run_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, [(1, 250, 7, 235), (2, 0, 0, 0)]);
+}

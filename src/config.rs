@@ -138,6 +138,34 @@ pub struct Source {
     pub naive_time_zone: Option<FixedOffset>,
 }
 
+/// Where the TOML went wrong and what was wrong, without the text around it:
+/// toml's own message quotes the offending line, and its type errors quote the
+/// value, either of which may be an access key secret.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let mut message = String::with_capacity(e.message().len());
+    let mut quoted = false;
+    for c in e.message().trim().chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                message.push_str("\"…\"");
+                quoted = true;
+            }
+            ('"', true) => quoted = false,
+            (c, false) => message.push(c),
+            (_, true) => {}
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("TOML error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML error: {message}"),
+    }
+}
+
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -149,7 +177,8 @@ impl ConfigFile {
 
     /// Parses and checks everything that can be checked without the environment.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::new(e.to_string()))?;
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::new(parse_error(text, &e)))?;
         if file.sources.is_empty() {
             return Err(ConfigError::new("no [[source]] table"));
         }
@@ -409,6 +438,37 @@ naive_time_zone = "+08:00"
 alias = "ack"
 credentials = "default"
 "#;
+
+    /// A mistake on the line of a secret says where, without the line: toml's
+    /// own message quoted it, and the CLI prints the error (a cron job's log).
+    #[test]
+    fn a_parse_error_never_quotes_the_file() {
+        let secret = "ChaosSecretXYZ987";
+        for (line, expected) in [
+            (format!("access_key_secret = \"{secret}"), "line 4"),
+            (format!("access_key_secret = 12345{secret}"), "line 4"),
+            (
+                format!("access_key_secrett = \"{secret}\""),
+                "unknown field",
+            ),
+            (
+                format!("access_key_secret = [\"{secret}\"]"),
+                "invalid type",
+            ),
+            (
+                format!("access_key_secret = \"{secret}\"\nrate_limit = \"{secret}\""),
+                "line 5",
+            ),
+        ] {
+            let text = format!(
+                "[[source]]\nalias = \"x\"\naccess_key_id = \"id\"\n{line}\nregions = [\"cn-hangzhou\"]\n"
+            );
+            let err = ConfigFile::parse(&text).unwrap_err().0;
+            assert!(!err.contains(secret), "{err}");
+            assert!(!err.contains("12345"), "{err}");
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
 
     #[test]
     fn parses_every_way_of_giving_credentials() {

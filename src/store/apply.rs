@@ -63,7 +63,7 @@ pub(crate) async fn apply(
         Ok(()) => apply_in_transaction(&mut s, opts, snapshot_at).await,
         Err(e) => Err(e),
     };
-    match applied {
+    match applied.map_err(|e| concurrent_write(e, &s.scope)) {
         Ok(counts) => {
             // The scope's own line (with its counts) is the caller's; this one
             // says what the apply cost.
@@ -94,6 +94,35 @@ pub(crate) async fn apply(
             }
             Err(e)
         }
+    }
+}
+
+/// The keys two applies collide on when they write the same instances at once:
+/// the second one's insert of the instance or of its next version, or its
+/// version naming a predecessor the first one has just replaced.
+const COLLISIONS: [(&str, &str); 3] = [
+    ("23505", "instances_pkey"),
+    ("23505", "instance_versions_pkey"),
+    ("23503", "instance_versions_follows_previous"),
+];
+
+fn concurrent_write(e: StoreError, scope: &Scope) -> StoreError {
+    let collided = e
+        .database_error()
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|db| {
+            let (code, constraint) = (db.code()?, db.constraint()?);
+            COLLISIONS
+                .iter()
+                .any(|(c, k)| *c == code && *k == constraint)
+                .then(|| constraint.to_owned())
+        });
+    match collided {
+        Some(constraint) => StoreError::ConcurrentWrite {
+            scope: scope.clone(),
+            constraint,
+        },
+        None => e,
     }
 }
 

@@ -200,6 +200,16 @@ pub enum StoreError {
          crawl ran; nothing was applied, run the sync again"
     )]
     ConcurrentChange { scope: Scope, instance_id: String },
+    /// Another scope's apply wrote the same instances at the same time (two
+    /// sources listing one account, synced at once): the database refused the
+    /// second writer.
+    #[error(
+        "scope {scope} wrote instances that another scope's apply was writing at the same \
+         time ({constraint}); nothing of this scope was applied. Two sources probably \
+         list the same account: sync them one after the other (the next run settles \
+         which source keeps each instance), or drop one of them"
+    )]
+    ConcurrentWrite { scope: Scope, constraint: String },
     #[error("invalid store configuration: {0}")]
     Config(String),
 }

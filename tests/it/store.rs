@@ -1555,3 +1555,78 @@ async fn migration_0032_counts_what_abandoned_runs_applied() {
     .unwrap();
     assert_eq!(counts, [(1, 250, 7, 235), (2, 0, 0, 0)]);
 }
+
+/// Two sources that list the same account, applied at the same moment, write
+/// the same new instances: the database refuses the second writer. It used to
+/// fail with the raw duplicate-key error; now it says what happened and what to
+/// do, and the first source's snapshot stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_writing_the_same_instances_at_once_get_a_clear_error() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = norm(&fleet(50));
+    let apply = |source: &'static str| {
+        let (store, records) = (store.clone(), records.clone());
+        tokio::spawn(async move {
+            let run = store.start_run("test").await.unwrap();
+            let mut scope = run
+                .begin_scope(Scope::new(source, "cn-shanghai"), Duration::from_secs(5))
+                .await
+                .unwrap();
+            scope.push_page(at(0), &records).await.unwrap();
+            let result = scope.apply(&ApplyOptions::default()).await;
+            run.finish(RunOutcome::Succeeded).await.unwrap();
+            result
+        })
+    };
+    let waiting = |n: i64| {
+        let (pool, name) = (db.pool.clone(), db.name.clone());
+        async move {
+            for _ in 0..3000 {
+                let blocked: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                )
+                .bind(&name)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if blocked >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{n} applies never waited");
+        }
+    };
+    // The first apply stops at its last write (its ledger line), with every
+    // instance written but not committed; the second then waits for it.
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE ecp.sync_run_scopes IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = apply("a");
+    waiting(1).await;
+    let second = apply("b");
+    waiting(2).await;
+    blocker.rollback().await.unwrap();
+
+    let first = first.await.unwrap().expect("the first writer commits");
+    assert_eq!(first.created, 50);
+    match second.await.unwrap() {
+        Err(e @ StoreError::ConcurrentWrite { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("one after the other"), "{text}");
+        }
+        other => panic!("expected a concurrent write, got {other:?}"),
+    }
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instances WHERE source = 'a'"
+        )
+        .await,
+        50
+    );
+}

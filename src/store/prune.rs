@@ -41,6 +41,16 @@ impl Store {
                 changes: changes as u64,
             }
         } else {
+            // No apply may end a version while this runs: one that commits
+            // between the unlinking below and the deletion would leave a new
+            // version whose predecessor is deleted without it being marked
+            // (instance_versions_names_its_predecessor then fails the prune).
+            // This mode waits for the applies under way and holds new ones at
+            // their first write to the versions until the commit; readers are
+            // not held.
+            sqlx::query("LOCK TABLE ecp.instance_versions IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(include_str!("sql/prune_unlink_versions.sql"))
                 .bind(horizon)
                 .execute(&mut *tx)

@@ -1579,26 +1579,6 @@ async fn two_sources_writing_the_same_instances_at_once_get_a_clear_error() {
             result
         })
     };
-    let waiting = |n: i64| {
-        let (pool, name) = (db.pool.clone(), db.name.clone());
-        async move {
-            for _ in 0..3000 {
-                let blocked: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = $1 AND wait_event_type = 'Lock'",
-                )
-                .bind(&name)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                if blocked >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            panic!("{n} applies never waited");
-        }
-    };
     // The first apply stops at its last write (its ledger line), with every
     // instance written but not committed; the second then waits for it.
     let mut blocker = db.pool.begin().await.unwrap();
@@ -1607,9 +1587,9 @@ async fn two_sources_writing_the_same_instances_at_once_get_a_clear_error() {
         .await
         .unwrap();
     let first = apply("a");
-    waiting(1).await;
+    wait_for_lock_waits(&db, 1).await;
     let second = apply("b");
-    waiting(2).await;
+    wait_for_lock_waits(&db, 2).await;
     blocker.rollback().await.unwrap();
 
     let first = first.await.unwrap().expect("the first writer commits");
@@ -1629,4 +1609,76 @@ async fn two_sources_writing_the_same_instances_at_once_get_a_clear_error() {
         .await,
         50
     );
+}
+
+/// A prune waits for an apply under way rather than racing it: an apply that
+/// committed between the prune's statements left a version whose predecessor
+/// the prune deleted without marking it, and the prune failed on
+/// instance_versions_names_its_predecessor. After the wait, the new version is
+/// marked and its predecessor pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_waits_for_an_apply_under_way() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(10);
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, at(0), &opts)
+        .await
+        .unwrap();
+    records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
+
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE ecp.sync_run_scopes IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let applying = {
+        let (store, records) = (store.clone(), records.clone());
+        tokio::spawn(async move {
+            sync(
+                &store,
+                "cn-shanghai",
+                &records,
+                at(1),
+                &ApplyOptions::default(),
+            )
+            .await
+        })
+    };
+    wait_for_lock_waits(&db, 1).await;
+    let pruning = {
+        let store = store.clone();
+        tokio::spawn(async move { store.prune(at(2), false).await })
+    };
+    wait_for_lock_waits(&db, 2).await;
+    assert!(!pruning.is_finished(), "the prune waits for the apply");
+    blocker.rollback().await.unwrap();
+    applying.await.unwrap().unwrap();
+    let pruned = pruning.await.unwrap().unwrap();
+    assert_eq!(pruned.versions, 1);
+    let chain: (i32, bool) = sqlx::query_as(
+        "SELECT version, chain_pruned FROM ecp.instance_versions WHERE instance_id = 'acp-000000'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(chain, (2, true));
+}
+
+/// Returns once `n` sessions of the test's database wait for a lock.
+async fn wait_for_lock_waits(db: &crate::helpers::TestDb, n: i64) {
+    for _ in 0..3000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&db.name)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} sessions never waited for a lock");
 }

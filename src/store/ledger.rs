@@ -94,6 +94,14 @@ pub(crate) async fn mark_abandoned_runs(pool: &PgPool) -> Result<Vec<i64>, Store
         .fetch_all(pool)
         .await?;
     for id in &ids {
+        // Nobody holds the run: its process is gone for good, so closing it
+        // twice (two runs starting at once) writes the same values twice.
+        sqlx::query(include_str!("sql/finish_run.sql"))
+            .bind(id)
+            .bind("abandoned")
+            .bind("the process running it ended before finishing it")
+            .execute(pool)
+            .await?;
         warn!(
             run_id = id,
             "marked run abandoned: its process ended before finishing it"

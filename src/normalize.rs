@@ -383,18 +383,21 @@ pub fn normalize(
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
     // A NUL can only come as the escape `\u0000`.
-    let escapes_nul = record.text.get().contains("\\u0000");
-    for (key, value) in raw.iter().filter(|_| escapes_nul) {
-        if key.contains('\0') || holds_nul(value) {
-            p.stored_otherwise(
-                key,
-                value,
-                "holds a NUL character, which PostgreSQL's text and jsonb cannot hold",
-                "without its NUL characters, in its column and in raw",
-            );
+    let raw = if record.text.get().contains("\\u0000") {
+        for (key, value) in raw {
+            if key.contains('\0') || holds_nul(value) {
+                p.stored_otherwise(
+                    key,
+                    value,
+                    "holds a NUL character, which PostgreSQL's text and jsonb cannot hold",
+                    "without its NUL characters, in its column and in raw",
+                );
+            }
         }
-    }
-    let raw = storable_raw(record);
+        without_nul_escapes(record.text)
+    } else {
+        record.text
+    };
     Ok(Normalized {
         row,
         raw,
@@ -408,14 +411,11 @@ pub fn normalize(
 /// jsonb refuses, as the text columns drop them too; everything else byte for
 /// byte. (A backslash before `u0000` may be an escaped backslash instead, which
 /// stays.)
-fn storable_raw(record: RawInstance) -> Box<RawValue> {
-    if !record.text.get().contains("\\u0000") {
-        return record.text;
-    }
-    match mend_escapes(record.text.get()) {
+fn without_nul_escapes(text: Box<RawValue>) -> Box<RawValue> {
+    match mend_escapes(text.get()) {
         // Dropping an escape from inside a string leaves the JSON valid.
-        Some(text) => RawValue::from_string(text).unwrap_or(record.text),
-        None => record.text,
+        Some(mended) => RawValue::from_string(mended).unwrap_or(text),
+        None => text,
     }
 }
 

@@ -45,7 +45,9 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
 
-    /// Columns kept current without opening a version or a change row.
+    /// Columns kept current without opening a version or a change row, comma
+    /// separated. `--volatile-fields ''` makes none volatile: every change of
+    /// every column is history.
     #[arg(long, value_delimiter = ',', default_values_t = store::DEFAULT_VOLATILE_FIELDS.map(String::from))]
     pub volatile_fields: Vec<String>,
 
@@ -200,7 +202,13 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let store = Store::new(
         pool,
         StoreConfig {
-            volatile_fields: args.volatile_fields.clone(),
+            // `''` is the empty list, not a column named "".
+            volatile_fields: args
+                .volatile_fields
+                .iter()
+                .filter(|f| !f.is_empty())
+                .cloned()
+                .collect(),
         },
     )
     .map_err(|e| ConfigError::new(format!("--volatile-fields: {e}")))?;

@@ -233,6 +233,43 @@ async fn a_least_privileged_writer_syncs_a_current_schema() {
     .unwrap();
 }
 
+/// `--volatile-fields ''` is the empty list: a change of `SessionStatus`, `Rate`
+/// or `GmtModified` alone is history like any other (it was refused as a column
+/// named "").
+#[tokio::test]
+async fn an_empty_volatile_list_makes_every_change_history() {
+    let db = test_db().await;
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances: 20,
+        ..Default::default()
+    })
+    .await;
+    let sync = || async {
+        run(ecp_with_keys()
+            .args(["sync", "--endpoint", &running.endpoint()])
+            .args(["--database-url", &db.url, "--volatile-fields", ""]))
+        .await
+    };
+    let first = sync().await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let churned = sim.churn(&ecp_inventory::simulator::ChurnSpec {
+        seed: 7,
+        volatile: 5,
+        ..Default::default()
+    });
+    assert_eq!(churned.volatile.len(), 5);
+    let second = sync().await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let changed = crate::helpers::count(
+        &db.pool,
+        "SELECT count(DISTINCT instance_id) FROM ecp.instance_changes \
+         WHERE change_kind = 'updated' \
+           AND field IN ('session_status', 'rate', 'modified_at')",
+    )
+    .await;
+    assert_eq!(changed, 5);
+}
+
 /// `sync --no-migrate` on a database the job never migrated says so, and how to.
 #[tokio::test]
 async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {

@@ -79,6 +79,7 @@ pub struct ScopeReport {
     /// records it could not identify.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deletions_withheld: bool,
+    /// The crawl reached its last page.
     pub complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
@@ -86,6 +87,9 @@ pub struct ScopeReport {
     pub error: Option<String>,
     #[serde(skip)]
     pub failure: Option<FailureKind>,
+    /// When the scope's crawl started, once it holds its lock.
+    #[serde(skip)]
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,6 +306,7 @@ pub(crate) async fn run_scopes(
         tasks.spawn(
             async move {
                 let mut report = ScopeReport::new(&job.scope);
+                let job_scope = job.scope.clone();
                 let committing = Arc::new(AtomicBool::new(false));
                 // The work fills in the report as it goes, so a scope given up
                 // still says how far its crawl got.
@@ -342,6 +347,7 @@ pub(crate) async fn run_scopes(
                 };
                 if let Some(signal) = given_up {
                     report.interrupted(signal);
+                    record_given_up(&run, &job_scope, &report).await;
                 }
                 (index, report)
             }
@@ -394,6 +400,40 @@ pub(crate) async fn run_scopes(
         totals,
         scopes,
     })
+}
+
+/// How long a stopping run tries to record a scope it gave up. A signal asks
+/// for a prompt exit (Kubernetes kills the pod 30 s after SIGTERM by default),
+/// and a ledger another session holds locked must not keep it.
+const RECORD_GIVEN_UP_WITHIN: Duration = Duration::from_secs(3);
+
+/// The ledger line of a scope given up on a signal, so that `sync_run_scopes`
+/// says how far it got. A scope never started (it waited for its turn) was not
+/// crawled and gets none.
+async fn record_given_up(run: &Run, scope: &Scope, report: &ScopeReport) {
+    let Some(started_at) = report.started_at else {
+        return;
+    };
+    let line = crate::store::GivenUpScope {
+        scope,
+        started_at,
+        pages: report.pages,
+        records: report.instances,
+        skipped: report.skipped,
+        problems: report.field_problems,
+        complete: report.complete,
+        error: report.error.as_deref().unwrap_or_default(),
+    };
+    // The server bounds the insert; this bounds getting a connection to it.
+    let recording = run.record_given_up(&line, RECORD_GIVEN_UP_WITHIN);
+    match tokio::time::timeout(RECORD_GIVEN_UP_WITHIN * 2, recording).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not record the scope given up"),
+        Err(_) => warn!(
+            waited_secs = (RECORD_GIVEN_UP_WITHIN * 2).as_secs(),
+            "could not record the scope given up in time"
+        ),
+    }
 }
 
 pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
@@ -499,7 +539,10 @@ pub(crate) async fn sync_scope(
     report: &mut ScopeReport,
 ) {
     let mut staging = match run.begin_scope(scope.clone(), settings.lock_wait).await {
-        Ok(s) => s,
+        Ok(s) => {
+            report.started_at = Some(s.started_at);
+            s
+        }
         Err(e) => {
             report.failed(&e);
             return;
@@ -672,7 +715,6 @@ impl ScopeReport {
     /// Given up on a signal: what was crawled stays in the report, but nothing of
     /// it was applied.
     fn interrupted(&mut self, signal: &str) {
-        self.complete = false;
         self.counts = None;
         self.error = Some(format!(
             "interrupted by {signal} before this scope was done; its crawl or apply was given up"

@@ -302,7 +302,7 @@ async fn apply_in_transaction(
         snapshot_at: Some(snapshot_at),
         error: None,
     };
-    insert_scope_line(&mut tx, run_id, &scope, &stats, &line).await?;
+    insert_scope_line(&mut tx, RECORD_SCOPE, run_id, &scope, &stats, &line).await?;
     if let Some(flag) = committing {
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -377,6 +377,13 @@ fn s_stats(s: &ScopeSync) -> ScopeStats {
     }
 }
 
+const RECORD_SCOPE: &str = include_str!("sql/record_scope.sql");
+/// A given-up scope's line yields to one the scope wrote itself.
+const RECORD_GIVEN_UP: &str = concat!(
+    include_str!("sql/record_scope.sql"),
+    "ON CONFLICT (run_id, source, biz_region_id) DO NOTHING"
+);
+
 struct ScopeLine<'a> {
     complete: bool,
     applied: bool,
@@ -405,11 +412,38 @@ pub(crate) async fn record_scope(
         error,
     };
     let (run_id, scope) = (s.run_id, s.scope.clone());
-    insert_scope_line(&mut s.conn, run_id, &scope, &stats, &line).await
+    insert_scope_line(&mut s.conn, RECORD_SCOPE, run_id, &scope, &stats, &line).await
+}
+
+/// Records a scope whose staging connection is gone: it was given up on a
+/// signal, dropped wherever its work stood. Its own line may have been written
+/// just before (a failure recorded as the signal came), which then stands.
+pub(crate) async fn record_given_up(
+    conn: &mut PgConnection,
+    run_id: i64,
+    g: &super::GivenUpScope<'_>,
+) -> Result<(), StoreError> {
+    let stats = ScopeStats {
+        started_at: g.started_at,
+        pages: g.pages as i64,
+        records: g.records as i64,
+        skipped: g.skipped as i64,
+        problems: g.problems as i64,
+    };
+    let line = ScopeLine {
+        complete: g.complete,
+        applied: false,
+        filtered: false,
+        counts: None,
+        snapshot_at: None,
+        error: Some(g.error),
+    };
+    insert_scope_line(conn, RECORD_GIVEN_UP, run_id, g.scope, &stats, &line).await
 }
 
 async fn insert_scope_line(
     conn: &mut PgConnection,
+    sql: &'static str,
     run_id: i64,
     scope: &Scope,
     stats: &ScopeStats,
@@ -417,7 +451,7 @@ async fn insert_scope_line(
 ) -> Result<(), StoreError> {
     let c = line.counts.unwrap_or_default();
     let n = |v: u64| v as i64;
-    sqlx::query(include_str!("sql/record_scope.sql"))
+    sqlx::query(sql)
         .bind(run_id)
         .bind(&scope.source)
         .bind(&scope.biz_region_id)

@@ -15,6 +15,19 @@ pub enum RunOutcome {
     Failed(String),
 }
 
+/// What a run knows of a scope it gave up on a signal: how far its crawl got.
+pub struct GivenUpScope<'a> {
+    pub scope: &'a Scope,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub pages: u64,
+    pub records: u64,
+    pub skipped: u64,
+    pub problems: u64,
+    /// The crawl had reached its last page (the apply was given up).
+    pub complete: bool,
+    pub error: &'a str,
+}
+
 /// A run in progress. Holds its own connection with the run's advisory lock, so
 /// the run counts as alive exactly as long as this value (and its process) lives.
 pub struct Run {
@@ -35,6 +48,25 @@ impl Run {
         lock_wait: std::time::Duration,
     ) -> Result<ScopeSync, StoreError> {
         stage::begin(self.store.clone(), self.run_id, scope, lock_wait).await
+    }
+
+    /// Records the ledger line of a scope given up on a signal (its own
+    /// connection went with it).
+    /// The server gives the insert `within`: a stopping process must not wait
+    /// on a ledger another session holds locked.
+    pub async fn record_given_up(
+        &self,
+        scope: &GivenUpScope<'_>,
+        within: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", within.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        super::apply::record_given_up(&mut tx, self.run_id, scope).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Closes the run with its status and the counts summed over its scopes.

@@ -45,7 +45,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 pub use apply::{ApplyCounts, ApplyOptions};
-pub use ledger::{Run, RunOutcome};
+pub use ledger::{GivenUpScope, Run, RunOutcome};
 pub use prune::PruneCounts;
 pub use stage::ScopeSync;
 

@@ -537,6 +537,20 @@ async fn sigterm_mid_crawl_records_the_run_failed_and_changes_nothing() {
     assert!(scope["instances"].as_u64().unwrap() >= 10, "{report}");
     assert_eq!(scope["complete"], false, "{report}");
     assert!(scope.get("counts").is_none(), "{report}");
+    // So does the ledger.
+    let (complete, applied, pages, seen, error): (bool, bool, i64, i64, Option<String>) =
+        sqlx::query_as(
+            "SELECT complete, applied, pages_fetched, instances_seen, error \
+             FROM ecp.sync_run_scopes WHERE run_id = $1",
+        )
+        .bind(report["run_id"].as_i64().unwrap())
+        .fetch_one(&db.pool)
+        .await
+        .expect("a line for the scope given up");
+    assert_eq!((complete, applied), (false, false));
+    assert_eq!(pages as u64, scope["pages"].as_u64().unwrap());
+    assert_eq!(seen as u64, scope["instances"].as_u64().unwrap());
+    assert!(error.unwrap_or_default().contains("SIGTERM"));
     wait_backends_gone(&db).await;
     assert_eq!(visible(&db.pool).await, before, "nothing applied");
 

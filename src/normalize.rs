@@ -680,7 +680,15 @@ impl Parser {
             };
             let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
             // Keys are unique per instance and kind in the store; the last one wins.
-            out.retain(|(_, t)| t.key != tag_key);
+            if let Some(at) = out.iter().position(|(_, t)| t.key == tag_key) {
+                let (earlier, _) = out.remove(at);
+                self.stored_otherwise(
+                    &format!("{key}[{earlier}]"),
+                    &items[earlier],
+                    format!("the key is repeated at {field}"),
+                    "only in raw: the later tag of the key is the one stored",
+                );
+            }
             out.push((
                 i,
                 TagRow {
@@ -1033,5 +1041,9 @@ mod tests {
         let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
         assert_eq!(n.tags.len(), 1);
         assert_eq!(n.tags[0].value.as_deref(), Some("b"));
+        // Reported, so the value not kept is not lost silently.
+        let fields: Vec<&str> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["Tags[0]"]);
+        assert!(n.problems[0].reason.contains("Tags[1]"), "{:?}", n.problems);
     }
 }

@@ -100,9 +100,10 @@ pub(crate) async fn apply(
 /// The keys two applies collide on when they write the same instances at once:
 /// the second one's insert of the instance or of its next version, or its
 /// version naming a predecessor the first one has just replaced.
-const COLLISIONS: [(&str, &str); 3] = [
+const COLLISIONS: [(&str, &str); 4] = [
     ("23505", "instances_pkey"),
     ("23505", "instance_versions_pkey"),
+    ("23505", "instance_versions_one_chain_start"),
     ("23503", "instance_versions_follows_previous"),
 ];
 

@@ -764,13 +764,31 @@ async fn a_version_after_the_first_must_name_its_predecessor() {
         .unwrap();
     assert_eq!(
         refused_by(
-            "UPDATE ecp.instance_versions SET previous_version = NULL, chain_pruned = true \
+            "UPDATE ecp.instance_versions SET chain_pruned = true \
              WHERE instance_id = 'acp-000000' AND version = 3"
         )
         .await
         .as_deref(),
         Some("instance_versions_pruned_predecessor_is_gone")
     );
+    // Nor begin a second chain (0033): unlinked, it would overlap the first.
+    for (version, from) in [(3, "valid_from + interval '4 hours'"), (9, "'2000-01-01'")] {
+        let statement = format!(
+            "INSERT INTO ecp.instance_versions \
+                 (instance_id, version, chain_pruned, valid_from, run_id, source, biz_region_id) \
+             SELECT instance_id, {version}, true, {from}, run_id, source, biz_region_id \
+             FROM ecp.instance_versions WHERE instance_id = 'acp-000001'"
+        );
+        let err = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&db.pool)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.constraint()),
+            Some("instance_versions_one_chain_start"),
+            "{err}"
+        );
+    }
     // The apply itself always names it.
     records[1].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
     let c = sync(&store, "cn-shanghai", &records, at(4), &opts)

@@ -51,9 +51,8 @@ impl Run {
     }
 
     /// Records the ledger line of a scope given up on a signal (its own
-    /// connection went with it).
-    /// The server gives the insert `within`: a stopping process must not wait
-    /// on a ledger another session holds locked.
+    /// connection went with it). The server gives the insert `within`: a
+    /// stopping process must not wait on a ledger another session holds locked.
     pub async fn record_given_up(
         &self,
         scope: &GivenUpScope<'_>,

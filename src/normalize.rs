@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::api::model::{mend_escapes, RawInstance};
 
@@ -283,6 +284,9 @@ pub struct Normalized {
     pub row: InstanceRow,
     /// The record exactly as the API sent it (`ecp.instances.raw`).
     pub raw: Box<RawValue>,
+    /// A digest of what `raw` says, not of how it is written (see
+    /// [`raw_digest`]): the store's test of an unchanged record.
+    pub raw_digest: [u8; 32],
     pub disks: Vec<DiskRow>,
     /// One per (kind, key); a key repeated by the API keeps its last value.
     pub tags: Vec<TagRow>,
@@ -382,6 +386,7 @@ pub fn normalize(
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
+    let raw_digest = raw_digest(raw, record.text.get());
     // A NUL can only come as the escape `\u0000`.
     let raw = if record.text.get().contains("\\u0000") {
         for (key, value) in raw {
@@ -401,10 +406,85 @@ pub fn normalize(
     Ok(Normalized {
         row,
         raw,
+        raw_digest,
         disks,
         tags,
         problems: p.problems,
     })
+}
+
+/// A digest of the record's content, the same however it is written: keys in
+/// any order, any spacing, the same characters escaped or not. jsonb keeps none
+/// of those either, so a record that only comes back written differently (a
+/// service that reorders its keys) is unchanged, and its row is not rewritten.
+/// A number with a fraction or past 64 bits (which the parsed record holds only
+/// as the nearest f64) makes it a digest of the text itself, so that no change
+/// of a value can go unseen; the API's own fields have none.
+pub fn raw_digest(fields: &Map<String, Value>, text: &str) -> [u8; 32] {
+    let mut content = Vec::with_capacity(text.len() + 512);
+    content.push(b'c');
+    if feed_map(&mut content, fields).is_none() {
+        content.clear();
+        content.push(b'x');
+        content.extend_from_slice(text.as_bytes());
+    }
+    Sha256::digest(&content).into()
+}
+
+/// Each value tagged with its kind, strings and containers with their length,
+/// so that no two contents feed the same bytes. `None` for a number the parse
+/// may have rounded.
+fn feed(out: &mut Vec<u8>, value: &Value) -> Option<()> {
+    match value {
+        Value::Null => out.push(b'n'),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push(b'i');
+                out.extend_from_slice(&i.to_le_bytes());
+            } else {
+                out.push(b'u');
+                out.extend_from_slice(&n.as_u64()?.to_le_bytes());
+            }
+        }
+        Value::String(s) => {
+            out.push(b's');
+            feed_str(out, s);
+        }
+        Value::Array(items) => {
+            out.push(b'a');
+            feed_len(out, items.len());
+            for item in items {
+                feed(out, item)?;
+            }
+        }
+        Value::Object(map) => {
+            out.push(b'o');
+            feed_map(out, map)?;
+        }
+    }
+    Some(())
+}
+
+fn feed_map(out: &mut Vec<u8>, map: &Map<String, Value>) -> Option<()> {
+    feed_len(out, map.len());
+    // Sorted here, whichever map serde_json was built with.
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
+        feed_str(out, key);
+        feed(out, &map[key])?;
+    }
+    Some(())
+}
+
+fn feed_str(out: &mut Vec<u8>, s: &str) {
+    feed_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn feed_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_le_bytes());
 }
 
 /// The record's text, without the NUL characters it escapes (`\u0000`), which
@@ -1032,6 +1112,33 @@ mod tests {
             n.raw.get(),
             r#"{"AndroidInstanceId":"acp-1","Name":"ab","Big":123456789012345678901234567890,"Zeta":1.10}"#
         );
+    }
+
+    #[test]
+    fn the_raw_digest_is_of_the_content_not_of_its_writing() {
+        let digest = |text: &str| {
+            let fields: Map<String, Value> = serde_json::from_str(text).unwrap();
+            raw_digest(&fields, text)
+        };
+        let compact = r#"{"AndroidInstanceId":"acp-1","Cpu":4,"Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"Dpi":320,"Fps":60}}"#;
+        let written_otherwise = r#"{ "DisplayConfig" : { "Fps" : 60, "Dpi" : 320 },
+            "Tags" : [ { "Value" : "b", "Key" : "a" } ], "Cpu" : 4, "AndroidInstanceId" : "acp-1" }"#;
+        assert_eq!(digest(compact), digest(written_otherwise));
+        // Any change of a value, a key or an order that means something is seen.
+        for changed in [
+            r#"{"AndroidInstanceId":"acp-1","Cpu":5,"Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"Dpi":320,"Fps":60}}"#,
+            r#"{"AndroidInstanceId":"acp-1","Cpu":"4","Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"Dpi":320,"Fps":60}}"#,
+            r#"{"AndroidInstanceId":"acp-1","Cpu":4,"Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"DPI":320,"Fps":60}}"#,
+            r#"{"AndroidInstanceId":"acp-1","Cpu":4,"Tags":[{"Key":"a","Value":"b"},{"Key":"c"}],"DisplayConfig":{"Dpi":320,"Fps":60}}"#,
+            r#"{"AndroidInstanceId":"acp-1","Cpu":4,"Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"Dpi":320,"Fps":60},"New":null}"#,
+        ] {
+            assert_ne!(digest(compact), digest(changed), "{changed}");
+        }
+        // A number the parse may round leaves the text to decide.
+        let long = r#"{"AndroidInstanceId":"acp-1","Big":123456789012345678901234567890}"#;
+        let nearby = r#"{"AndroidInstanceId":"acp-1","Big":123456789012345678901234567891}"#;
+        assert_ne!(digest(long), digest(nearby));
+        assert_ne!(digest(r#"{"Rate":1.10}"#), digest(r#"{"Rate":1.1}"#));
     }
 
     #[test]

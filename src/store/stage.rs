@@ -286,8 +286,8 @@ impl ScopeSync {
 
 /// Appends the content of one record to `buf` as COPY text (the typed columns,
 /// tags, biz_tags, disks, raw; no newline) and returns its digest, 32 hex digits.
-/// Equal digests mean equal staged values, which lets unchanged instances be
-/// recognized cheaply.
+/// Equal digests mean equal staged values (raw equal in content, however
+/// written), which lets unchanged instances be recognized cheaply.
 fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
     let mut line = String::with_capacity(4096);
     let mut first = true;
@@ -349,9 +349,14 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
     json.push(']');
     line.push('\t');
     escape_into(&mut line, &json);
+    // The digest takes raw's content, not its text: a record written
+    // differently but saying the same is unchanged (jsonb keeps no difference).
+    let mut digest = Sha256::new();
+    digest.update(line.as_bytes());
+    digest.update(n.raw_digest);
+    let digest = digest.finalize();
     line.push('\t');
     escape_into(&mut line, n.raw.get());
-    let digest = Sha256::digest(line.as_bytes());
     buf.extend_from_slice(line.as_bytes());
     hex::encode(&digest[..16])
 }

@@ -797,6 +797,74 @@ async fn a_version_after_the_first_must_name_its_predecessor() {
     assert_eq!(c.updated, 1);
 }
 
+/// A fleet that comes back written differently (keys in another order, other
+/// spacing, characters escaped), saying the same, is unchanged: no row is
+/// rewritten, none counts as volatile.
+#[tokio::test]
+async fn records_written_differently_but_saying_the_same_are_unchanged() {
+    use ecp_inventory::api::model::RawInstance;
+    use ecp_inventory::normalize::{normalize, NormalizeOptions};
+
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    sync(
+        &store,
+        "cn-shanghai",
+        &records,
+        at(1),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before = write_fingerprint(&db.pool).await;
+    // Each record with its keys in reverse order, spaced out, its name escaped.
+    let rewritten: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let members: Vec<String> = r
+                .iter()
+                .rev()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("AndroidInstanceName", Value::String(name)) => {
+                        let escaped: String = name
+                            .chars()
+                            .map(|c| format!("\\u{:04x}", c as u32))
+                            .collect();
+                        format!("\"{k}\" : \"{escaped}\"")
+                    }
+                    _ => format!("\"{k}\" : {v}"),
+                })
+                .collect();
+            let text = format!("{{ {} }}", members.join(" ,\n "));
+            let record = RawInstance {
+                fields: serde_json::from_str(&text).unwrap(),
+                text: serde_json::value::RawValue::from_string(text).unwrap(),
+            };
+            assert_eq!(&record.fields, r, "the same values");
+            normalize(record, &NormalizeOptions::default()).unwrap()
+        })
+        .collect();
+
+    let run = store.start_run("test").await.unwrap();
+    let mut scope = run
+        .begin_scope(Scope::new("default", "cn-shanghai"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    for page in rewritten.chunks(PAGE) {
+        scope.push_page(at(2), page).await.unwrap();
+    }
+    let counts = scope.apply(&ApplyOptions::default()).await.unwrap();
+    run.finish(RunOutcome::Succeeded).await.unwrap();
+
+    assert_eq!(
+        (counts.unchanged, counts.volatile, counts.updated),
+        (N as u64, 0, 0),
+        "{counts:?}"
+    );
+    assert_eq!(write_fingerprint(&db.pool).await, before, "no row written");
+}
+
 #[tokio::test]
 async fn volatile_only_changes_update_the_row_without_history() {
     let db = test_db().await;

@@ -7,7 +7,9 @@
 -- began a second chain that overlapped the first. One chain start per instance
 -- makes every version of an instance one linked chain: consecutive intervals,
 -- only the last one open. Prune keeps it: the start it deletes goes in the same
--- statement whose ON DELETE SET NULL makes its successor the new start.
+-- statement whose ON DELETE SET NULL makes its successor the new start. The
+-- trigger of 0029 still refuses what this cannot see: a version that keeps its
+-- link yet claims chain_pruned.
 
 -- Versions written by hand that already break it: say so, rather than let the
 -- index fail without naming the rows.

@@ -387,8 +387,7 @@ pub fn normalize(
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
     let raw_digest = raw_digest(raw, record.text.get());
-    // A NUL can only come as the escape `\u0000`.
-    let raw = if record.text.get().contains("\\u0000") {
+    let raw = if has_nul_escape(record.text.get()) {
         for (key, value) in raw {
             if key.contains('\0') || holds_nul(value) {
                 p.stored_otherwise(
@@ -413,6 +412,11 @@ pub fn normalize(
     })
 }
 
+/// A NUL can only come as the escape `\u0000`.
+fn has_nul_escape(text: &str) -> bool {
+    text.contains("\\u0000")
+}
+
 /// A digest of the record's content, the same however it is written: keys in
 /// any order, any spacing, the same characters escaped or not. jsonb keeps none
 /// of those either, so a record that only comes back written differently (a
@@ -423,7 +427,9 @@ pub fn normalize(
 pub fn raw_digest(fields: &Map<String, Value>, text: &str) -> [u8; 32] {
     let mut content = Vec::with_capacity(text.len() + 512);
     content.push(b'c');
-    if feed_map(&mut content, fields).is_none() {
+    // The NULs that `fields` holds are dropped from what is stored, where keys
+    // that differ by one alone become the same key: the text tells them apart.
+    if has_nul_escape(text) || feed_map(&mut content, fields).is_none() {
         content.clear();
         content.push(b'x');
         content.extend_from_slice(text.as_bytes());
@@ -760,7 +766,13 @@ impl Parser {
             };
             let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
             // Keys are unique per instance and kind in the store; the last one wins.
-            if let Some(at) = out.iter().position(|(_, t)| t.key == tag_key) {
+            // As stored: keys that differ by a NUL alone are one key.
+            let stored = |k: &str| k.chars().filter(|c| *c != '\0').collect::<Vec<_>>();
+            let same = |k: &str| {
+                k == tag_key
+                    || (k.contains('\0') || tag_key.contains('\0')) && stored(k) == stored(&tag_key)
+            };
+            if let Some(at) = out.iter().position(|(_, t)| same(&t.key)) {
                 let (earlier, _) = out.remove(at);
                 self.stored_otherwise(
                     &format!("{key}[{earlier}]"),
@@ -1139,6 +1151,12 @@ mod tests {
         let nearby = r#"{"AndroidInstanceId":"acp-1","Big":123456789012345678901234567891}"#;
         assert_ne!(digest(long), digest(nearby));
         assert_ne!(digest(r#"{"Rate":1.10}"#), digest(r#"{"Rate":1.1}"#));
+        // Keys that differ by a NUL alone are one key once stored: {"K":2}
+        // and {"K":1} here, which the parsed records do not tell apart.
+        assert_ne!(
+            digest(r#"{"K\u0000":1,"K":2}"#),
+            digest(r#"{"K":2,"K\u0000":1}"#)
+        );
     }
 
     #[test]
@@ -1152,5 +1170,16 @@ mod tests {
         let fields: Vec<&str> = n.problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["Tags[0]"]);
         assert!(n.problems[0].reason.contains("Tags[1]"), "{:?}", n.problems);
+        // Keys that differ by a NUL alone are one key once stored.
+        let raw = obj(json!({"AndroidInstanceId": "acp-1",
+            "Tags": [{"Key": "env\u{0}", "Value": "a"}, {"Key": "env", "Value": "b"}]}));
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.tags.len(), 1);
+        assert_eq!(n.tags[0].value.as_deref(), Some("b"));
+        assert!(
+            n.problems.iter().any(|p| p.field == "Tags[0]"),
+            "{:?}",
+            n.problems
+        );
     }
 }

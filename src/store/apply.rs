@@ -46,8 +46,8 @@ pub struct ApplyCounts {
     pub updated: u64,
     /// No tracked change (includes `volatile`).
     pub unchanged: u64,
-    /// Of the unchanged, those whose volatile fields, or only their digest,
-    /// changed (row updated only).
+    /// Of the unchanged, those whose volatile fields or raw changed (row
+    /// updated only).
     pub volatile: u64,
     pub deleted: u64,
     pub restored: u64,
@@ -331,6 +331,7 @@ async fn write_changes(
     run_scoped(tx, &sql.insert_changes, run_id, scope).await?;
     run_scoped(tx, &sql.insert_instances, run_id, scope).await?;
     run_scoped(tx, &sql.update_instances, run_id, scope).await?;
+    sqlx::query(sql.rehash_instances).execute(&mut *tx).await?;
     sqlx::query(sql.delete_instances)
         .bind(run_id)
         .bind(previous_end)

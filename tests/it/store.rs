@@ -1464,7 +1464,18 @@ async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
     .await
     .unwrap();
     assert_eq!((counts.created, counts.updated), (0, 0));
-    assert_eq!(counts.volatile, 50, "{counts:?}");
+    // Not a volatile change: only the digest was written, not the row's values.
+    assert_eq!((counts.unchanged, counts.volatile), (50, 0), "{counts:?}");
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.instances WHERE last_run_id = 1"
+        )
+        .await,
+        50,
+        "rows still as the first run wrote them"
+    );
+    assert_eq!(count(&db.pool, digests).await, 50);
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
         50
@@ -1475,6 +1486,7 @@ async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
         "the creations only"
     );
 
+    let before = write_fingerprint(&db.pool).await;
     let counts = sync(
         &store,
         "cn-shanghai",
@@ -1485,6 +1497,7 @@ async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
     .await
     .unwrap();
     assert_eq!(counts.volatile, 0, "digests refreshed: {counts:?}");
+    assert_eq!(write_fingerprint(&db.pool).await, before, "nothing written");
 }
 
 /// An instance listed twice in one crawl (the page it was on moved while the

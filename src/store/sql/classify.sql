@@ -12,10 +12,11 @@
 --             stops listing it: deleted there, restored here. A scope no longer
 --             crawled (an alias renamed, a region dropped from the config) lists
 --             nothing new, so its instances move on this scope's next crawl.
---   volatile  only volatile columns or raw differ (current row only), or only
---             the digest: the same values staged in another form (say, after an
---             upgrade that writes raw as the API's own text). Refreshing the
---             digest then keeps the next runs on the cheap path.
+--   volatile  only volatile columns or raw differ (current row only)
+--   rehash    only the digest differs: the same values digested otherwise (a
+--             build that digests records another way). Only the digest is
+--             written, which keeps the next runs on the cheap path; raw keeps
+--             its stored value, equal as jsonb, and is not written again.
 -- An instance whose content_hash equals the staged one (same digest of every
 -- staged value), still current in the same scope, is unchanged without further
 -- comparison: the common case costs one join and one 16-byte comparison. Any
@@ -64,8 +65,8 @@ CROSS JOIN LATERAL (
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
           OR i.source IS DISTINCT FROM $1::text
           OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'
-        WHEN ({{volatile_s}}) IS DISTINCT FROM ({{volatile_i}})
-          OR i.content_hash IS DISTINCT FROM s.content_hash THEN 'volatile'
+        WHEN ({{volatile_s}}) IS DISTINCT FROM ({{volatile_i}}) THEN 'volatile'
+        WHEN i.content_hash IS DISTINCT FROM s.content_hash THEN 'rehash'
     END AS kind
 ) k
 WHERE s.raw IS NOT NULL AND k.kind IS NOT NULL

@@ -332,6 +332,17 @@ pub async fn sync(
     observed_at: DateTime<Utc>,
     opts: &store::ApplyOptions,
 ) -> Result<store::ApplyCounts, store::StoreError> {
+    sync_normalized(store, region, &norm(records), observed_at, opts).await
+}
+
+/// [`sync`] of records already normalized.
+pub async fn sync_normalized(
+    store: &Store,
+    region: &str,
+    normalized: &[Normalized],
+    observed_at: DateTime<Utc>,
+    opts: &store::ApplyOptions,
+) -> Result<store::ApplyCounts, store::StoreError> {
     let run = store.start_run("test").await?;
     let mut scope = run
         .begin_scope(
@@ -339,7 +350,6 @@ pub async fn sync(
             std::time::Duration::from_secs(5),
         )
         .await?;
-    let normalized = norm(records);
     for page in normalized.chunks(PAGE) {
         scope.push_page(observed_at, page).await?;
     }

@@ -8,7 +8,9 @@ use ecp_inventory::store::{ApplyCounts, ApplyOptions, RunOutcome, Scope, StoreEr
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{at, count, fleet, norm, sync, test_db, test_db_migrated_to, PAGE};
+use crate::helpers::{
+    at, count, fleet, norm, sync, sync_normalized, test_db, test_db_migrated_to, PAGE,
+};
 
 const N: usize = 1000;
 
@@ -846,17 +848,15 @@ async fn records_written_differently_but_saying_the_same_are_unchanged() {
         })
         .collect();
 
-    let run = store.start_run("test").await.unwrap();
-    let mut scope = run
-        .begin_scope(Scope::new("default", "cn-shanghai"), Duration::from_secs(5))
-        .await
-        .unwrap();
-    for page in rewritten.chunks(PAGE) {
-        scope.push_page(at(2), page).await.unwrap();
-    }
-    let counts = scope.apply(&ApplyOptions::default()).await.unwrap();
-    run.finish(RunOutcome::Succeeded).await.unwrap();
-
+    let counts = sync_normalized(
+        &store,
+        "cn-shanghai",
+        &rewritten,
+        at(2),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (counts.unchanged, counts.volatile, counts.updated),
         (N as u64, 0, 0),

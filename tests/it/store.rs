@@ -1497,7 +1497,13 @@ async fn a_digest_that_differs_alone_is_refreshed_without_a_version() {
     .await
     .unwrap();
     assert_eq!(counts.volatile, 0, "digests refreshed: {counts:?}");
-    assert_eq!(write_fingerprint(&db.pool).await, before, "nothing written");
+    // Row identities only: the pooled session that ran this test's UPDATE may
+    // report its counters seconds later (an idle backend flushes them late).
+    assert_eq!(
+        write_fingerprint(&db.pool).await.1,
+        before.1,
+        "nothing written"
+    );
 }
 
 /// An instance listed twice in one crawl (the page it was on moved while the

@@ -386,8 +386,10 @@ pub fn normalize(
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
-    let raw_digest = raw_digest(raw, record.text.get());
-    let raw = if has_nul_escape(record.text.get()) {
+    // A NUL can only come as the escape `\u0000`.
+    let escapes_nul = record.text.get().contains("\\u0000");
+    let raw_digest = raw_digest(raw, record.text.get(), escapes_nul);
+    let raw = if escapes_nul {
         for (key, value) in raw {
             if key.contains('\0') || holds_nul(value) {
                 p.stored_otherwise(
@@ -412,29 +414,25 @@ pub fn normalize(
     })
 }
 
-/// A NUL can only come as the escape `\u0000`.
-fn has_nul_escape(text: &str) -> bool {
-    text.contains("\\u0000")
-}
-
 /// A digest of the record's content, the same however it is written: keys in
 /// any order, any spacing, the same characters escaped or not. jsonb keeps none
 /// of those either, so a record that only comes back written differently (a
 /// service that reorders its keys) is unchanged, and its row is not rewritten.
-/// A number with a fraction or past 64 bits (which the parsed record holds only
-/// as the nearest f64) makes it a digest of the text itself, so that no change
-/// of a value can go unseen; the API's own fields have none.
-pub fn raw_digest(fields: &Map<String, Value>, text: &str) -> [u8; 32] {
+/// Where the parsed record may say less than the stored one, the digest is of
+/// the text itself, so that no change of a value can go unseen: a number the
+/// parse may have rounded (a fraction, an exponent, past 64 bits), or an
+/// escaped NUL (dropped from what is stored, where keys that differ by one
+/// alone become one key). The API's own fields have neither.
+fn raw_digest(fields: &Map<String, Value>, text: &str, escapes_nul: bool) -> [u8; 32] {
     let mut content = Vec::with_capacity(text.len() + 512);
     content.push(b'c');
-    // The NULs that `fields` holds are dropped from what is stored, where keys
-    // that differ by one alone become the same key: the text tells them apart.
-    if has_nul_escape(text) || feed_map(&mut content, fields).is_none() {
-        content.clear();
-        content.push(b'x');
-        content.extend_from_slice(text.as_bytes());
+    if !escapes_nul && feed_map(&mut content, fields).is_some() {
+        return Sha256::digest(&content).into();
     }
-    Sha256::digest(&content).into()
+    let mut digest = Sha256::new();
+    digest.update(b"x");
+    digest.update(text.as_bytes());
+    digest.finalize().into()
 }
 
 /// Each value tagged with its kind, strings and containers with their length,
@@ -767,10 +765,11 @@ impl Parser {
             let value = self.text_value(item.get("Value"), &format!("{field}.Value"));
             // Keys are unique per instance and kind in the store; the last one wins.
             // As stored: keys that differ by a NUL alone are one key.
-            let stored = |k: &str| k.chars().filter(|c| *c != '\0').collect::<Vec<_>>();
+            let without_nul = |k: &str| k.chars().filter(|c| *c != '\0').collect::<String>();
             let same = |k: &str| {
                 k == tag_key
-                    || (k.contains('\0') || tag_key.contains('\0')) && stored(k) == stored(&tag_key)
+                    || (k.contains('\0') || tag_key.contains('\0'))
+                        && without_nul(k) == without_nul(&tag_key)
             };
             if let Some(at) = out.iter().position(|(_, t)| same(&t.key)) {
                 let (earlier, _) = out.remove(at);
@@ -810,6 +809,8 @@ impl Parser {
     }
 }
 
+/// A time without zone: `YYYY-MM-DD HH:MM:SS` as the API writes it, with `T` for
+/// the space, a fraction of a second, or no seconds.
 fn parse_naive(s: &str) -> Option<NaiveDateTime> {
     [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -1130,7 +1131,7 @@ mod tests {
     fn the_raw_digest_is_of_the_content_not_of_its_writing() {
         let digest = |text: &str| {
             let fields: Map<String, Value> = serde_json::from_str(text).unwrap();
-            raw_digest(&fields, text)
+            raw_digest(&fields, text, text.contains("\\u0000"))
         };
         let compact = r#"{"AndroidInstanceId":"acp-1","Cpu":4,"Tags":[{"Key":"a","Value":"b"}],"DisplayConfig":{"Dpi":320,"Fps":60}}"#;
         let written_otherwise = r#"{ "DisplayConfig" : { "Fps" : 60, "Dpi" : 320 },

@@ -15,6 +15,9 @@ pub enum RunOutcome {
     Failed(String),
 }
 
+/// Closes a run, finished or abandoned: one statement sums a run's counts.
+const FINISH_RUN: &str = include_str!("sql/finish_run.sql");
+
 /// What a run knows of a scope it gave up on a signal: how far its crawl got.
 pub struct GivenUpScope<'a> {
     pub scope: &'a Scope,
@@ -74,7 +77,7 @@ impl Run {
             RunOutcome::Succeeded => ("succeeded", None),
             RunOutcome::Failed(e) => ("failed", Some(super::storable(e))),
         };
-        let (written, seen): (i64, i64) = sqlx::query_as(include_str!("sql/finish_run.sql"))
+        let (written, seen): (i64, i64) = sqlx::query_as(FINISH_RUN)
             .bind(self.run_id)
             .bind(status)
             .bind(error)
@@ -127,7 +130,7 @@ pub(crate) async fn mark_abandoned_runs(pool: &PgPool) -> Result<Vec<i64>, Store
     for id in &ids {
         // Nobody holds the run: its process is gone for good, so closing it
         // twice (two runs starting at once) writes the same values twice.
-        sqlx::query(include_str!("sql/finish_run.sql"))
+        sqlx::query(FINISH_RUN)
             .bind(id)
             .bind("abandoned")
             .bind("the process running it ended before finishing it")

@@ -1,7 +1,7 @@
 # Multi-stage build: compile with the full toolchain, ship a small non-root image.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY sql ./sql

@@ -208,7 +208,7 @@ fn the_image_is_multi_stage_non_root_and_has_what_the_build_needs() {
         2
     );
     for copied in [
-        "COPY Cargo.toml Cargo.lock",
+        "COPY Cargo.toml Cargo.lock build.rs",
         "COPY src",
         "COPY migrations",
         "COPY sql",

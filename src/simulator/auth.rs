@@ -140,6 +140,26 @@ fn verify_v3(
             )));
         }
     }
+    // The docs: every common header that is present must be signed. A request
+    // could otherwise carry a security token, or a body type, that its
+    // signature does not cover.
+    let has_body = !incoming.body.is_empty();
+    for name in incoming.headers.keys().map(|n| n.as_str()) {
+        let must_sign = name.starts_with("x-acs-") || (name == "content-type" && has_body);
+        if must_sign && !signed.iter().any(|h| h == name) {
+            return Err(ApiError::incomplete_signature(&format!(
+                "header {name} is present but not in SignedHeaders: sign every x-acs-* header, and content-type when a body is sent"
+            )));
+        }
+    }
+    if let Some(id) = header(incoming.headers, "x-acs-accesskey-id") {
+        if id != auth.access_key_id {
+            return Err(ApiError::incomplete_signature(&format!(
+                "x-acs-accesskey-id {id:?} is not the Credential of the Authorization header ({:?})",
+                auth.access_key_id
+            )));
+        }
+    }
     let mut to_sign = Vec::new();
     for name in &signed {
         let mut found = false;
@@ -198,9 +218,23 @@ fn verify_v1(incoming: &Incoming<'_>, credentials: &[Credentials]) -> Result<Sig
     let nonce = need("SignatureNonce")?;
     let timestamp = need("Timestamp")?;
     let signature = need("Signature")?;
+    let version = need("SignatureVersion")?;
+    let format = need("Format")?;
     if method != "HMAC-SHA1" {
         return Err(ApiError::invalid_parameter(format!(
             "The specified parameter SignatureMethod is not valid: {method:?} (HMAC-SHA1)."
+        )));
+    }
+    if version != "1.0" {
+        return Err(ApiError::invalid_parameter(format!(
+            "The specified parameter SignatureVersion is not valid: {version:?} (1.0)."
+        )));
+    }
+    // The gateway answers XML when asked; this simulator speaks JSON only, and
+    // says so rather than answer in a format the client did not ask for.
+    if !format.eq_ignore_ascii_case("json") {
+        return Err(ApiError::invalid_parameter(format!(
+            "The specified parameter Format is not valid: {format:?} (this simulator answers JSON only: Format=JSON)."
         )));
     }
     let key = find_key(credentials, key_id)?;

@@ -36,7 +36,47 @@ pub fn router(sim: Simulator) -> Router {
         .route("/_sim/clock", axum::routing::post(admin_clock))
         .route("/_sim/edit", axum::routing::post(admin_edit))
         .route("/_sim/fleet", get(admin_fleet))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(unsupported_method)
         .with_state(sim)
+}
+
+/// A path the API does not have: the gateway's JSON error body, as for any other
+/// refusal, rather than an empty page a client cannot parse.
+async fn unknown_path(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let e = ApiError::new(
+        404,
+        "InvalidAction.NotFound",
+        format!(
+            "Specified api is not found, please check your url and method: {method} {}.",
+            uri.path()
+        ),
+    );
+    refuse(e, &headers)
+}
+
+/// A method the API does not take (it takes GET and POST).
+async fn unsupported_method(method: Method, headers: HeaderMap) -> Response {
+    let e = ApiError::new(
+        405,
+        "UnsupportedHTTPMethod",
+        format!("This http method is not supported: {method} (use POST or GET)."),
+    );
+    refuse(e, &headers)
+}
+
+fn refuse(e: ApiError, headers: &HeaderMap) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    respond(Reply::Error(e), &request_id, &host_id(headers))
+}
+
+/// The host id errors report: the host the request named.
+fn host_id(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(DEFAULT_HOST_ID)
+        .to_owned()
 }
 
 /// An answer before it becomes an HTTP response.
@@ -64,11 +104,7 @@ async fn api(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let host_id = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or(DEFAULT_HOST_ID)
-        .to_owned();
+    let host_id = host_id(&headers);
     let query = decode_pairs(uri.query().unwrap_or("").as_bytes());
     let is_form = headers
         .get(header::CONTENT_TYPE)

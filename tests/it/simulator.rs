@@ -40,6 +40,10 @@ pub struct Call {
     pub tamper: bool,
     pub version: String,
     pub algorithm: V3Algorithm,
+    /// More headers: (name, value, signed).
+    pub headers: Vec<(String, String, bool)>,
+    /// V1 common parameters to replace (`Some`) or leave out (`None`).
+    pub v1_common: Vec<(&'static str, Option<&'static str>)>,
 }
 
 impl Call {
@@ -58,6 +62,8 @@ impl Call {
             tamper: false,
             version: "2023-09-30".to_owned(),
             algorithm: V3Algorithm::default(),
+            headers: Vec::new(),
+            v1_common: Vec::new(),
         }
     }
 
@@ -153,6 +159,14 @@ impl Client {
         if let Some(token) = &self.security_token {
             headers.push(("x-acs-security-token".to_owned(), token.clone()));
         }
+        // An extra header named like one above replaces it (signed or not).
+        headers.retain(|(k, _)| !call.headers.iter().any(|(name, _, _)| name == k));
+        headers.extend(
+            call.headers
+                .iter()
+                .filter(|(_, _, signed)| *signed)
+                .map(|(k, v, _)| (k.clone(), v.clone())),
+        );
         let hashed = call.algorithm.hash_hex(body.as_bytes());
         let signature = sign_v3_with(
             call.algorithm,
@@ -180,7 +194,9 @@ impl Client {
             .request(call.method.parse().unwrap(), url)
             .header("authorization", authorization)
             .body(body);
-        for (k, v) in &headers {
+        let unsigned = call.headers.iter().filter(|(_, _, signed)| !*signed);
+        let headers = headers.iter().map(|(k, v)| (k, v));
+        for (k, v) in headers.chain(unsigned.map(|(k, v, _)| (k, v))) {
             request = request.header(k.as_str(), v.as_str());
         }
         reply(request).await
@@ -200,6 +216,12 @@ impl Client {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
+        for (name, value) in &call.v1_common {
+            params.retain(|(k, _)| k != name);
+            if let Some(value) = value {
+                params.push(((*name).to_owned(), (*value).to_owned()));
+            }
+        }
         params.push((
             "SignatureNonce".into(),
             call.nonce.clone().unwrap_or_else(nonce),
@@ -549,6 +571,121 @@ async fn sts_keys_need_their_security_token() {
         sts.send(&Call::instances(&[])).await.code(),
         "MissingSecurityToken"
     );
+}
+
+#[tokio::test]
+async fn every_present_x_acs_header_and_a_body_type_must_be_signed() {
+    let mut config = sized(5);
+    config
+        .credentials
+        .push(Credentials::new("STS.tmpKey", "tmpSecret").with_security_token("tok=="));
+    let (_sim, running, client) = start(config).await;
+    let header = |name: &str, value: &str, signed: bool| (name.into(), value.into(), signed);
+    let refused = |r: Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "IncompleteSignature"),
+            "{what}: {}",
+            r.body
+        );
+        assert!(r.body.contains("SignedHeaders"), "{what}: {}", r.body);
+    };
+
+    // Signed, any x-acs-* header is fine; unsigned, it is refused.
+    let mut call = Call::instances(&[]);
+    call.headers = vec![header("x-acs-credentials-provider", "static_ak", true)];
+    assert_eq!(client.send(&call).await.status, 200);
+    call.headers = vec![header("x-acs-credentials-provider", "static_ak", false)];
+    refused(
+        client.send(&call).await,
+        "unsigned x-acs-credentials-provider",
+    );
+
+    // A form body whose content-type is not signed.
+    let mut form = Call::instances(&[("MaxResults", "5")]);
+    form.form = true;
+    assert_eq!(client.send(&form).await.status, 200);
+    form.headers = vec![header(
+        "content-type",
+        "application/x-www-form-urlencoded",
+        false,
+    )];
+    refused(client.send(&form).await, "unsigned content-type");
+
+    // An STS token outside the signature, and an accesskey-id header naming
+    // another key than the Credential.
+    let sts = Client {
+        key_id: "STS.tmpKey".into(),
+        secret: "tmpSecret".into(),
+        security_token: None,
+        ..Client::new(&running)
+    };
+    let mut call = Call::instances(&[]);
+    call.headers = vec![
+        header("x-acs-accesskey-id", "STS.tmpKey", true),
+        header("x-acs-security-token", "tok==", true),
+    ];
+    assert_eq!(sts.send(&call).await.status, 200);
+    call.headers[1].2 = false;
+    refused(sts.send(&call).await, "unsigned x-acs-security-token");
+    call.headers = vec![
+        header("x-acs-accesskey-id", "STS.other", true),
+        header("x-acs-security-token", "tok==", true),
+    ];
+    let r = sts.send(&call).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "IncompleteSignature"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("STS.other"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn v1_needs_its_common_parameters() {
+    let (_sim, _running, client) = start(sized(5)).await;
+    let mut call = Call::instances(&[]);
+    assert_eq!(client.send_v1(&call).await.status, 200);
+    call.v1_common = vec![("Format", Some("JSON"))];
+    assert_eq!(client.send_v1(&call).await.status, 200);
+    for (name, value, code) in [
+        ("SignatureVersion", None, "MissingParameter"),
+        ("Format", None, "MissingParameter"),
+        ("SignatureVersion", Some("2.0"), "InvalidParameter"),
+        ("Format", Some("XML"), "InvalidParameter"),
+    ] {
+        call.v1_common = vec![(name, value)];
+        let r = client.send_v1(&call).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, code),
+            "{name}={value:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains(name), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn other_paths_and_methods_get_a_json_error() {
+    let (_sim, running, _client) = start(sized(5)).await;
+    let http = reqwest::Client::new();
+    let r = reply(http.post(format!("{}/foo", running.endpoint()))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (404, "InvalidAction.NotFound")
+    );
+    assert!(r.content_type().starts_with("application/json"));
+    let r = reply(http.put(format!("{}/", running.endpoint()))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (405, "UnsupportedHTTPMethod")
+    );
+    let body = r.json();
+    for key in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
+        assert!(body.get(key).is_some(), "{key} missing: {body}");
+    }
 }
 
 #[tokio::test]

@@ -193,6 +193,20 @@ async fn apply_in_transaction(
     .fetch_optional(&mut *conn)
     .await?;
     let (previous_start, previous_end) = previous_crawl.unwrap_or_default();
+    // For the test of an instance current in another scope: this scope's last
+    // crawl of any kind that saw all it asked for. A filtered scope has no
+    // unfiltered crawl, and without this it would take back, on every run, what
+    // an unfiltered scope of the same account keeps listing.
+    let previous_any_start: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT LEAST(started_at, snapshot_at) FROM ecp.sync_run_scopes \
+             WHERE source = $1 AND biz_region_id = $2 AND applied AND complete \
+             ORDER BY snapshot_at DESC LIMIT 1",
+    )
+    .bind(&scope.source)
+    .bind(&scope.biz_region_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
 
     let mut tx = conn.begin().await?;
     // Made in the transaction that uses it, and dropped at its end. Made with the
@@ -211,6 +225,7 @@ async fn apply_in_transaction(
         .bind(&scope.source)
         .bind(&scope.biz_region_id)
         .bind(previous_start)
+        .bind(previous_any_start)
         .execute(&mut *tx)
         .await?;
     // A record staged short (its digest matched its row while the crawl ran) must

@@ -196,8 +196,9 @@ pub enum StoreError {
         share: f64,
     },
     #[error(
-        "instance {instance_id} of scope {scope} was changed by another run while this \
-         crawl ran; nothing was applied, run the sync again"
+        "instance {instance_id} of scope {scope} was changed by another run, or by another \
+         scope of this run (two sources listing one account?), while this crawl ran; \
+         nothing of this scope was applied, run the sync again"
     )]
     ConcurrentChange { scope: Scope, instance_id: String },
     /// Another scope's apply wrote the same instances at the same time (two

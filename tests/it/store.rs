@@ -348,6 +348,52 @@ async fn an_instance_two_scopes_list_moves_at_most_once() {
     assert_eq!(history("acp-000001").await, (shanghai.into(), 3, 3));
 }
 
+/// A filtered scope (a source with a status filter, say) and an unfiltered one
+/// of the same account: the filtered one, whose crawls never prove that it
+/// lists an instance, gives back what it took on its first crawl, and then
+/// nothing moves, run after run.
+#[tokio::test]
+async fn a_filtered_scope_does_not_take_instances_back_every_run() {
+    let db = test_db().await;
+    let store = db.store();
+    let all = ApplyOptions::default();
+    let filtered = ApplyOptions {
+        filtered: true,
+        ..ApplyOptions::default()
+    };
+    let records = fleet(10);
+    let (shanghai, hangzhou) = ("cn-shanghai", "cn-hangzhou");
+    let versions = || {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM ecp.instance_versions WHERE instance_id = 'acp-000000'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    sync(&store, shanghai, &records, at(1), &all).await.unwrap();
+    let c = sync(&store, hangzhou, &records[..2], at(2), &filtered)
+        .await
+        .unwrap();
+    assert_eq!(c.updated, 2, "the filtered scope's first crawl takes them");
+    let c = sync(&store, shanghai, &records, at(3), &all).await.unwrap();
+    assert_eq!(c.updated, 2, "and the unfiltered scope takes them back");
+    for hour in [4, 6, 8] {
+        let c = sync(&store, hangzhou, &records[..2], at(hour), &filtered)
+            .await
+            .unwrap();
+        assert_eq!((c.updated, c.unchanged), (0, 2), "hour {hour}");
+        let c = sync(&store, shanghai, &records, at(hour + 1), &all)
+            .await
+            .unwrap();
+        assert_eq!((c.updated, c.unchanged), (0, 10), "hour {}", hour + 1);
+    }
+    assert_eq!(versions().await, 3);
+}
+
 #[tokio::test]
 async fn tag_changes_make_one_row_per_key() {
     let db = test_db().await;

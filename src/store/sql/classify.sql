@@ -26,8 +26,11 @@
 -- changed_at is when the new state was observed, nudged past the current
 -- version's start so that a clock step back cannot produce an empty validity.
 -- The double-brace placeholders are column lists generated from InstanceRow::columns.
--- $1 source, $2 biz_region_id, $3 when the scope's last applied complete crawl
--- started (every instance current in the scope was seen after it).
+-- $1 source, $2 biz_region_id, $3 when the scope's last applied complete
+-- unfiltered crawl started (every instance current in the scope was seen after
+-- it), $4 when its last applied complete crawl started, filtered or not (the
+-- other scope's evidence must be newer: a filtered scope, which has no $3, would
+-- otherwise take the instance back on every run).
 INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
                        disks_changed, tags_changed)
 SELECT
@@ -61,7 +64,7 @@ CROSS JOIN LATERAL (
             WHERE e.source = i.source AND e.biz_region_id = i.biz_region_id
               AND e.applied AND e.complete AND NOT e.filtered
               AND e.snapshot_at >= i.last_changed_at
-              AND e.snapshot_at > $3::timestamptz) THEN 'elsewhere'
+              AND e.snapshot_at > $4::timestamptz) THEN 'elsewhere'
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
           OR i.source IS DISTINCT FROM $1::text
           OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'

@@ -50,6 +50,27 @@ impl Exposition {
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
 
+    /// Whether the run succeeded, and when it finished.
+    fn outcome(&mut self, succeeded: bool, finished_at: f64) {
+        self.family(
+            "ecp_inventory_last_run_success",
+            "gauge",
+            "1 if the last run succeeded in every scope, else 0.",
+        );
+        let ok = if succeeded { 1.0 } else { 0.0 };
+        self.sample("ecp_inventory_last_run_success", &[], ok);
+        self.family(
+            "ecp_inventory_last_run_timestamp_seconds",
+            "gauge",
+            "When the last run finished, in Unix time.",
+        );
+        self.sample(
+            "ecp_inventory_last_run_timestamp_seconds",
+            &[],
+            finished_at.floor(),
+        );
+    }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.0.push_str(name);
         if !labels.is_empty() {
@@ -80,27 +101,19 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// The metrics of a run that failed before it had a report (credentials, the
+/// endpoint or the database refused it): success 0 and when, so that an alert on
+/// `ecp_inventory_last_run_success == 0` fires for it too.
+pub fn render_failed_start(finished_at: f64) -> String {
+    let mut e = Exposition(String::new());
+    e.outcome(false, finished_at);
+    e.0
+}
+
 /// The metrics of `report`, finished at `finished_at` (Unix seconds).
 pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> String {
     let mut e = Exposition(String::new());
-    let ok = if report.succeeded() { 1.0 } else { 0.0 };
-
-    e.family(
-        "ecp_inventory_last_run_success",
-        "gauge",
-        "1 if the last run succeeded in every scope, else 0.",
-    );
-    e.sample("ecp_inventory_last_run_success", &[], ok);
-    e.family(
-        "ecp_inventory_last_run_timestamp_seconds",
-        "gauge",
-        "When the last run finished, in Unix time.",
-    );
-    e.sample(
-        "ecp_inventory_last_run_timestamp_seconds",
-        &[],
-        finished_at.floor(),
-    );
+    e.outcome(report.succeeded(), finished_at);
     e.family(
         "ecp_inventory_last_run_duration_seconds",
         "gauge",
@@ -295,6 +308,19 @@ pub async fn push(base: &str, body: String) -> Result<(), PushError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_that_failed_before_its_report_reads_as_failed() {
+        let body = render_failed_start(1_700_000_000.5);
+        assert!(
+            body.contains("\necp_inventory_last_run_success 0\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("\necp_inventory_last_run_timestamp_seconds 1700000000\n"),
+            "{body}"
+        );
+    }
 
     #[test]
     fn a_scope_whose_deletions_were_withheld_says_so() {

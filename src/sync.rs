@@ -72,18 +72,14 @@ pub struct ScopeReport {
     /// Field values that could not be parsed (column NULL, value kept in raw).
     pub field_problems: u64,
     /// `TotalCount` of the last page: how many instances the service counted.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_count: Option<u64>,
     /// The crawl was not taken as evidence of deletions, and none was marked:
     /// it returned clearly fewer instances than `total_count`, or skipped
     /// records it could not identify.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deletions_withheld: bool,
     /// The crawl reached its last page.
     pub complete: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
     pub failure: Option<FailureKind>,
@@ -735,7 +731,15 @@ impl ScopeReport {
 
 #[cfg(test)]
 mod tests {
-    use super::{clear_shortfall, each_once};
+    use super::{clear_shortfall, each_once, ScopeReport};
+
+    #[test]
+    fn a_scope_in_the_json_report_has_every_key() {
+        let json = serde_json::to_value(ScopeReport::default()).unwrap();
+        for key in ["total_count", "deletions_withheld", "counts", "error"] {
+            assert!(json.get(key).is_some(), "{key} missing: {json}");
+        }
+    }
 
     #[test]
     fn a_region_named_twice_is_one_scope() {

@@ -22,10 +22,24 @@ pub struct ErrorBody {
     pub recommend: Option<String>,
 }
 
+/// What to check for an answer that only the setup can fix.
+fn service_hint(code: &str) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "; check the AccessKey secret (ALIBABA_CLOUD_ACCESS_KEY_SECRET, or the source's credentials)"
+        }
+        "InvalidAccessKeyId.NotFound" | "InvalidAccessKeyId" => {
+            "; check the AccessKey id (ALIBABA_CLOUD_ACCESS_KEY_ID, or the source's credentials)"
+        }
+        "InvalidTimeStamp.Expired" => "; check this machine's clock (NTP): it is more than 15 minutes off",
+        _ => "",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The service answered with an error body.
-    #[error("{action} failed: HTTP {status}, {code}: {message} (RequestId {request_id})", request_id = .request_id.as_deref().unwrap_or("none"))]
+    #[error("{action} failed: HTTP {status}, {code}: {message} (RequestId {request_id}){hint}", request_id = .request_id.as_deref().unwrap_or("none"), hint = service_hint(.code))]
     Service {
         action: String,
         status: u16,
@@ -246,6 +260,12 @@ mod tests {
             assert!(!service(400, code).is_retryable(), "{code}");
         }
         assert!(service(404, "InvalidAccessKeyId.NotFound").is_auth());
+        assert!(service(400, "SignatureDoesNotMatch")
+            .to_string()
+            .contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
+        assert!(!service(400, "InvalidParameter")
+            .to_string()
+            .contains("check"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct ApiArgs {
 
     /// Stop with an error after this many pages of one scope (a cursor that never
     /// ends would otherwise loop forever).
-    #[arg(long, default_value_t = DEFAULT_MAX_PAGES)]
+    #[arg(long, default_value_t = DEFAULT_MAX_PAGES, value_parser = parse_max_pages)]
     pub max_pages: u64,
 
     /// Seconds allowed for one HTTP attempt.
@@ -147,5 +147,13 @@ fn parse_tag(s: &str) -> Result<Tag, String> {
             key: Some(s.to_owned()),
             value: None,
         }),
+    }
+}
+
+fn parse_max_pages(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of pages")),
     }
 }

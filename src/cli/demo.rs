@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use super::db::{connect, parse_secret};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::{Client, ClientConfig, Credentials};
+use crate::error::ConfigError;
 use crate::pg_local::LocalPostgres;
 use crate::secret::{without_password, Secret};
 use crate::simulator::{
@@ -30,7 +31,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "URL", value_parser = parse_secret)]
     pub database_url: Option<Secret>,
 
-    /// Where the local Postgres keeps its data (reused by the next demo).
+    /// Where the local Postgres keeps its data (the cluster is reused by the next
+    /// demo, which makes its database afresh).
     #[arg(long, default_value = ".ecp-demo")]
     pub data_dir: PathBuf,
 
@@ -64,6 +66,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let pool = connect(&url, 8).await?;
+    if args.database_url.is_some() {
+        refuse_an_inventory(&pool).await?;
+    }
     let store = Store::new(pool.clone(), StoreConfig::default())?;
     store.migrate().await?;
 
@@ -122,6 +127,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     print_changes(&pool, first.run_id, second.run_id).await?;
     print_next_steps(&url, local.as_ref(), first.run_id, second.run_id);
+    Ok(())
+}
+
+/// The demo writes simulated instances, and would mix them into a real
+/// inventory: a database given by flag must hold none yet.
+async fn refuse_an_inventory(pool: &PgPool) -> anyhow::Result<()> {
+    let held: Result<i64, sqlx::Error> = sqlx::query_scalar("SELECT count(*) FROM ecp.instances")
+        .fetch_one(pool)
+        .await;
+    let held = match held {
+        Ok(n) => n,
+        // No schema yet: a fresh database.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if held > 0 {
+        return Err(ConfigError::new(format!(
+            "the database of --database-url already holds {held} instances, and the demo would \
+             add simulated ones to them: give it an empty database, or leave out \
+             --database-url for a local one"
+        ))
+        .into());
+    }
     Ok(())
 }
 

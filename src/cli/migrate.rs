@@ -11,7 +11,14 @@ pub struct MigrateArgs {
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let pool = connect(args.db.url()?, 2).await?;
+    let before = store::applied_migrations(&pool).await?;
     store::migrate(&pool).await?;
-    tracing::info!("database schema is up to date");
+    let applied = store::applied_migrations(&pool).await? - before;
+    tracing::info!(applied, "database schema is up to date");
+    if applied > 0 {
+        println!("migrate applied {applied} migrations; the schema is up to date");
+    } else {
+        println!("migrate: the schema was already up to date");
+    }
     Ok(())
 }

@@ -89,6 +89,7 @@ pub enum Command {
     ///   GET  /_sim/fleet   every instance as the API would list it
     ///
     /// Example: curl -X POST localhost:8790/_sim/churn -d '{"seed": 1, "status": 20}'
+    #[command(verbatim_doc_comment)]
     Simulate(crate::simulator::SimulateArgs),
     /// Benchmark the pipeline on a local PostgreSQL and the simulator: first
     /// sync, no-change and churned re-syncs, against a plain COPY of the same rows.

@@ -46,15 +46,22 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     if n == 0 {
         return Err("the age must be more than zero".into());
     }
+    // Past a thousand years the horizon leaves what a timestamp can hold (and
+    // no history is that old).
     n.checked_mul(unit_secs)
+        .filter(|secs| *secs <= MAX_AGE_SECS)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
+        .ok_or_else(|| format!("{s:?} is too long: at most 1000 years (52000w)"))
 }
+
+const MAX_AGE_SECS: u64 = 52_000 * 7 * 86_400;
 
 pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
     let age = chrono::Duration::from_std(args.older_than)
         .map_err(|_| ConfigError::new("--older-than is too long"))?;
-    let horizon = chrono::Utc::now() - age;
+    let horizon = chrono::Utc::now()
+        .checked_sub_signed(age)
+        .ok_or_else(|| ConfigError::new("--older-than is too long"))?;
     let pool = connect(args.db.url()?, 2).await?;
     let store = Store::new(pool, StoreConfig::default())?;
     let counts = store.prune(horizon, args.dry_run).await?;
@@ -103,7 +110,18 @@ mod tests {
         assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
         assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
         assert_eq!(parse_age("30m").unwrap(), Duration::from_secs(1800));
-        for bad in ["", "d", "400", "400y", "-1d", "0d", "1.5d"] {
+        assert!(parse_age("52000w").is_ok());
+        for bad in [
+            "",
+            "d",
+            "400",
+            "400y",
+            "-1d",
+            "0d",
+            "1.5d",
+            "52001w",
+            "10000000000d",
+        ] {
             assert!(parse_age(bad).is_err(), "{bad:?}");
         }
     }

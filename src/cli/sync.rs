@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 use crate::multi::{self, SourceJob};
 use crate::normalize::NormalizeOptions;
 use crate::secret::without_password;
-use crate::store::{self, ApplyOptions, Store, StoreConfig};
+use crate::store::{ApplyOptions, Store, StoreConfig};
 use crate::sync::{self, Regions, RunReport, SyncSettings};
 use crate::{metrics, progress};
 
@@ -48,7 +48,7 @@ pub struct SyncArgs {
     /// Columns kept current without opening a version or a change row, comma
     /// separated. `--volatile-fields ''` makes none volatile: every change of
     /// every column is history.
-    #[arg(long, value_delimiter = ',', default_values_t = store::DEFAULT_VOLATILE_FIELDS.map(String::from))]
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_VOLATILE_FIELDS)]
     pub volatile_fields: Vec<String>,
 
     /// Refuse to apply a crawl that would mark more than this share of a scope
@@ -67,7 +67,7 @@ pub struct SyncArgs {
 
     /// Do not migrate the schema first; refuse one that is behind (for a
     /// database user that may not change the schema).
-    #[arg(long, env = "ECP_NO_MIGRATE")]
+    #[arg(long, env = "ECP_NO_MIGRATE", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_migrate: bool,
 
     /// The zone of GmtCreate and GmtModified, which the API sends without one
@@ -109,12 +109,32 @@ pub struct SyncArgs {
     pub no_progress: bool,
 }
 
+/// `store::DEFAULT_VOLATILE_FIELDS` as the flag takes it (and `--help` shows it).
+const DEFAULT_VOLATILE_FIELDS: &str = "session_status,rate,modified_at";
+
 fn parse_offset(s: &str) -> Result<FixedOffset, String> {
     s.parse::<FixedOffset>()
         .map_err(|_| format!("{s:?} is not a UTC offset like +08:00"))
 }
 
 impl SyncArgs {
+    /// Checked here rather than by clap, whose message would repeat the value,
+    /// password and all; and before the run, which reports a failure there.
+    fn check_pushgateway_url(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.pushgateway_url else {
+            return Ok(());
+        };
+        let scheme = reqwest::Url::parse(url).map(|u| u.scheme().to_owned());
+        if matches!(scheme.as_deref(), Ok("http" | "https")) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "--pushgateway-url (or ECP_PUSHGATEWAY_URL) is not an http(s) URL like \
+                 http://pushgateway:9091",
+            ))
+        }
+    }
+
     pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
         if !(0.0..=1.0).contains(&self.max_delete_share) {
             return Err(ConfigError::new(
@@ -127,6 +147,13 @@ impl SyncArgs {
         if self.concurrency == 0 {
             return Err(ConfigError::new("--concurrency must be at least 1"));
         }
+        if self.source.trim().is_empty() {
+            return Err(ConfigError::new(
+                "--source is empty: it is the account alias stored with every row \
+                 (default: default)",
+            ));
+        }
+
         let regions = if self.regions.iter().any(|r| r == "all") {
             if self.regions.len() > 1 {
                 return Err(ConfigError::new(
@@ -191,11 +218,23 @@ fn config_jobs(
     Ok(jobs)
 }
 
-/// Runs the job; the report decides the exit code.
+/// Runs the job; the report decides the exit code. A run that fails before it
+/// has a report (credentials, endpoint, database) still leaves metrics that say
+/// it failed.
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
+    args.check_pushgateway_url()?;
+    let result = run_job(&args).await;
+    if result.is_err() {
+        let now = chrono::Utc::now().timestamp() as f64;
+        deliver_metrics(&args, metrics::render_failed_start(now)).await;
+    }
+    result
+}
+
+async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     let settings = args.settings()?;
     let (client, jobs) = match &args.config {
-        Some(path) => (None, config_jobs(&args, &settings, path)?),
+        Some(path) => (None, config_jobs(args, &settings, path)?),
         None => (Some(args.api.client().await?), Vec::new()),
     };
     let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
@@ -206,8 +245,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             volatile_fields: args
                 .volatile_fields
                 .iter()
+                .map(|f| f.trim())
                 .filter(|f| !f.is_empty())
-                .cloned()
+                .map(String::from)
                 .collect(),
         },
     )
@@ -228,7 +268,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     progress::finish();
     let report = result?;
     print_report(&report, args.output)?;
-    export_metrics(&store, &report, &args).await;
+    export_metrics(&store, &report, args).await;
     Ok(report.exit_code())
 }
 
@@ -246,7 +286,11 @@ async fn export_metrics(store: &Store, report: &RunReport, args: &SyncArgs) {
         }
     };
     let now = chrono::Utc::now().timestamp() as f64;
-    let body = metrics::render(report, &facts, now);
+    deliver_metrics(args, metrics::render(report, &facts, now)).await;
+}
+
+/// To the metrics file and the Pushgateway, whichever are set.
+async fn deliver_metrics(args: &SyncArgs, body: String) {
     if let Some(path) = &args.metrics_file {
         match metrics::write_textfile(path, &body) {
             Ok(()) => tracing::info!(path = %path.display(), "metrics written"),
@@ -273,12 +317,27 @@ pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<
         OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
     }
     for scope in report.scopes.iter().filter(|s| s.error.is_some()) {
+        // One line, whatever the text: a service message may span several.
+        let error = scope.error.as_deref().unwrap_or_default();
         eprintln!(
             "error: scope {}/{}: {}",
             scope.source,
             scope.biz_region_id,
-            scope.error.as_deref().unwrap_or_default()
+            error.split_whitespace().collect::<Vec<_>>().join(" ")
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_volatile_fields_default_is_the_stores() {
+        assert_eq!(
+            DEFAULT_VOLATILE_FIELDS,
+            crate::store::DEFAULT_VOLATILE_FIELDS.join(",")
+        );
+    }
 }

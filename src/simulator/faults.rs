@@ -12,6 +12,8 @@ use super::generate::Rng;
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Seeds the RNG the rates are drawn from; setting faults restarts it.
+    /// (`fault_seed` too, the name of its flag.)
+    #[serde(alias = "fault_seed")]
     pub seed: u64,
     /// Fraction of requests refused for throttling: `400 Throttling.User`, or with
     /// `retry_after_ms` set, `429 Throttling` plus `x-acs-retry-after: <ms>`.
@@ -93,6 +95,14 @@ pub const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_seed_takes_its_flag_name_too() {
+        for body in [r#"{"seed": 7}"#, r#"{"fault_seed": 7}"#] {
+            let faults: Faults = serde_json::from_str(body).unwrap();
+            assert_eq!(faults.seed, 7, "{body}");
+        }
+    }
 
     #[test]
     fn rates_are_shares_of_a_seeded_sequence() {

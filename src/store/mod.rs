@@ -58,6 +58,17 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How many of the migrations a database has applied (0 for a fresh one).
+pub async fn applied_migrations(pool: &PgPool) -> Result<i64, StoreError> {
+    let count = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await;
+    match count {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNDEFINED_TABLE) => Ok(0),
+        other => Ok(other?),
+    }
+}
+
 /// SQLSTATE of "relation does not exist".
 const UNDEFINED_TABLE: &str = "42P01";
 
@@ -178,8 +189,9 @@ pub enum StoreError {
     )]
     SchemaAhead { applied: i64, latest: i64 },
     #[error(
-        "scope {scope} is locked by another run (waited {waited:?}, --lock-wait-secs); \
-         is a previous sync still running?"
+        "scope {scope} is locked by another run (waited {:.1} s, --lock-wait-secs); \
+         is a previous sync still running?",
+        waited.as_secs_f64()
     )]
     LockBusy { scope: Scope, waited: Duration },
     #[error(

@@ -274,7 +274,13 @@ async fn an_empty_volatile_list_makes_every_change_history() {
 #[tokio::test]
 async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
     let db = crate::helpers::test_db_migrated_to(Some(0)).await;
-    for (flag, env) in [(Some("--no-migrate"), None), (None, Some("true"))] {
+    let cases = [
+        (Some("--no-migrate"), None),
+        (None, Some("true")),
+        (None, Some("yes")),
+        (None, Some("1")),
+    ];
+    for (flag, env) in cases {
         let mut cmd = ecp_with_keys();
         cmd.args(["sync", "--endpoint", "http://127.0.0.1:9"])
             .args(["--database-url", &db.url, "--region", "cn-shanghai"])
@@ -378,6 +384,64 @@ async fn bad_flags_exit_2() {
     let ran = run(ecp_with_keys().args(["--log-level", "warning", "sync"])).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("is not a log level"), "{}", ran.stderr);
+    // Values that would only fail later, or store rows under an empty alias.
+    let ran = run(ecp_with_keys().args(["sync", "--source", ""])).await;
+    ran.assert_one_error(2, "--source is empty");
+    let ran = run(ecp_with_keys().args(["sync", "--max-pages", "0"])).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("at least 1"), "{}", ran.stderr);
+    // A Pushgateway URL that does not parse is refused without being repeated.
+    let ran = run(ecp_with_keys().args(["sync", "--pushgateway-url", "http//u:Hidden123@x"])).await;
+    ran.assert_one_error(2, "--pushgateway-url");
+    assert!(!ran.stderr.contains("Hidden123"), "{}", ran.stderr);
+}
+
+/// A run that fails before it has a report still leaves metrics saying so.
+#[tokio::test]
+async fn a_run_failing_at_the_start_writes_failure_metrics() {
+    let dir = std::env::temp_dir().join(format!("ecp-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ecp.prom");
+    std::fs::write(&path, "ecp_inventory_last_run_success 1\n").unwrap();
+    let url = format!("postgres://ecp@127.0.0.1:{}/ecp", closed_port());
+    let ran = run(ecp_with_keys()
+        .args(["sync", "--database-url", &url])
+        .args(["--metrics-file", path.to_str().unwrap()]))
+    .await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\necp_inventory_last_run_success 0\n"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `migrate` says what it did.
+#[tokio::test]
+async fn migrate_says_how_many_migrations_it_applied() {
+    let db = crate::helpers::test_db_migrated_to(Some(0)).await;
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count();
+    let ran = run(ecp().args(["migrate", "--database-url", &db.url])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .contains(&format!("applied {shipped} migrations")),
+        "{}",
+        ran.stdout
+    );
+    let ran = run(ecp().args(["migrate", "--database-url", &db.url])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("already up to date"), "{}", ran.stdout);
 }
 
 #[tokio::test]

@@ -178,7 +178,7 @@ endpoint = "{endpoint}"
     let scopes = report["scopes"].as_array().unwrap();
     let done: BTreeSet<String> = scopes
         .iter()
-        .filter(|s| s["complete"] == json!(true) && s.get("error").is_none())
+        .filter(|s| s["complete"] == json!(true) && s["error"].is_null())
         .map(|s| {
             format!(
                 "{}/{}",

@@ -336,4 +336,14 @@ async fn demo_with_database_url_uses_that_database() {
         2
     );
     assert!(count(&db.pool, "SELECT count(*) FROM ecp.instance_changes").await > 300);
+
+    // Now the database holds an inventory: a second demo would mix simulated
+    // instances into it, and is refused, with nothing written.
+    let instances = count(&db.pool, "SELECT count(*) FROM ecp.instances").await;
+    let ran = crate::cli::run(&mut demo).await;
+    ran.assert_one_error(2, "already holds");
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instances").await,
+        instances
+    );
 }

@@ -40,12 +40,17 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         url.get(..scheme.len())
             .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
     });
-    let parsed = if scheme_ok { url.parse().ok() } else { None };
-    let options: PgConnectOptions = parsed.ok_or_else(|| {
-        ConfigError::new(
-            "DATABASE_URL / --database-url is not a valid PostgreSQL URL \
-             (expected postgres://user:password@host:port/database)",
-        )
+    let parsed = if scheme_ok {
+        url.parse::<PgConnectOptions>()
+            .map_err(|e| why_unparsed(url, &e.to_string()))
+    } else {
+        Err("it does not start with postgres:// or postgresql://".to_owned())
+    };
+    let options = parsed.map_err(|why| {
+        ConfigError::new(format!(
+            "DATABASE_URL / --database-url is not a valid PostgreSQL URL: {why} \
+             (expected postgres://user:password@host:port/database)"
+        ))
     })?;
     check_tls_files(url)?;
     // Named in pg_stat_activity, so a DBA can tell the job's sessions apart. A URL
@@ -100,6 +105,20 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
+/// The parser's reason, unless it quotes the URL's password.
+fn why_unparsed(url: &str, why: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) if why.contains(p) => "it does not parse".to_owned(),
+        _ => why.to_owned(),
+    }
+}
+
 /// The certificate and key files the URL names must be readable where they
 /// will be used: sqlx would only say "No such file or directory", without
 /// saying which. As sqlx reads them: the CA file only to verify the server
@@ -141,7 +160,20 @@ fn check_tls_files(url: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_tls_files;
+    use super::{check_tls_files, connect};
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_said_why_without_its_password() {
+        for (url, why) in [
+            ("postgres://u:Pw9secret@db:notaport/ecp", "port"),
+            ("postgres://u:Pw9secret@db/ecp?sslmode=bogus", "bogus"),
+            ("mysql://u:Pw9secret@db/ecp", "postgres://"),
+        ] {
+            let err = format!("{:#}", connect(url, 1).await.unwrap_err());
+            assert!(err.contains(why), "{url}: {err}");
+            assert!(!err.contains("Pw9secret"), "{url}: {err}");
+        }
+    }
 
     #[test]
     fn a_certificate_file_the_url_names_must_be_there_when_it_is_used() {

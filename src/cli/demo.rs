@@ -50,7 +50,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(url) => (url.expose().to_owned(), None),
         None => {
             let dir = args.data_dir.join("postgres");
-            println!("Starting a local PostgreSQL under {} ...", dir.display());
+            println!(
+                "Starting a local PostgreSQL under {} (or reusing the one running there) ...",
+                dir.display()
+            );
             let dir2 = dir.clone();
             let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir2, &[]))
                 .await?

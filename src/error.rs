@@ -58,7 +58,14 @@ fn store_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e S
 /// appends (a line of the job's SQL, meaningless to its user) or any URL.
 pub fn describe_db(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::Database(db) => match db.code() {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(INSUFFICIENT_PRIVILEGE) => format!(
+                "{} (SQLSTATE {INSUFFICIENT_PRIVILEGE}): a sync needs USAGE on schema ecp, \
+                 SELECT, INSERT, UPDATE and DELETE on its tables, USAGE on its sequences \
+                 and SELECT on public._sqlx_migrations (README, \"Sync into your own \
+                 database\")",
+                db.message()
+            ),
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
         },

@@ -174,6 +174,8 @@ async fn a_database_user_without_rights_exits_2_with_permission_denied() {
             // The server's message and code, once, without sqlx's position in
             // the job's own SQL.
             assert!(ran.stderr.contains("(SQLSTATE 42501)"), "{}", ran.stderr);
+            // And what to grant.
+            assert!(ran.stderr.contains("USAGE on schema ecp"), "{}", ran.stderr);
             assert!(!ran.stderr.contains("at line"), "{}", ran.stderr);
             assert_eq!(
                 ran.stderr.matches("permission denied").count(),

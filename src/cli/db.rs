@@ -90,12 +90,13 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
             "cannot connect to PostgreSQL at {target}: {}",
             describe_db(&e)
         );
-        // A wrong password, an unknown user or database: the invocation is wrong,
-        // and trying again will not help (exit 2). Anything else may pass (exit 1).
-        let refused = e
-            .as_database_error()
-            .and_then(|db| db.code())
-            .is_some_and(|code| code.starts_with("28") || code == "3D000");
+        // A wrong password, an unknown user or database, TLS the server does not
+        // offer or a certificate that does not verify: the invocation is wrong, and
+        // trying again will not help (exit 2). Anything else may pass (exit 1).
+        let refused = matches!(e, sqlx::Error::Tls(_))
+            || e.as_database_error()
+                .and_then(|db| db.code())
+                .is_some_and(|code| code.starts_with("28") || code == "3D000");
         if refused {
             anyhow::Error::new(ConfigError::new(message))
         } else {

@@ -130,6 +130,15 @@ async fn an_unreachable_database_is_said_to_refuse_the_connection() {
     assert!(ran.stderr.contains("refused"), "{}", ran.stderr);
 }
 
+/// TLS the server does not offer is the URL's mistake, not the run's.
+#[tokio::test]
+async fn tls_required_of_a_server_without_it_exits_2() {
+    let db = test_db().await;
+    let url = format!("{}?sslmode=require", db.url);
+    let ran = run(ecp_with_keys().args(["sync", "--database-url", &url])).await;
+    ran.assert_one_error(2, "TLS");
+}
+
 #[tokio::test]
 async fn a_database_that_does_not_exist_exits_2() {
     let db = test_db().await;

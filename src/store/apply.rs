@@ -181,10 +181,11 @@ async fn apply_in_transaction(
     // feed's previously_observed_at takes the start, so that a change reported
     // now surely happened after it; a deleted row's last_seen_at takes the last
     // page, like current_instances. (LEAST: a crawl replayed with older page
-    // times than its start, as tests do.)
-    type Moments = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let previous_crawl: Option<Moments> = sqlx::query_as(
-        "SELECT LEAST(started_at, snapshot_at), snapshot_at FROM ecp.sync_run_scopes \
+    // times than its start, as tests do.) Its run tells whether another scope
+    // that holds an instance this crawl lists was crawled since (classify.sql).
+    type Previous = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>);
+    let previous_crawl: Option<Previous> = sqlx::query_as(
+        "SELECT LEAST(started_at, snapshot_at), snapshot_at, run_id FROM ecp.sync_run_scopes \
              WHERE source = $1 AND biz_region_id = $2 AND applied AND complete AND NOT filtered \
              ORDER BY snapshot_at DESC LIMIT 1",
     )
@@ -192,21 +193,7 @@ async fn apply_in_transaction(
     .bind(&scope.biz_region_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let (previous_start, previous_end) = previous_crawl.unwrap_or_default();
-    // For the test of an instance current in another scope: this scope's last
-    // crawl of any kind that saw all it asked for. A filtered scope has no
-    // unfiltered crawl, and without this it would take back, on every run, what
-    // an unfiltered scope of the same account keeps listing.
-    let previous_any_start: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT LEAST(started_at, snapshot_at) FROM ecp.sync_run_scopes \
-             WHERE source = $1 AND biz_region_id = $2 AND applied AND complete \
-             ORDER BY snapshot_at DESC LIMIT 1",
-    )
-    .bind(&scope.source)
-    .bind(&scope.biz_region_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
+    let (previous_start, previous_end, previous_run) = previous_crawl.unwrap_or_default();
 
     let mut tx = conn.begin().await?;
     // Made in the transaction that uses it, and dropped at its end. Made with the
@@ -225,7 +212,8 @@ async fn apply_in_transaction(
         .bind(&scope.source)
         .bind(&scope.biz_region_id)
         .bind(previous_start)
-        .bind(previous_any_start)
+        .bind(previous_run)
+        .bind(opts.filtered)
         .execute(&mut *tx)
         .await?;
     // A record staged short (its digest matched its row while the crawl ran) must
@@ -279,6 +267,9 @@ async fn apply_in_transaction(
     // the planner takes it for a tiny table and may pick nested loops that are
     // quadratic in the number of changed instances.
     sqlx::raw_sql("ANALYZE ecp_apply").execute(&mut *tx).await?;
+    // New instances first: one another scope created meanwhile turns 'elsewhere'
+    // here, before anything is counted or written for it.
+    run_scoped(&mut tx, &sql.insert_instances, run_id, &scope).await?;
     let kinds: Vec<(String, i64)> =
         sqlx::query_as("SELECT kind, count(*) FROM ecp_apply GROUP BY kind")
             .fetch_all(&mut *tx)
@@ -326,10 +317,11 @@ async fn apply_in_transaction(
     Ok(counts)
 }
 
-/// The writing statements, in dependency order: versions are closed before new
-/// ones open (no-overlap constraint); change rows are computed before the current
-/// rows are overwritten (they read the old values from them); disks and tags come
-/// after the instance rows they reference.
+/// The writing statements after the new instance rows, in dependency order:
+/// versions are closed before new ones open (no-overlap constraint); change rows
+/// are computed before the current rows are overwritten (they read the old
+/// values from them); disks and tags come after the instance rows they
+/// reference.
 async fn write_changes(
     tx: &mut PgConnection,
     sql: &super::templates::ApplySql,
@@ -344,7 +336,6 @@ async fn write_changes(
         .execute(&mut *tx)
         .await?;
     run_scoped(tx, &sql.insert_changes, run_id, scope).await?;
-    run_scoped(tx, &sql.insert_instances, run_id, scope).await?;
     run_scoped(tx, &sql.update_instances, run_id, scope).await?;
     sqlx::query(sql.rehash_instances).execute(&mut *tx).await?;
     sqlx::query(sql.delete_instances)

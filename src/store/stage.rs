@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use tracing::debug;
@@ -157,12 +157,17 @@ impl ScopeSync {
         records: &[Normalized],
     ) -> Result<(), StoreError> {
         self.pages += 1;
+        // Microseconds, as Postgres keeps them, cut the way sqlx cuts a bound
+        // time: COPY text with nanoseconds is rounded instead, and the instances
+        // of the last page then seemed changed a microsecond after the crawl's
+        // snapshot_at, which its ledger line binds.
+        let observed_at = observed_at.trunc_subsecs(6);
         self.last_observed_at = Some(match self.last_observed_at {
             Some(t) if t > observed_at => t,
             _ => observed_at,
         });
         self.observed
-            .push(observed_at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+            .push(observed_at.to_rfc3339_opts(SecondsFormat::Micros, true));
         let observed = self.observed.len() - 1;
         for n in records {
             self.seq += 1;

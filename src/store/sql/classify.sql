@@ -4,14 +4,20 @@
 --   created   no row yet
 --   restored  a row marked deleted
 --   updated   a tracked column, tag, disk or the scope differs (new version)
---   elsewhere current in another scope whose own complete crawls still list it:
---             one after its last change, and since this scope's previous crawl
---             began. Two scopes list it (two aliases of one account?), so it
---             stays where it is rather than moving back and forth on every run.
---             Nothing is written for it. A real move shows once the other scope
---             stops listing it: deleted there, restored here. A scope no longer
---             crawled (an alias renamed, a region dropped from the config) lists
---             nothing new, so its instances move on this scope's next crawl.
+--   elsewhere current in another scope that still lists it: that scope has an
+--             applied complete unfiltered crawl after the instance's last
+--             change, in this scope's previous run or a later one (in any run
+--             at all, on this scope's first crawl). Two scopes list it (two
+--             aliases of one account?), so it stays where it is rather than
+--             moving back and forth. A filtered crawl never takes an instance
+--             from another scope: what it lists proves nothing about the rest,
+--             and two such scopes would trade instances on every run. Nothing
+--             is written for it. A real move shows once the other scope stops
+--             listing it: deleted there, restored here. A scope no longer
+--             crawled (an alias renamed, a region dropped from the config)
+--             lists nothing new, so its instances move on this scope's next
+--             unfiltered crawl but one. Runs, not times, tell "since": scopes of
+--             one run are crawled in any order, and at any moment of it.
 --   volatile  only volatile columns or raw differ (current row only)
 --   rehash    only the digest differs: the same values digested otherwise (a
 --             build that digests records another way). Only the digest is
@@ -28,9 +34,7 @@
 -- The double-brace placeholders are column lists generated from InstanceRow::columns.
 -- $1 source, $2 biz_region_id, $3 when the scope's last applied complete
 -- unfiltered crawl started (every instance current in the scope was seen after
--- it), $4 when its last applied complete crawl started, filtered or not (the
--- other scope's evidence must be newer: a filtered scope, which has no $3, would
--- otherwise take the instance back on every run).
+-- it), $4 that crawl's run (NULL before the first), $5 this crawl is filtered.
 INSERT INTO ecp_apply (instance_id, kind, old_version, changed_at, previously_observed_at,
                        disks_changed, tags_changed)
 SELECT
@@ -59,12 +63,12 @@ CROSS JOIN LATERAL (
           AND i.source = $1::text AND i.biz_region_id = $2::text THEN NULL
         WHEN i.instance_id IS NULL THEN 'created'
         WHEN i.deleted_at IS NOT NULL THEN 'restored'
-        WHEN (i.source <> $1::text OR i.biz_region_id <> $2::text) AND EXISTS (
+        WHEN (i.source <> $1::text OR i.biz_region_id <> $2::text) AND ($5::boolean OR EXISTS (
             SELECT 1 FROM ecp.sync_run_scopes e
             WHERE e.source = i.source AND e.biz_region_id = i.biz_region_id
               AND e.applied AND e.complete AND NOT e.filtered
               AND e.snapshot_at >= i.last_changed_at
-              AND e.snapshot_at > $4::timestamptz) THEN 'elsewhere'
+              AND e.run_id >= coalesce($4::bigint, 0))) THEN 'elsewhere'
         WHEN ({{tracked_s}}) IS DISTINCT FROM ({{tracked_i}})
           OR i.source IS DISTINCT FROM $1::text
           OR i.biz_region_id IS DISTINCT FROM $2::text THEN 'updated'

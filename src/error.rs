@@ -59,13 +59,20 @@ fn store_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e S
 pub fn describe_db(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Database(db) => match db.code().as_deref() {
-            Some(INSUFFICIENT_PRIVILEGE) => format!(
-                "{} (SQLSTATE {INSUFFICIENT_PRIVILEGE}): a sync needs USAGE on schema ecp, \
-                 SELECT, INSERT, UPDATE and DELETE on its tables, USAGE on its sequences \
-                 and SELECT on public._sqlx_migrations (README, \"Sync into your own \
-                 database\")",
-                db.message()
-            ),
+            Some(INSUFFICIENT_PRIVILEGE) => {
+                let needs = if db.message().contains("for database") {
+                    "the user needs CONNECT on the database"
+                } else {
+                    "the job's user needs USAGE on schema ecp, SELECT, INSERT, UPDATE and \
+                     DELETE on its tables, USAGE on its sequences and SELECT on \
+                     public._sqlx_migrations; migrate needs the schema's owner (README, \
+                     \"Sync into your own database\")"
+                };
+                format!(
+                    "{} (SQLSTATE {INSUFFICIENT_PRIVILEGE}): {needs}",
+                    db.message()
+                )
+            }
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
         },

@@ -283,15 +283,56 @@ pub fn push_url(base: &str) -> String {
     format!("{}/metrics/job/{JOB}", base.trim_end_matches('/'))
 }
 
-/// PUTs `body` to the Pushgateway, replacing the metrics of the job's group (so
-/// scopes that no longer exist do not linger).
-pub async fn push(base: &str, body: String) -> Result<(), PushError> {
+/// How a delivery treats the metrics already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Everything is replaced: a run's full metrics (scopes that no longer exist
+    /// do not linger).
+    Replace,
+    /// Only the families in the body are replaced: a run that failed before it
+    /// had a report leaves the fleet's last known gauges standing.
+    Update,
+}
+
+/// `existing` exposition text with the families `body` defines taken out, then
+/// `body`: what a textfile holds after a `Delivery::Update`.
+pub fn update_families(existing: &str, body: &str) -> String {
+    let names: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let family = |line: &str| {
+        let line = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line);
+        line.split(|c: char| c == '{' || c.is_whitespace())
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut out: String = existing
+        .lines()
+        .filter(|l| !names.contains(&family(l).as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(body);
+    out
+}
+
+/// Sends `body` to the Pushgateway: a PUT replaces the metrics of the job's
+/// group, a POST only those of the families it names.
+pub async fn push(base: &str, body: String, delivery: Delivery) -> Result<(), PushError> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| PushError::Http(e.without_url()))?;
-    let response = client
-        .put(push_url(base))
+    let request = match delivery {
+        Delivery::Replace => client.put(push_url(base)),
+        Delivery::Update => client.post(push_url(base)),
+    };
+    let response = request
         .header("Content-Type", "text/plain; version=0.0.4")
         .body(body)
         .send()
@@ -308,6 +349,34 @@ pub async fn push(base: &str, body: String) -> Result<(), PushError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_replaces_only_the_families_it_names() {
+        let existing = "# HELP ecp_inventory_last_run_success x\n\
+                        # TYPE ecp_inventory_last_run_success gauge\n\
+                        ecp_inventory_last_run_success 1\n\
+                        # TYPE ecp_inventory_instances gauge\n\
+                        ecp_inventory_instances{source=\"a\"} 7\n";
+        let updated = update_families(existing, &render_failed_start(5.0));
+        assert!(
+            updated.contains("ecp_inventory_instances{source=\"a\"} 7\n"),
+            "{updated}"
+        );
+        assert!(
+            updated.contains("\necp_inventory_last_run_success 0\n"),
+            "{updated}"
+        );
+        assert!(
+            !updated.contains("\necp_inventory_last_run_success 1\n"),
+            "{updated}"
+        );
+        assert_eq!(
+            updated
+                .matches("# TYPE ecp_inventory_last_run_success")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn a_run_that_failed_before_its_report_reads_as_failed() {

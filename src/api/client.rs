@@ -584,7 +584,9 @@ fn service_error(action: &str, status: u16, content_type: Option<&str>, body: &[
             action: action.to_owned(),
             status,
             code,
-            message: message.unwrap_or_default(),
+            // One line in logs and the ledger: a gateway's string to sign, which
+            // a signature mismatch quotes, spans several.
+            message: message.unwrap_or_default().replace('\n', "\\n"),
             request_id,
             retry_after: None,
             x_acs_retry_after: false,
@@ -843,6 +845,15 @@ mod tests {
         assert!(matches!(err, ApiError::BadResponse { .. }));
         assert!(err.is_retryable());
         assert!(err.to_string().contains("Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn a_message_over_several_lines_is_kept_on_one() {
+        let body = br#"{"Code":"SignatureDoesNotMatch","Message":"server string to sign is:ACS3-HMAC-SHA256\nabc","RequestId":"R"}"#;
+        let err = service_error("A", 400, Some("application/json"), body);
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("ACS3-HMAC-SHA256\\nabc"), "{text}");
     }
 
     #[test]

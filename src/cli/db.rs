@@ -41,8 +41,13 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
             .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
     });
     let parsed = if scheme_ok {
-        url.parse::<PgConnectOptions>()
-            .map_err(|e| why_unparsed(url, &e.to_string()))
+        // sqlx's reasons name the part (the port, the sslmode value), never
+        // the password; it repeats its own prefix, said once here.
+        url.parse::<PgConnectOptions>().map_err(|e| {
+            let why = e.to_string();
+            let prefix = "error with configuration: ";
+            why.rsplit(prefix).next().unwrap_or(&why).to_owned()
+        })
     } else {
         Err("it does not start with postgres:// or postgresql://".to_owned())
     };
@@ -93,7 +98,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         // A wrong password, an unknown user or database, TLS the server does not
         // offer or a certificate that does not verify: the invocation is wrong, and
         // trying again will not help (exit 2). Anything else may pass (exit 1).
-        let refused = matches!(e, sqlx::Error::Tls(_))
+        let refused = is_tls_setup(&e)
             || e.as_database_error()
                 .and_then(|db| db.code())
                 .is_some_and(|code| code.starts_with("28") || code == "3D000");
@@ -106,18 +111,14 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
-/// The parser's reason, unless it quotes the URL's password.
-fn why_unparsed(url: &str, why: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(p) if why.contains(p) => "it does not parse".to_owned(),
-        _ => why.to_owned(),
-    }
+/// TLS the server does not offer, or a certificate that does not verify: the
+/// URL's mistake. Other TLS failures (a handshake cut short) may pass.
+fn is_tls_setup(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Tls(tls) = e else {
+        return false;
+    };
+    let text = tls.to_string().to_ascii_lowercase();
+    text.contains("not support") || text.contains("certificate") || text.contains("issuer")
 }
 
 /// The certificate and key files the URL names must be readable where they

@@ -74,8 +74,7 @@ pub enum Command {
     ///
     /// Example: ecp-inventory prune --older-than 400d
     Prune(prune::PruneArgs),
-    /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool
-    /// and for tests.
+    /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool and for tests
     ///
     /// Example: ecp-inventory simulate --listen 127.0.0.1:8790 --instances 5000 --seed 7
     ///

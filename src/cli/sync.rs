@@ -226,7 +226,8 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let result = run_job(&args).await;
     if result.is_err() {
         let now = chrono::Utc::now().timestamp() as f64;
-        deliver_metrics(&args, metrics::render_failed_start(now)).await;
+        let body = metrics::render_failed_start(now);
+        deliver_metrics(&args, body, metrics::Delivery::Update).await;
     }
     result
 }
@@ -286,13 +287,21 @@ async fn export_metrics(store: &Store, report: &RunReport, args: &SyncArgs) {
         }
     };
     let now = chrono::Utc::now().timestamp() as f64;
-    deliver_metrics(args, metrics::render(report, &facts, now)).await;
+    let body = metrics::render(report, &facts, now);
+    deliver_metrics(args, body, metrics::Delivery::Replace).await;
 }
 
 /// To the metrics file and the Pushgateway, whichever are set.
-async fn deliver_metrics(args: &SyncArgs, body: String) {
+async fn deliver_metrics(args: &SyncArgs, body: String, delivery: metrics::Delivery) {
     if let Some(path) = &args.metrics_file {
-        match metrics::write_textfile(path, &body) {
+        let text = match delivery {
+            metrics::Delivery::Replace => body.clone(),
+            // A file that cannot be read (none yet) has nothing to keep.
+            metrics::Delivery::Update => {
+                metrics::update_families(&std::fs::read_to_string(path).unwrap_or_default(), &body)
+            }
+        };
+        match metrics::write_textfile(path, &text) {
             Ok(()) => tracing::info!(path = %path.display(), "metrics written"),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "could not write the metrics file")
@@ -300,7 +309,7 @@ async fn deliver_metrics(args: &SyncArgs, body: String) {
         }
     }
     if let Some(url) = &args.pushgateway_url {
-        match metrics::push(url, body).await {
+        match metrics::push(url, body, delivery).await {
             Ok(()) => {
                 tracing::info!(url = %without_password(&metrics::push_url(url)), "metrics pushed")
             }

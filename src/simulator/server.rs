@@ -60,7 +60,7 @@ async fn unsupported_method(method: Method, headers: HeaderMap) -> Response {
     let e = ApiError::new(
         405,
         "UnsupportedHTTPMethod",
-        format!("This http method is not supported: {method} (use POST or GET)."),
+        format!("This http method is not supported here: {method}."),
     );
     refuse(e, &headers)
 }

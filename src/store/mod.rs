@@ -191,7 +191,7 @@ pub enum StoreError {
     #[error(
         "scope {scope} is locked by another run (waited {:.1} s, --lock-wait-secs); \
          is a previous sync still running?",
-        waited.as_secs_f64()
+        .waited.as_secs_f64()
     )]
     LockBusy { scope: Scope, waited: Duration },
     #[error(

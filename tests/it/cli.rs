@@ -413,7 +413,11 @@ async fn a_run_failing_at_the_start_writes_failure_metrics() {
     let dir = std::env::temp_dir().join(format!("ecp-metrics-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ecp.prom");
-    std::fs::write(&path, "ecp_inventory_last_run_success 1\n").unwrap();
+    let before = "# TYPE ecp_inventory_last_run_success gauge\n\
+                  ecp_inventory_last_run_success 1\n\
+                  # TYPE ecp_inventory_instances gauge\n\
+                  ecp_inventory_instances{source=\"a\"} 7\n";
+    std::fs::write(&path, before).unwrap();
     let url = format!("postgres://ecp@127.0.0.1:{}/ecp", closed_port());
     let ran = run(ecp_with_keys()
         .args(["sync", "--database-url", &url])
@@ -423,6 +427,11 @@ async fn a_run_failing_at_the_start_writes_failure_metrics() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.contains("\necp_inventory_last_run_success 0\n"),
+        "{text}"
+    );
+    // The fleet's last known gauges stay.
+    assert!(
+        text.contains("ecp_inventory_instances{source=\"a\"} 7\n"),
         "{text}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

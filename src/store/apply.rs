@@ -107,12 +107,21 @@ const COLLISIONS: [(&str, &str); 4] = [
     ("23503", "instance_versions_follows_previous"),
 ];
 
+/// SQLSTATE of a deadlock the server broke.
+const DEADLOCK_DETECTED: &str = "40P01";
+
 fn concurrent_write(e: StoreError, scope: &Scope) -> StoreError {
     let collided = e
         .database_error()
         .and_then(sqlx::Error::as_database_error)
         .and_then(|db| {
-            let (code, constraint) = (db.code()?, db.constraint()?);
+            let code = db.code()?;
+            // Two applies inserting the same new instances in opposite orders
+            // wait for each other; the server breaks the tie by failing one.
+            if code == DEADLOCK_DETECTED {
+                return Some("deadlock".to_owned());
+            }
+            let constraint = db.constraint()?;
             COLLISIONS
                 .iter()
                 .any(|(c, k)| *c == code && *k == constraint)

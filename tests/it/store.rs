@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ecp_inventory::normalize::Normalized;
 use ecp_inventory::store::{ApplyCounts, ApplyOptions, RunOutcome, Scope, StoreError};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -1758,9 +1759,17 @@ async fn migration_0032_counts_what_abandoned_runs_applied() {
 async fn two_sources_creating_the_same_instances_at_once_leave_them_to_the_first() {
     let db = test_db().await;
     let store = db.store();
-    let records = norm(&fleet(50));
-    let apply = |source: &'static str| {
-        let (store, records) = (store.clone(), records.clone());
+    // The second source's crawl saw the shared instances with other tags (a
+    // moment earlier or later), and one instance of its own: its apply has
+    // other writes to make, which must not touch the instances it left.
+    let records_a = norm(&fleet(50));
+    let mut records_b = fleet(51);
+    for r in &mut records_b {
+        r.insert("Tags".into(), json!([{"Key": "seen-by", "Value": "b"}]));
+    }
+    let records_b = norm(&records_b);
+    let apply = |source: &'static str, records: Vec<Normalized>| {
+        let store = store.clone();
         tokio::spawn(async move {
             let run = store.start_run("test").await.unwrap();
             let mut scope = run
@@ -1780,9 +1789,9 @@ async fn two_sources_creating_the_same_instances_at_once_leave_them_to_the_first
         .execute(&mut *blocker)
         .await
         .unwrap();
-    let first = apply("a");
+    let first = apply("a", records_a);
     wait_for_lock_waits(&db, 1).await;
-    let second = apply("b");
+    let second = apply("b", records_b);
     wait_for_lock_waits(&db, 2).await;
     blocker.rollback().await.unwrap();
 
@@ -1792,12 +1801,24 @@ async fn two_sources_creating_the_same_instances_at_once_leave_them_to_the_first
         .await
         .unwrap()
         .expect("the second writer commits too");
-    assert_eq!((second.created, second.unchanged), (0, 50));
+    assert_eq!((second.created, second.unchanged), (1, 50));
     for (sql, n) in [
         ("SELECT count(*) FROM ecp.instances WHERE source = 'a'", 50),
-        ("SELECT count(*) FROM ecp.instance_versions", 50),
-        ("SELECT count(*) FROM ecp.instance_changes", 50),
+        ("SELECT count(*) FROM ecp.instances WHERE source = 'b'", 1),
+        ("SELECT count(*) FROM ecp.instance_versions", 51),
+        ("SELECT count(*) FROM ecp.instance_changes", 51),
         ("SELECT count(*) FROM ecp.sync_run_scopes WHERE applied", 2),
+        // The first source's tag rows, as its instance rows say.
+        (
+            "SELECT count(*) FROM ecp.instance_tags t JOIN ecp.instances i USING (instance_id) \
+             WHERE i.source = 'a' AND t.tag_key = 'seen-by'",
+            0,
+        ),
+        (
+            "SELECT count(*) FROM ecp.instances i WHERE i.source = 'a' AND NOT EXISTS \
+             (SELECT 1 FROM ecp.instance_tags t WHERE t.instance_id = i.instance_id)",
+            0,
+        ),
     ] {
         assert_eq!(count(&db.pool, sql).await, n, "{sql}");
     }

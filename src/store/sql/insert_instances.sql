@@ -3,8 +3,8 @@
 -- instances since this apply classified them (two sources listing one account,
 -- applied at once): the insert waits for that scope's transaction and, once it
 -- commits, leaves the row to it. Those instances become 'elsewhere', as if the
--- other scope had been first all along, instead of failing this whole apply on
--- the primary key.
+-- other scope had been first all along (nothing of them written: not their
+-- disks and tags either), instead of failing this whole apply on the primary key.
 WITH inserted AS (
     INSERT INTO ecp.instances (
         instance_id, {{typed_cols}}, tags, biz_tags, disks, raw, content_hash, source, biz_region_id,
@@ -18,6 +18,6 @@ WITH inserted AS (
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
 )
-UPDATE ecp_apply a SET kind = 'elsewhere'
+UPDATE ecp_apply a SET kind = 'elsewhere', disks_changed = false, tags_changed = false
 WHERE a.kind = 'created'
   AND NOT EXISTS (SELECT 1 FROM inserted n WHERE n.instance_id = a.instance_id)

@@ -496,3 +496,73 @@ async fn insert_scope_line(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// A server error with a code and maybe a constraint, as sqlx reports one.
+    #[derive(Debug)]
+    struct ServerError {
+        code: &'static str,
+        constraint: Option<&'static str>,
+    }
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "server error {}", self.code)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl sqlx::error::DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.code))
+        }
+        fn constraint(&self) -> Option<&str> {
+            self.constraint
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn classified(code: &'static str, constraint: Option<&'static str>) -> StoreError {
+        let e = StoreError::Database(sqlx::Error::Database(Box::new(ServerError {
+            code,
+            constraint,
+        })));
+        concurrent_write(e, &Scope::new("a", "cn-shanghai"))
+    }
+
+    #[test]
+    fn collisions_and_deadlocks_between_applies_are_concurrent_writes() {
+        for (code, constraint) in [
+            ("23505", Some("instance_versions_pkey")),
+            (DEADLOCK_DETECTED, None),
+        ] {
+            let e = classified(code, constraint);
+            assert!(
+                matches!(e, StoreError::ConcurrentWrite { .. }),
+                "{code}: {e}"
+            );
+        }
+        // Any other error stays what it was.
+        let e = classified("23505", Some("some_other_key"));
+        assert!(matches!(e, StoreError::Database(_)), "{e}");
+    }
+}

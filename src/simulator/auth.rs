@@ -256,16 +256,15 @@ fn verify_v1(incoming: &Incoming<'_>, credentials: &[Credentials]) -> Result<Sig
     })
 }
 
-/// `x-acs-date` / `Timestamp`: UTC `YYYY-MM-DDTHH:MM:SSZ` (any RFC 3339 accepted).
+/// `x-acs-date` / `Timestamp`: UTC `YYYY-MM-DDTHH:MM:SSZ`, no fraction, no
+/// other offset (§5.2), as every SDK writes it.
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() != "2026-11-26T11:57:15Z".len() {
+        return None;
+    }
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
         .map(|t| t.and_utc())
         .ok()
-        .or_else(|| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        })
 }
 
 /// Remembers nonces for the freshness checks.
@@ -327,7 +326,15 @@ mod tests {
     fn dates_parse_in_the_wire_format() {
         let d = parse_date("2026-11-26T11:57:15Z").unwrap();
         assert_eq!(d.to_rfc3339(), "2026-11-26T11:57:15+00:00");
-        assert!(parse_date("26/11/2026").is_none());
+        for other in [
+            "26/11/2026",
+            "2026-11-26T11:57:15.000Z",
+            "2026-11-26T11:57:15+00:00",
+            "2026-11-26 11:57:15Z",
+            "2026-11-26T1:57:15Z",
+        ] {
+            assert!(parse_date(other).is_none(), "{other}");
+        }
     }
 
     fn signed(date: &str, nonce: &str) -> Signed {

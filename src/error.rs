@@ -117,17 +117,18 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     EXIT_FAILED
 }
 
+/// `text` on one line, its runs of whitespace (line breaks too) made one space:
+/// a service or server message may span several lines.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The error and its causes on one line, each said once: many errors repeat their
 /// source's text in their own message, and printing the chain would say it twice.
 pub fn chain_message(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
-        // One line, whatever the text: a service message may span several.
-        let text = cause
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = one_line(&cause.to_string());
         if line.contains(&text) {
             continue;
         }

@@ -302,7 +302,8 @@ pub fn update_families(existing: &str, body: &str) -> String {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let family = |line: &str| {
+    // The family a line belongs to: its HELP or TYPE name, or its sample's.
+    fn family(line: &str) -> &str {
         let line = line
             .strip_prefix("# HELP ")
             .or_else(|| line.strip_prefix("# TYPE "))
@@ -310,11 +311,10 @@ pub fn update_families(existing: &str, body: &str) -> String {
         line.split(|c: char| c == '{' || c.is_whitespace())
             .next()
             .unwrap_or("")
-            .to_owned()
-    };
+    }
     let mut out: String = existing
         .lines()
-        .filter(|l| !names.contains(&family(l).as_str()))
+        .filter(|l| !names.contains(&family(l)))
         .map(|l| format!("{l}\n"))
         .collect();
     out.push_str(body);

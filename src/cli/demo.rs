@@ -136,15 +136,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The demo writes simulated instances, and would mix them into a real
 /// inventory: a database given by flag must hold none yet.
 async fn refuse_an_inventory(pool: &PgPool) -> anyhow::Result<()> {
-    let held: Result<i64, sqlx::Error> = sqlx::query_scalar("SELECT count(*) FROM ecp.instances")
-        .fetch_one(pool)
-        .await;
-    let held = match held {
-        Ok(n) => n,
-        // No schema yet: a fresh database.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => 0,
-        Err(e) => return Err(e.into()),
-    };
+    let held = crate::store::instances_held(pool).await?;
     if held > 0 {
         return Err(ConfigError::new(format!(
             "the database of --database-url already holds {held} instances, and the demo would \

@@ -16,6 +16,7 @@ use crate::secret::without_password;
 use crate::store::{ApplyOptions, Store, StoreConfig};
 use crate::sync::{self, Regions, RunReport, SyncSettings};
 use crate::{metrics, progress};
+use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -153,7 +154,6 @@ impl SyncArgs {
                  (default: default)",
             ));
         }
-
         let regions = if self.regions.iter().any(|r| r == "all") {
             if self.regions.len() > 1 {
                 return Err(ConfigError::new(
@@ -295,11 +295,12 @@ async fn export_metrics(store: &Store, report: &RunReport, args: &SyncArgs) {
 async fn deliver_metrics(args: &SyncArgs, body: String, delivery: metrics::Delivery) {
     if let Some(path) = &args.metrics_file {
         let text = match delivery {
-            metrics::Delivery::Replace => body.clone(),
+            metrics::Delivery::Replace => Cow::Borrowed(body.as_str()),
             // A file that cannot be read (none yet) has nothing to keep.
-            metrics::Delivery::Update => {
-                metrics::update_families(&std::fs::read_to_string(path).unwrap_or_default(), &body)
-            }
+            metrics::Delivery::Update => Cow::Owned(metrics::update_families(
+                &std::fs::read_to_string(path).unwrap_or_default(),
+                &body,
+            )),
         };
         match metrics::write_textfile(path, &text) {
             Ok(()) => tracing::info!(path = %path.display(), "metrics written"),
@@ -325,15 +326,15 @@ pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<
         OutputFormat::Text => println!("{}", report.summary_line()),
         OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
     }
-    for scope in report.scopes.iter().filter(|s| s.error.is_some()) {
-        // One line, whatever the text: a service message may span several.
-        let error = scope.error.as_deref().unwrap_or_default();
-        eprintln!(
-            "error: scope {}/{}: {}",
-            scope.source,
-            scope.biz_region_id,
-            error.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
+    for scope in report.scopes.iter() {
+        if let Some(error) = &scope.error {
+            eprintln!(
+                "error: scope {}/{}: {}",
+                scope.source,
+                scope.biz_region_id,
+                crate::error::one_line(error)
+            );
+        }
     }
     Ok(())
 }

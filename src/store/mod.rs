@@ -60,10 +60,18 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// How many of the migrations a database has applied (0 for a fresh one).
 pub async fn applied_migrations(pool: &PgPool) -> Result<i64, StoreError> {
-    let count = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await;
-    match count {
+    count_or_none(pool, "SELECT count(*) FROM _sqlx_migrations WHERE success").await
+}
+
+/// How many instances a database holds, deleted ones included (0 before the
+/// first migration).
+pub async fn instances_held(pool: &PgPool) -> Result<i64, StoreError> {
+    count_or_none(pool, "SELECT count(*) FROM ecp.instances").await
+}
+
+/// A count of a table that a database without the schema does not have yet.
+async fn count_or_none(pool: &PgPool, sql: &'static str) -> Result<i64, StoreError> {
+    match sqlx::query_scalar(sql).fetch_one(pool).await {
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNDEFINED_TABLE) => Ok(0),
         other => Ok(other?),
     }

@@ -96,7 +96,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             Some(
                 StoreError::SchemaBehind { .. }
                 | StoreError::SchemaAhead { .. }
-                | StoreError::MigrationDenied(_),
+                | StoreError::MigrationDenied(_)
+                | StoreError::UnknownScope { .. },
             ) => return EXIT_CONFIG,
             _ => {}
         }

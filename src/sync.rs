@@ -378,7 +378,9 @@ pub(crate) async fn run_scopes(
         (RunOutcome::Failed(failures.join("; ")), "failed")
     };
     let run = Arc::try_unwrap(run).unwrap_or_else(|_| unreachable!("every scope task has ended"));
+    let store = run.store().clone();
     run.finish(outcome).await?;
+    warn_of_unsynced_scopes(&store).await;
     let (mut requests, mut retries, mut throttled) = (0, 0, 0);
     for client in clients {
         let stats = client.stats();
@@ -396,6 +398,35 @@ pub(crate) async fn run_scopes(
         totals,
         scopes,
     })
+}
+
+/// How long a scope may go without a sync before each run points it out.
+const UNSYNCED_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Points out scopes whose instances stay current only because nothing crawls
+/// them any more, and how to retire them. Best effort: the run is recorded.
+async fn warn_of_unsynced_scopes(store: &Store) {
+    let since = chrono::Utc::now() - UNSYNCED_AFTER;
+    match store.unsynced_scopes(since).await {
+        Ok(scopes) => {
+            for s in scopes {
+                let last_crawl = s.last_crawl.map(|t| t.to_rfc3339());
+                warn!(
+                    scope = %s.scope,
+                    instances = s.instances,
+                    last_crawl = last_crawl.as_deref().unwrap_or("none"),
+                    "no run has synced this scope for {} days, yet its instances are still \
+                     current: only a complete crawl of it can mark them deleted. If its \
+                     region or account is gone, `ecp-inventory retire --source {} --region {}` \
+                     marks them deleted; if not, sync it again",
+                    UNSYNCED_AFTER.num_days(),
+                    s.scope.source,
+                    s.scope.biz_region_id,
+                );
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "could not look for scopes no longer synced"),
+    }
 }
 
 /// How long a stopping run tries to record a scope it gave up. A signal asks

@@ -8,6 +8,7 @@ mod db;
 mod demo;
 mod migrate;
 mod prune;
+mod retire;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -74,6 +75,13 @@ pub enum Command {
     ///
     /// Example: ecp-inventory prune --older-than 400d
     Prune(prune::PruneArgs),
+    /// Mark every current instance of a region, or of all regions of an account,
+    /// deleted: for an account closed or a region given up, which no sync will
+    /// list again (only a complete crawl of a region marks its instances deleted).
+    /// Recorded as a run of its own; a later sync that lists one restores it.
+    ///
+    /// Example: ecp-inventory retire --source old-account --region all --dry-run
+    Retire(retire::RetireArgs),
     /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool and for tests
     ///
     /// Example: ecp-inventory simulate --listen 127.0.0.1:8790 --instances 5000 --seed 7
@@ -106,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
         Command::Crawl(args) => crawl::run(args).await.map(|()| 0),
         Command::Prune(args) => prune::run(args).await.map(|()| 0),
+        Command::Retire(args) => retire::run(args).await.map(|()| 0),
         Command::Simulate(args) => crate::simulator::run_cli(args).await.map(|()| 0),
         Command::Bench(args) => bench::run(args).await.map(|()| 0),
     }

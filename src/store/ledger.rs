@@ -44,6 +44,11 @@ impl Run {
         self.run_id
     }
 
+    /// The store the run writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Locks the scope (waiting up to `lock_wait`) and opens its staging area.
     pub async fn begin_scope(
         &self,
@@ -144,7 +149,20 @@ pub(crate) async fn mark_abandoned_runs(pool: &PgPool) -> Result<Vec<i64>, Store
     Ok(ids)
 }
 
-pub(crate) async fn start_run(store: Store, tool_version: &str) -> Result<Run, StoreError> {
+/// What a run does, as `ecp.sync_runs.command` records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunCommand {
+    /// A crawl of the API.
+    Sync,
+    /// Current instances of scopes marked deleted by an operator.
+    Retire,
+}
+
+pub(crate) async fn start_run(
+    store: Store,
+    tool_version: &str,
+    command: RunCommand,
+) -> Result<Run, StoreError> {
     mark_abandoned_runs(&store.pool).await?;
     // A dedicated connection, not returned to the pool: its advisory lock must
     // live exactly as long as the run.
@@ -152,11 +170,19 @@ pub(crate) async fn start_run(store: Store, tool_version: &str) -> Result<Run, S
     // Insert and lock in one transaction: other sessions see the 'running' row only
     // once the lock is held, so they can never mistake it for abandoned.
     let mut tx = liveness.begin().await?;
-    let run_id: i64 =
-        sqlx::query_scalar("INSERT INTO ecp.sync_runs (tool_version) VALUES ($1) RETURNING run_id")
-            .bind(tool_version)
-            .fetch_one(&mut *tx)
-            .await?;
+    // A sync leaves the command to the column's default, so that it also runs on
+    // a schema from before migration 0034 (tests of upgrades sync on those).
+    let insert = match command {
+        RunCommand::Sync => "INSERT INTO ecp.sync_runs (tool_version) VALUES ($1) RETURNING run_id",
+        RunCommand::Retire => {
+            "INSERT INTO ecp.sync_runs (tool_version, command) VALUES ($1, 'retire') \
+             RETURNING run_id"
+        }
+    };
+    let run_id: i64 = sqlx::query_scalar(insert)
+        .bind(tool_version)
+        .fetch_one(&mut *tx)
+        .await?;
     lock_run(&mut tx, run_id).await?;
     tx.commit().await?;
     info!(run_id, "run started");

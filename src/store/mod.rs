@@ -35,6 +35,7 @@ mod apply;
 mod ledger;
 mod lock;
 mod prune;
+mod retire;
 mod stage;
 mod templates;
 
@@ -47,6 +48,7 @@ use sqlx::PgPool;
 pub use apply::{ApplyCounts, ApplyOptions};
 pub use ledger::{GivenUpScope, Run, RunOutcome};
 pub use prune::PruneCounts;
+pub use retire::RetiredScope;
 pub use stage::ScopeSync;
 
 /// The migrations under `migrations/`, embedded in the binary.
@@ -231,6 +233,12 @@ pub enum StoreError {
          which source keeps each instance), or drop one of them"
     )]
     ConcurrentWrite { scope: Scope, constraint: String },
+    #[error(
+        "no scope {scope} in this database: no crawl of it was recorded and it holds no \
+         instance (the scopes holding instances: {})",
+        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+    )]
+    UnknownScope { scope: Scope, known: Vec<String> },
     #[error("invalid store configuration: {0}")]
     Config(String),
 }
@@ -339,7 +347,7 @@ impl Store {
 
     /// Marks runs whose process is gone as abandoned, then starts a run.
     pub async fn start_run(&self, tool_version: &str) -> Result<Run, StoreError> {
-        ledger::start_run(self.clone(), tool_version).await
+        ledger::start_run(self.clone(), tool_version, ledger::RunCommand::Sync).await
     }
 
     /// Marks runs left 'running' by a dead process as 'abandoned'; returns their ids.

@@ -621,3 +621,104 @@ async fn demo_and_bench_take_a_database_only_from_the_flag() {
     let ran = run(ecp().args(["sync", "--help"])).await;
     assert!(ran.stdout.contains("[env: DATABASE_URL"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn retire_marks_a_region_deleted_after_a_dry_run_and_refuses_a_misspelt_one() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = crate::helpers::fleet(30);
+    let default = ecp_inventory::store::ApplyOptions::default();
+    crate::helpers::sync(
+        &store,
+        "cn-beijing",
+        &records,
+        crate::helpers::at(1),
+        &default,
+    )
+    .await
+    .unwrap();
+    let current = "SELECT count(*) FROM ecp.current_instances";
+    let retire = |extra: &[&str]| {
+        let mut cmd = ecp();
+        cmd.args(["retire", "--database-url", &db.url]).args(extra);
+        cmd
+    };
+
+    let misspelt = run(&mut retire(&["--region", "cn-bejing"])).await;
+    misspelt.assert_one_error(2, "no scope default/cn-bejing");
+    assert!(
+        misspelt.stderr.contains("default/cn-beijing"),
+        "{}",
+        misspelt.stderr
+    );
+    assert_eq!(run(&mut retire(&[])).await.code, 2);
+
+    let dry = run(&mut retire(&["--region", "all", "--dry-run"])).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("retire: default/cn-beijing would mark deleted 30 current instances"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(crate::helpers::count(&db.pool, current).await, 30);
+
+    let done = run(&mut retire(&["--region", "cn-beijing", "--output", "json"])).await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let report: serde_json::Value = serde_json::from_str(done.stdout.trim()).unwrap();
+    assert_eq!(report["scopes"][0]["instances"], 30);
+    assert!(report["run_id"].as_i64().is_some(), "{report}");
+    assert_eq!(crate::helpers::count(&db.pool, current).await, 0);
+
+    let nothing = run(&mut retire(&["--region", "all"])).await;
+    assert_eq!(nothing.code, 0, "{}", nothing.stderr);
+    assert!(
+        nothing.stdout.contains("holds no current instance"),
+        "{}",
+        nothing.stdout
+    );
+}
+
+/// A region no run syncs any more keeps its instances current; each run says so,
+/// and how to retire it.
+#[tokio::test]
+async fn a_scope_no_run_has_synced_for_a_week_is_pointed_out() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 40,
+        ..Default::default()
+    })
+    .await;
+    let sync = |regions: &[&str]| {
+        let mut cmd = ecp_with_keys();
+        cmd.args(["sync", "--endpoint", &running.endpoint()])
+            .args(["--database-url", &db.url]);
+        for r in regions {
+            cmd.args(["--region", r]);
+        }
+        cmd
+    };
+    let both = run(&mut sync(&["cn-hangzhou", "cn-beijing"])).await;
+    assert_eq!(both.code, 0, "{}", both.stderr);
+    let hint = "retire --source default --region cn-beijing";
+    assert!(!both.stderr.contains(hint), "{}", both.stderr);
+
+    sqlx::query("UPDATE ecp.sync_runs SET started_at = started_at - interval '8 days'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let one = run(&mut sync(&["cn-hangzhou"])).await;
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let warnings: Vec<&str> = one
+        .stderr
+        .lines()
+        .filter(|l| l.contains("no run has synced this scope"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", one.stderr);
+    assert!(warnings[0].contains(hint), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("default/cn-beijing"),
+        "{}",
+        warnings[0]
+    );
+}

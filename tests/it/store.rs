@@ -1287,6 +1287,113 @@ async fn mass_deletion_is_refused_unless_allowed() {
 }
 
 #[tokio::test]
+async fn a_retired_scope_has_its_instances_deleted_in_a_run_of_its_own() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = fleet(N);
+    let (shanghai, beijing) = records.split_at(600);
+    let default = ApplyOptions::default();
+    sync(&store, "cn-shanghai", shanghai, at(1), &default)
+        .await
+        .unwrap();
+    sync(&store, "cn-beijing", beijing, at(1), &default)
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(5);
+
+    // A misspelt region is refused, naming the scopes there are; no run is made.
+    let misspelt = store
+        .retire("test", &[Scope::new("default", "cn-beijng")], wait)
+        .await;
+    match misspelt {
+        Err(StoreError::UnknownScope { known, .. }) => {
+            assert_eq!(known, ["default/cn-beijing", "default/cn-shanghai"])
+        }
+        other => panic!("{other:?}"),
+    }
+    let plan = store
+        .retirement_plan(&[Scope::new("default", "cn-beijing")])
+        .await
+        .unwrap();
+    assert_eq!((plan[0].instances, plan[0].last_crawl), (400, Some(at(1))));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.sync_runs WHERE command = 'retire'"
+        )
+        .await,
+        0
+    );
+
+    let (run_id, retired) = store
+        .retire("test", &[Scope::new("default", "cn-beijing")], wait)
+        .await
+        .unwrap();
+
+    assert_eq!(retired[0].instances, 400);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ecp.current_instances WHERE biz_region_id = 'cn-shanghai'"
+        )
+        .await,
+        600
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        600
+    );
+    let ledger: (String, String, i64, i64) = sqlx::query_as(
+        "SELECT command, status, deleted_count, pages_fetched FROM ecp.sync_runs WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(ledger, ("retire".into(), "succeeded".into(), 400, 0));
+    let deleted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ecp.instance_changes c JOIN ecp.instance_versions v \
+           ON v.instance_id = c.instance_id AND v.run_id = c.run_id \
+         WHERE c.run_id = $1 AND c.change_kind = 'deleted' AND v.is_deleted \
+           AND v.valid_to IS NULL AND v.biz_region_id = 'cn-beijing'",
+    )
+    .bind(run_id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(deleted, 400);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM ecp.instance_tags t JOIN ecp.instances i USING (instance_id) WHERE i.biz_region_id = 'cn-beijing'").await, 0);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM ecp.instance_versions WHERE biz_region_id = 'cn-shanghai' AND version > 1").await, 0);
+
+    // Nothing left to retire; and a sync that lists them again brings them back.
+    let (_, again) = store
+        .retire("test", &[Scope::new("default", "cn-beijing")], wait)
+        .await
+        .unwrap();
+    assert_eq!(again[0].instances, 0);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let back = sync(&store, "cn-beijing", beijing, later, &default)
+        .await
+        .unwrap();
+    assert_eq!(back.restored, 400);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        N as i64
+    );
+    assert_eq!(
+        store.scopes_holding("default").await.unwrap(),
+        [
+            Scope::new("default", "cn-beijing"),
+            Scope::new("default", "cn-shanghai")
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_scope_locked_by_another_run_is_busy() {
     let db = test_db().await;
     let store = db.store();

@@ -400,8 +400,9 @@ pub(crate) async fn run_scopes(
     })
 }
 
-/// How long a scope may go without a sync before each run points it out.
-const UNSYNCED_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// How long a scope may go untried before each run points it out: long enough
+/// that a weekly job running late, beside a daily one, is not taken for gone.
+const UNSYNCED_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(14);
 
 /// Points out scopes whose instances stay current only because nothing crawls
 /// them any more, and how to retire them. Best effort: the run is recorded.
@@ -415,7 +416,7 @@ async fn warn_of_unsynced_scopes(store: &Store) {
                     scope = %s.scope,
                     instances = s.instances,
                     last_crawl = last_crawl.as_deref().unwrap_or("none"),
-                    "no run has synced this scope for {} days, yet its instances are still \
+                    "no run has tried to sync this scope for {} days, yet its instances are still \
                      current: only a complete crawl of it can mark them deleted. If its \
                      region or account is gone, `ecp-inventory retire --source {} --region {}` \
                      marks them deleted; if not, sync it again",

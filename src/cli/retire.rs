@@ -13,9 +13,10 @@ pub struct RetireArgs {
     #[command(flatten)]
     pub db: DbArgs,
 
-    /// The account alias whose regions are retired (sync's --source, or the
-    /// name of a [[source]] in its config file).
-    #[arg(long, default_value = "default")]
+    /// The account alias whose regions are retired (sync's --source, `default`
+    /// unless set, or the name of a [[source]] in its config file). Required:
+    /// a retirement names what it retires.
+    #[arg(long)]
     pub source: String,
 
     /// Regions to retire (repeatable), or `all` for every region of the source
@@ -58,7 +59,13 @@ impl RetireArgs {
             }
             return Ok(None);
         }
-        Ok(Some(self.regions.clone()))
+        let mut regions: Vec<String> = Vec::with_capacity(self.regions.len());
+        for r in &self.regions {
+            if !regions.contains(r) {
+                regions.push(r.clone());
+            }
+        }
+        Ok(Some(regions))
     }
 }
 
@@ -73,7 +80,7 @@ pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|r| Scope::new(args.source.as_str(), r))
             .collect(),
-        None => store.scopes_holding(&args.source).await?,
+        None => store.source_scopes_holding(&args.source).await?,
     };
     let (run_id, scopes) = if args.dry_run || scopes.is_empty() {
         (None, store.retirement_plan(&scopes).await?)
@@ -84,9 +91,10 @@ pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
             .await?;
         (Some(run_id), retired)
     };
-    for s in &scopes {
-        tracing::info!(scope = %s.scope, instances = s.instances, dry_run = args.dry_run,
-                       "scope retired");
+    if args.dry_run {
+        for s in &scopes {
+            tracing::info!(scope = %s.scope, instances = s.instances, "scope would be retired");
+        }
     }
     print!("{}", render(&args, run_id, &scopes));
     Ok(())
@@ -164,20 +172,34 @@ mod tests {
     }
 
     #[test]
-    fn a_region_is_required_and_all_stands_alone() {
-        assert!(parse(&[]).unwrap_err().contains("--region"));
-        let all = parse(&["--region", "all"]).unwrap();
+    fn the_source_and_a_region_are_required_and_all_stands_alone() {
+        assert!(parse(&["--source", "a"]).unwrap_err().contains("--region"));
+        assert!(parse(&["--region", "all"])
+            .unwrap_err()
+            .contains("--source"));
+        let all = parse(&["--region", "all", "--source", "a"]).unwrap();
         assert_eq!(all.regions().unwrap(), None);
-        let two = parse(&["--region", "cn-hangzhou", "--region", "cn-beijing"]).unwrap();
+        let two = parse(&[
+            "--source=a",
+            "--region=cn-hangzhou",
+            "--region=cn-beijing",
+            "--region=cn-hangzhou",
+        ])
+        .unwrap();
         assert_eq!(
             two.regions().unwrap(),
             Some(vec!["cn-hangzhou".to_owned(), "cn-beijing".to_owned()])
         );
         for bad in [
-            &["--region", "all", "--region", "cn-beijing"][..],
-            &["--region", ""],
+            &["--source=a", "--region", "all", "--region", "cn-beijing"][..],
+            &["--source=a", "--region", ""],
             &["--region", "cn-beijing", "--source", " "],
-            &["--region", "cn-beijing", "--lock-wait-secs=-1"],
+            &[
+                "--source=a",
+                "--region",
+                "cn-beijing",
+                "--lock-wait-secs=-1",
+            ],
         ] {
             let args = parse(bad).unwrap();
             assert!(args.regions().is_err(), "{bad:?} was accepted");
@@ -186,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_text_report_says_what_each_region_lost_and_which_run_did_it() {
-        let args = parse(&["--region", "cn-beijing"]).unwrap();
+        let args = parse(&["--region", "cn-beijing", "--source", "default"]).unwrap();
         let at = chrono::DateTime::parse_from_rfc3339("2026-10-01T08:00:00Z")
             .unwrap()
             .to_utc();
@@ -211,7 +233,13 @@ mod tests {
             text.contains("default/cn-x marked deleted 0 current instances (never crawled whole)")
         );
         assert!(text.contains("recorded as run 7"));
-        let dry = parse(&["--region", "cn-beijing", "--dry-run", "--output", "json"]).unwrap();
+        let dry = parse(&[
+            "--region=cn-beijing",
+            "--source=a",
+            "--dry-run",
+            "--output=json",
+        ])
+        .unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&render(&dry, None, &scopes[..1])).unwrap();
         assert_eq!(json["dry_run"], true);

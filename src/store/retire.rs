@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tracing::{info, warn};
 
 use super::ledger::{self, RunCommand};
 use super::{ApplyOptions, RunOutcome, Scope, Store, StoreError};
@@ -35,6 +36,28 @@ const RETIRE: ApplyOptions = ApplyOptions {
 };
 
 impl Store {
+    /// The regions of `source` that hold current instances, in order; a source
+    /// the database has never recorded (a misspelt alias) is an error that lists
+    /// the scopes holding instances.
+    pub async fn source_scopes_holding(&self, source: &str) -> Result<Vec<Scope>, StoreError> {
+        let scopes = self.scopes_holding(source).await?;
+        if scopes.is_empty() {
+            let recorded: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM ecp.sync_run_scopes WHERE source = $1)",
+            )
+            .bind(source)
+            .fetch_one(&self.pool)
+            .await?;
+            if !recorded {
+                return Err(StoreError::UnknownScope {
+                    scope: Scope::new(source, "*"),
+                    known: self.scopes_with_instances().await?,
+                });
+            }
+        }
+        Ok(scopes)
+    }
+
     /// The regions of `source` that hold current instances, in order.
     pub async fn scopes_holding(&self, source: &str) -> Result<Vec<Scope>, StoreError> {
         let regions: Vec<String> = sqlx::query_scalar(
@@ -58,7 +81,8 @@ impl Store {
                     "SELECT (SELECT count(*) FROM ecp.instances \
                              WHERE source = $1 AND biz_region_id = $2 AND deleted_at IS NULL), \
                             (SELECT max(snapshot_at) FROM ecp.sync_run_scopes \
-                             WHERE source = $1 AND biz_region_id = $2 AND applied AND complete), \
+                             WHERE source = $1 AND biz_region_id = $2 AND applied AND complete \
+                               AND NOT filtered AND pages_fetched > 0), \
                             EXISTS (SELECT 1 FROM ecp.sync_run_scopes \
                                     WHERE source = $1 AND biz_region_id = $2)",
                 )
@@ -102,12 +126,22 @@ impl Store {
                 Err(e) => Err(e),
             };
             match applied {
-                Ok(counts) => retired.push(RetiredScope {
-                    instances: counts.deleted,
-                    ..planned
-                }),
+                Ok(counts) => {
+                    // Said as each one commits: should a later scope fail, the
+                    // log still tells which ones were retired.
+                    info!(run_id, scope = %planned.scope, instances = counts.deleted,
+                          "scope retired");
+                    retired.push(RetiredScope {
+                        instances: counts.deleted,
+                        ..planned
+                    });
+                }
                 Err(e) => {
-                    run.finish(RunOutcome::Failed(e.to_string())).await?;
+                    // The scope's own error is the one to report, even if the
+                    // ledger cannot be closed (the next run marks it abandoned).
+                    if let Err(finish) = run.finish(RunOutcome::Failed(e.to_string())).await {
+                        warn!(run_id, error = %finish, "could not record the failed retirement");
+                    }
                     return Err(e);
                 }
             }
@@ -116,11 +150,12 @@ impl Store {
         Ok((run_id, retired))
     }
 
-    /// Scopes that hold current instances but that no run has applied a crawl of
+    /// Scopes that hold current instances but that no run has tried to crawl
     /// since `since` (by the runs' own start times, the server's clock): a region
     /// dropped from the configuration, an alias renamed, an account closed. Their
     /// instances stay current until a crawl of the scope or a retirement says
-    /// otherwise. `last_crawl` is the last applied complete crawl's end.
+    /// otherwise. A scope whose crawls fail is not one: each run reports those.
+    /// `last_crawl` is the end of its last applied complete, unfiltered crawl.
     pub async fn unsynced_scopes(
         &self,
         since: DateTime<Utc>,

@@ -644,16 +644,35 @@ async fn retire_marks_a_region_deleted_after_a_dry_run_and_refuses_a_misspelt_on
         cmd
     };
 
-    let misspelt = run(&mut retire(&["--region", "cn-bejing"])).await;
+    let misspelt = run(&mut retire(&[
+        "--source",
+        "default",
+        "--region",
+        "cn-bejing",
+    ]))
+    .await;
     misspelt.assert_one_error(2, "no scope default/cn-bejing");
     assert!(
         misspelt.stderr.contains("default/cn-beijing"),
         "{}",
         misspelt.stderr
     );
-    assert_eq!(run(&mut retire(&[])).await.code, 2);
+    let no_alias = run(&mut retire(&["--source", "defualt", "--region", "all"])).await;
+    no_alias.assert_one_error(2, "no scope defualt/*");
+    assert!(
+        no_alias.stderr.contains("default/cn-beijing"),
+        "{}",
+        no_alias.stderr
+    );
 
-    let dry = run(&mut retire(&["--region", "all", "--dry-run"])).await;
+    let dry = run(&mut retire(&[
+        "--source",
+        "default",
+        "--region",
+        "all",
+        "--dry-run",
+    ]))
+    .await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(
         dry.stdout
@@ -663,14 +682,19 @@ async fn retire_marks_a_region_deleted_after_a_dry_run_and_refuses_a_misspelt_on
     );
     assert_eq!(crate::helpers::count(&db.pool, current).await, 30);
 
-    let done = run(&mut retire(&["--region", "cn-beijing", "--output", "json"])).await;
+    let done = run(&mut retire(&[
+        "--source=default",
+        "--region=cn-beijing",
+        "--output=json",
+    ]))
+    .await;
     assert_eq!(done.code, 0, "{}", done.stderr);
     let report: serde_json::Value = serde_json::from_str(done.stdout.trim()).unwrap();
     assert_eq!(report["scopes"][0]["instances"], 30);
     assert!(report["run_id"].as_i64().is_some(), "{report}");
     assert_eq!(crate::helpers::count(&db.pool, current).await, 0);
 
-    let nothing = run(&mut retire(&["--region", "all"])).await;
+    let nothing = run(&mut retire(&["--source", "default", "--region", "all"])).await;
     assert_eq!(nothing.code, 0, "{}", nothing.stderr);
     assert!(
         nothing.stdout.contains("holds no current instance"),
@@ -680,11 +704,11 @@ async fn retire_marks_a_region_deleted_after_a_dry_run_and_refuses_a_misspelt_on
 }
 
 /// A region no run syncs any more keeps its instances current; each run says so,
-/// and how to retire it.
+/// and how to retire it. One whose crawls fail is tried, and not pointed out.
 #[tokio::test]
-async fn a_scope_no_run_has_synced_for_a_week_is_pointed_out() {
+async fn a_scope_no_run_has_tried_for_two_weeks_is_pointed_out() {
     let db = test_db().await;
-    let (_sim, running) = start_sim(SimulatorConfig {
+    let (sim, running) = start_sim(SimulatorConfig {
         instances: 40,
         ..Default::default()
     })
@@ -703,16 +727,32 @@ async fn a_scope_no_run_has_synced_for_a_week_is_pointed_out() {
     let hint = "retire --source default --region cn-beijing";
     assert!(!both.stderr.contains(hint), "{}", both.stderr);
 
-    sqlx::query("UPDATE ecp.sync_runs SET started_at = started_at - interval '8 days'")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let backdate = || async {
+        sqlx::query("UPDATE ecp.sync_runs SET started_at = started_at - interval '15 days'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    };
+    backdate().await;
+    // Tried and failed: that run reports it, the next ones do not call it gone.
+    sim.set_faults(ecp_inventory::simulator::Faults {
+        fail_from_page: Some(1),
+        ..Default::default()
+    });
+    let failing = run(&mut sync(&["cn-beijing"])).await;
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+    sim.set_faults(Default::default());
+    let tried = run(&mut sync(&["cn-hangzhou"])).await;
+    assert_eq!(tried.code, 0, "{}", tried.stderr);
+    assert!(!tried.stderr.contains(hint), "{}", tried.stderr);
+
+    backdate().await;
     let one = run(&mut sync(&["cn-hangzhou"])).await;
     assert_eq!(one.code, 0, "{}", one.stderr);
     let warnings: Vec<&str> = one
         .stderr
         .lines()
-        .filter(|l| l.contains("no run has synced this scope"))
+        .filter(|l| l.contains("no run has tried to sync this scope"))
         .collect();
     assert_eq!(warnings.len(), 1, "{}", one.stderr);
     assert!(warnings[0].contains(hint), "{}", warnings[0]);

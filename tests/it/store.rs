@@ -1985,6 +1985,57 @@ async fn a_prune_waits_for_an_apply_under_way() {
     assert_eq!(chain, (2, true));
 }
 
+/// Two sources creating the same new instances at once, listed in opposite
+/// orders: both write them in instance-id order, so the second waits for the
+/// first, instead of each waiting for a row the other wrote (a deadlock the
+/// server breaks by failing one of them).
+#[tokio::test]
+async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_deadlock() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = norm(&fleet(4000));
+    let mut reversed = records.clone();
+    reversed.reverse();
+    let apply = |source: &'static str, records: Vec<Normalized>| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let run = store.start_run("test").await.unwrap();
+            let mut scope = run
+                .begin_scope(Scope::new(source, "cn-shanghai"), Duration::from_secs(5))
+                .await
+                .unwrap();
+            for page in records.chunks(100) {
+                scope.push_page(at(0), page).await.unwrap();
+            }
+            let result = scope.apply(&ApplyOptions::default()).await;
+            run.finish(RunOutcome::Succeeded).await.unwrap();
+            result
+        })
+    };
+    // Both applies stop at their first write to ecp.instances, and start it
+    // together.
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE ecp.instances IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = apply("a", records);
+    let second = apply("b", reversed);
+    wait_for_lock_waits(&db, 2).await;
+    blocker.rollback().await.unwrap();
+
+    let results = [first.await.unwrap(), second.await.unwrap()];
+    let created: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().expect("both applies commit").created)
+        .collect();
+    assert_eq!(created.iter().sum::<u64>(), 4000, "{created:?}");
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
+        4000
+    );
+}
+
 /// Returns once `n` sessions of the test's database wait for a lock.
 async fn wait_for_lock_waits(db: &crate::helpers::TestDb, n: i64) {
     for _ in 0..3000 {

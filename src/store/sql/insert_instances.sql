@@ -15,6 +15,12 @@ WITH inserted AS (
     FROM ecp_apply a
     JOIN ecp_stage s ON s.instance_id = a.instance_id
     WHERE a.kind = 'created'
+    -- In one order for every apply: two applies writing the same new instances
+    -- then meet at the first they share, where the second waits for the first,
+    -- instead of each waiting for a row the other wrote, a deadlock the server
+    -- breaks by failing one of them. (In crawl order, two sources listing one
+    -- account in opposite orders deadlocked every time.)
+    ORDER BY s.instance_id
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
 )

@@ -1875,20 +1875,7 @@ async fn two_sources_creating_the_same_instances_at_once_leave_them_to_the_first
         r.insert("Tags".into(), json!([{"Key": "seen-by", "Value": "b"}]));
     }
     let records_b = norm(&records_b);
-    let apply = |source: &'static str, records: Vec<Normalized>| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let run = store.start_run("test").await.unwrap();
-            let mut scope = run
-                .begin_scope(Scope::new(source, "cn-shanghai"), Duration::from_secs(5))
-                .await
-                .unwrap();
-            scope.push_page(at(0), &records).await.unwrap();
-            let result = scope.apply(&ApplyOptions::default()).await;
-            run.finish(RunOutcome::Succeeded).await.unwrap();
-            result
-        })
-    };
+    let apply = |source, records| spawn_apply(&store, source, records);
     // The first apply stops at its last write (its ledger line), with every
     // instance written but not committed; the second then waits for it.
     let mut blocker = db.pool.begin().await.unwrap();
@@ -1996,22 +1983,7 @@ async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_de
     let records = norm(&fleet(4000));
     let mut reversed = records.clone();
     reversed.reverse();
-    let apply = |source: &'static str, records: Vec<Normalized>| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let run = store.start_run("test").await.unwrap();
-            let mut scope = run
-                .begin_scope(Scope::new(source, "cn-shanghai"), Duration::from_secs(5))
-                .await
-                .unwrap();
-            for page in records.chunks(100) {
-                scope.push_page(at(0), page).await.unwrap();
-            }
-            let result = scope.apply(&ApplyOptions::default()).await;
-            run.finish(RunOutcome::Succeeded).await.unwrap();
-            result
-        })
-    };
+    let apply = |source, records| spawn_apply(&store, source, records);
     // Both applies stop at their first write to ecp.instances, and start it
     // together.
     let mut blocker = db.pool.begin().await.unwrap();
@@ -2034,6 +2006,29 @@ async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_de
         count(&db.pool, "SELECT count(*) FROM ecp.instance_versions").await,
         4000
     );
+}
+
+/// A run of its own applying `records` to `source`'s cn-shanghai, in a task
+/// (to be released by a lock the test holds), pages of 100.
+fn spawn_apply(
+    store: &ecp_inventory::store::Store,
+    source: &'static str,
+    records: Vec<Normalized>,
+) -> tokio::task::JoinHandle<Result<ApplyCounts, StoreError>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let run = store.start_run("test").await.unwrap();
+        let mut scope = run
+            .begin_scope(Scope::new(source, "cn-shanghai"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        for page in records.chunks(100) {
+            scope.push_page(at(0), page).await.unwrap();
+        }
+        let result = scope.apply(&ApplyOptions::default()).await;
+        run.finish(RunOutcome::Succeeded).await.unwrap();
+        result
+    })
 }
 
 /// Returns once `n` sessions of the test's database wait for a lock.

@@ -95,6 +95,19 @@ pub enum CrawlError {
 }
 
 impl CrawlError {
+    /// How many pages the service answered before the crawl stopped: the page a
+    /// request failed on is not one of them, a page refused for what it said (a
+    /// repeated cursor, one more page without instances) is.
+    pub fn pages_fetched(&self) -> u64 {
+        match self {
+            CrawlError::Api { page, .. } => page - 1,
+            CrawlError::RepeatedToken { page, .. } => *page,
+            CrawlError::EndlessCursor { last, .. } => *last,
+            CrawlError::TooManyPages { max_pages } => *max_pages,
+            CrawlError::BadPageSize(_) => 0,
+        }
+    }
+
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
             CrawlError::Api { error, .. } => Some(error.last()),

@@ -585,7 +585,11 @@ pub(crate) async fn sync_scope(
     let crawl_error = loop {
         let mut page = match pages.recv().await {
             Some(Ok(page)) => page,
-            Some(Err(e)) => break Some(e.to_string()),
+            Some(Err(e)) => {
+                report.pages = report.pages.max(e.pages_fetched());
+                staging.record_pages_fetched(report.pages);
+                break Some(e.to_string());
+            }
             None => break Some("the crawl stopped before its last page".to_owned()),
         };
         let page_span = tracing::debug_span!("page", page = page.number);

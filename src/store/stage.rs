@@ -194,6 +194,13 @@ impl ScopeSync {
         self.skipped += n as i64;
     }
 
+    /// The service answered `pages` pages in all, some of them not staged: the
+    /// crawl stopped at a page it could not use (a repeated cursor, say), which
+    /// still counts as fetched in the ledger.
+    pub fn record_pages_fetched(&mut self, pages: u64) {
+        self.pages = self.pages.max(pages as i64);
+    }
+
     /// Sends the batch. Records whose digest equals the one stored with their
     /// current row (same scope, not deleted) are staged as a short row: sequence,
     /// time, digest and id. Nothing else about them is needed unless the row

@@ -733,25 +733,44 @@ fn names_a_request_id(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pages_fail_the_scope_naming_page_and_request_and_apply_nothing() {
-    for faults in [
-        Faults {
-            malformed_json_page: Some(3),
-            ..Default::default()
-        },
-        Faults {
-            html_502_page: Some(3),
-            ..Default::default()
-        },
-        Faults {
-            stuck_token_page: Some(3),
-            ..Default::default()
-        },
+    // The pages the service answered: a page that did not parse or came as an
+    // HTML error is not one, a page whose cursor repeats an earlier one is.
+    for (faults, answered) in [
+        (
+            Faults {
+                malformed_json_page: Some(3),
+                ..Default::default()
+            },
+            2,
+        ),
+        (
+            Faults {
+                html_502_page: Some(3),
+                ..Default::default()
+            },
+            2,
+        ),
+        (
+            Faults {
+                stuck_token_page: Some(3),
+                ..Default::default()
+            },
+            3,
+        ),
     ] {
-        let (_db, _sim, report, unchanged) = sync_with_faults(faults.clone(), |_| {}).await;
+        let (db, _sim, report, unchanged) = sync_with_faults(faults.clone(), |_| {}).await;
         let error = scope_error(&report);
         assert!(error.starts_with("page 3"), "{faults:?}: {error}");
         assert!(names_a_request_id(&error), "{faults:?}: {error}");
         assert!(unchanged, "{faults:?}: nothing applied");
+        assert_eq!(report.scopes[0].pages, answered, "{faults:?}");
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT pages_fetched FROM ecp.sync_run_scopes WHERE run_id = $1")
+                .bind(report.run_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(recorded, answered as i64, "{faults:?}");
     }
 }
 

@@ -71,10 +71,11 @@ pub struct ScopeReport {
     pub skipped: u64,
     /// Field values that could not be parsed (column NULL, value kept in raw).
     pub field_problems: u64,
-    /// `TotalCount` of the last page: how many instances the service counted.
+    /// How many instances the service counted: the largest `TotalCount` of the
+    /// crawl's pages.
     pub total_count: Option<u64>,
     /// The crawl was not taken as evidence of deletions, and none was marked:
-    /// it returned clearly fewer instances than `total_count`, or skipped
+    /// it returned clearly fewer distinct instances than `total_count`, or skipped
     /// records it could not identify.
     pub deletions_withheld: bool,
     /// The crawl reached its last page.
@@ -546,18 +547,6 @@ const PROGRESS_EVERY_PAGES: u64 = 100;
 /// one line per instance: the first few say what it is, a count says how much.
 const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 
-/// How many instances a complete crawl may return short of the service's
-/// `TotalCount` without a warning: counts drift while the fleet changes (an
-/// instance created during the crawl lands on a page already passed), so only a
-/// gap past 1% of the count, and of more than a few instances, is worth one.
-/// Never a reason to refuse the crawl (the reference warns that the counts are
-/// not to be trusted), but one not to take it as evidence of deletions.
-fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
-    const FEW: u64 = 5;
-    let short = counted.saturating_sub(returned);
-    (short > FEW && short > counted / 100).then_some(short)
-}
-
 pub(crate) async fn sync_scope(
     run: &Run,
     client: &Client,
@@ -628,10 +617,12 @@ pub(crate) async fn sync_scope(
             }
         }
         report.pages = page.number;
+        // The largest count of any page: a last page that counts nothing (or
+        // less) must not hide the pages that went missing before it.
         report.total_count = page
             .total_count
             .and_then(|t| u64::try_from(t).ok())
-            .or(report.total_count);
+            .max(report.total_count);
         report.instances += rows.len() as u64;
         report.duplicates += page.duplicates;
         report.skipped += skipped;
@@ -686,23 +677,6 @@ pub(crate) async fn sync_scope(
         return;
     }
     report.complete = true;
-    // A listing that ended clearly short of the service's own count may have lost
-    // its tail (the reference's pagination traps): not evidence that what it did
-    // not return is gone. What it returned is applied; deletions wait for a crawl
-    // that adds up.
-    let shortfall = report
-        .total_count
-        .and_then(|counted| clear_shortfall(report.instances + report.skipped, counted));
-    if let Some(short) = shortfall {
-        warn!(
-            returned = report.instances + report.skipped,
-            total_count = report.total_count,
-            short,
-            "the crawl reached its last page with clearly fewer instances than the service \
-             counted; no instance is marked deleted this run, and if this repeats, instances \
-             may be missing from the listing"
-        );
-    }
     // A record skipped for want of a usable id was some instance, which this
     // crawl did not store: it is no evidence that any instance is gone.
     if report.skipped > 0 && !filtered {
@@ -711,15 +685,30 @@ pub(crate) async fn sync_scope(
             "records without a usable instance id were skipped; no instance is marked deleted this run"
         );
     }
-    // Either leaves this crawl no evidence of deletions (a filtered one never is).
-    report.deletions_withheld = !filtered && (shortfall.is_some() || report.skipped > 0);
+    report.deletions_withheld = !filtered && report.skipped > 0;
+    // A listing that ends clearly short of the service's own count may have lost
+    // pages (the reference's pagination traps): the apply, which knows how many
+    // distinct instances were staged, then writes what was returned and marks
+    // nothing deleted.
     let options = ApplyOptions {
         filtered: filtered || settings.apply.filtered || report.deletions_withheld,
+        total_count: report.total_count,
         ..settings.apply.clone()
     };
     staging.report_commit_to(committing);
     match staging.apply(&options).await {
         Ok(counts) => {
+            if let Some(short) = counts.shortfall {
+                warn!(
+                    returned = counts.seen + report.skipped,
+                    total_count = report.total_count,
+                    short,
+                    "the crawl reached its last page with clearly fewer instances than the service \
+                     counted; no instance is marked deleted this run, and if this repeats, \
+                     instances may be missing from the listing"
+                );
+                report.deletions_withheld |= !filtered;
+            }
             info!(
                 instances = report.instances,
                 created = counts.created,
@@ -767,7 +756,7 @@ impl ScopeReport {
 
 #[cfg(test)]
 mod tests {
-    use super::{clear_shortfall, each_once, ScopeReport};
+    use super::{each_once, ScopeReport};
 
     #[test]
     fn a_scope_in_the_json_report_has_every_key() {
@@ -781,21 +770,5 @@ mod tests {
     fn a_region_named_twice_is_one_scope() {
         let named = ["cn-shanghai", "cn-hangzhou", "cn-shanghai"].map(String::from);
         assert_eq!(each_once(&named), ["cn-shanghai", "cn-hangzhou"]);
-    }
-
-    #[test]
-    fn only_a_clear_shortfall_of_the_total_count_is_reported() {
-        // As counted, or more (instances created while the crawl ran).
-        assert_eq!(clear_shortfall(1000, 1000), None);
-        assert_eq!(clear_shortfall(1010, 1000), None);
-        // Drift: within 1%, or only a few instances.
-        assert_eq!(clear_shortfall(990, 1000), None);
-        assert_eq!(clear_shortfall(45, 50), None);
-        // Clearly short.
-        assert_eq!(clear_shortfall(980, 1000), Some(20));
-        assert_eq!(clear_shortfall(0, 6), Some(6));
-        assert_eq!(clear_shortfall(100, 100_000), Some(99_900));
-        // Whatever count the service sends.
-        assert_eq!(clear_shortfall(0, u64::MAX), Some(u64::MAX));
     }
 }

@@ -650,19 +650,87 @@ fn bad_response(action: &str, status: u16, body: &[u8], e: impl std::fmt::Displa
     }
 }
 
-/// A successful answer that is an error body in disguise: a `Code` at the top and
-/// none of the action's payload, as a gateway or proxy may answer with HTTP 200.
-/// Read as the error it is, it is retried or reported like one; read as a page, it
-/// would be an empty last page, so a crawl cut short that looks complete.
-fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
-    match service_error(action, status, None, body) {
-        e @ ApiError::Service { .. } => Some(e),
-        _ => None,
+/// The keys by which an answer says it failed, whatever its HTTP status: a `Code`
+/// (of any type: gateways and proxies send `503` as well as `"InternalError"`), an
+/// `ErrorCode`, or `Success: false`. No successful answer of this API has any of
+/// them at the top, so one that does is the error it says it is, even with an
+/// empty `InstanceModel` beside it: read as a page, it would be an empty last
+/// page, a crawl cut short that looks complete, and its region's instances would
+/// be marked deleted.
+#[derive(Default, serde::Deserialize)]
+struct ErrorMarks {
+    #[serde(rename = "Code", alias = "code", default)]
+    code: Option<Value>,
+    #[serde(rename = "ErrorCode", alias = "errorCode", default)]
+    error_code: Option<Value>,
+    #[serde(rename = "Success", alias = "success", default)]
+    success: Option<Value>,
+    #[serde(rename = "Message", alias = "message", default)]
+    message: Option<Value>,
+    #[serde(rename = "ErrorMessage", alias = "errorMessage", default)]
+    error_message: Option<Value>,
+}
+
+impl ErrorMarks {
+    /// The error the answer reports, if it reports one. A `Code` that some APIs
+    /// send with their successful answers (`200`, `"Success"`, `"OK"`) is not one.
+    fn error(self, action: &str, status: u16, request_id: Option<String>) -> Option<ApiError> {
+        let text = |v: Value| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let code = [self.code, self.error_code]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_null())
+            .map(text)
+            .find(|c| !c.trim().is_empty());
+        let failed = matches!(&self.success, Some(Value::Bool(false)))
+            || matches!(&self.success, Some(Value::String(s)) if s.eq_ignore_ascii_case("false"));
+        let code = match code {
+            Some(c)
+                if !failed
+                    && ["200", "success", "ok"]
+                        .iter()
+                        .any(|ok| c.eq_ignore_ascii_case(ok)) =>
+            {
+                return None
+            }
+            Some(c) => c,
+            None if failed => "Success=false".to_owned(),
+            None => return None,
+        };
+        let message = [self.message, self.error_message]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_null())
+            .map(text)
+            .next()
+            .unwrap_or_default();
+        Some(ApiError::Service {
+            action: action.to_owned(),
+            status,
+            code,
+            message: message.replace('\n', "\\n"),
+            request_id,
+            retry_after: None,
+            x_acs_retry_after: false,
+        })
     }
 }
 
+/// A successful answer that is an error body in disguise (see [`ErrorMarks`]).
+fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
+    let marks: ErrorMarks = serde_json::from_slice(body).ok()?;
+    let request_id = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.request_id);
+    marks.error(action, status, request_id)
+}
+
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
-/// empty page (unless the body is an error's, with a `Code`), but a body that is
+/// empty page (as the official SDK reads it), a body that says it failed is that
+/// error (see [`ErrorMarks`]), but a body that is
 /// not a JSON object, or an `InstanceModel` that is not a list of objects, is a
 /// bad response (never silently an empty page).
 ///
@@ -686,6 +754,17 @@ pub fn parse_instance_page(
         next_token: Option<Value>,
         #[serde(rename = "InstanceModel", default, borrow)]
         instance_model: Option<&'a RawValue>,
+        // Those of `ErrorMarks`, read in the same pass.
+        #[serde(rename = "Code", alias = "code", default)]
+        code: Option<Value>,
+        #[serde(rename = "ErrorCode", alias = "errorCode", default)]
+        error_code: Option<Value>,
+        #[serde(rename = "Success", alias = "success", default)]
+        success: Option<Value>,
+        #[serde(rename = "Message", alias = "message", default)]
+        message: Option<Value>,
+        #[serde(rename = "ErrorMessage", alias = "errorMessage", default)]
+        error_message: Option<Value>,
     }
 
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -709,9 +788,24 @@ pub fn parse_instance_page(
         detail,
         retry_after: None,
     };
+    let marks = ErrorMarks {
+        code: top.code,
+        error_code: top.error_code,
+        success: top.success,
+        message: top.message,
+        error_message: top.error_message,
+    };
+    if let Some(error) = marks.error(action, status, request_id.clone()) {
+        return Err(error);
+    }
     let total_count = match top.total_count {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_i64(),
+        // `20.0` is a count as well: some gateways re-encode numbers as floats.
+        Some(Value::Number(n)) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..9.0e15).contains(f))
+                .map(|f| f as i64)
+        }),
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(other) => return Err(bad(format!("TotalCount is {other}, not a number"))),
     };
@@ -721,10 +815,7 @@ pub fn parse_instance_page(
         Some(other) => return Err(bad(format!("NextToken is {other}, not a string"))),
     };
     let items: Vec<&RawValue> = match top.instance_model {
-        None => match disguised_error(action, status, body) {
-            Some(error) => return Err(error),
-            None => Vec::new(),
-        },
+        None => Vec::new(),
         Some(list) if kind_of(list) == "a list" => {
             serde_json::from_str(list.get()).map_err(|e| bad(format!("InstanceModel: {e}")))?
         }
@@ -820,6 +911,80 @@ mod tests {
             r#"{"AndroidInstanceId":"acp-1","NewField":{"x":1}}"#,
             "the record's text is kept exactly"
         );
+    }
+
+    #[test]
+    fn a_page_that_says_it_failed_is_an_error_not_an_empty_last_page() {
+        // Bodies a gateway or proxy has been seen to send with HTTP 200: read as
+        // pages, each would end the crawl "complete" and delete the region's rest.
+        for (body, code, retried) in [
+            (
+                &br#"{"RequestId":"R3","Code":503,"Message":"Service busy"}"#[..],
+                "503",
+                true,
+            ),
+            (
+                br#"{"RequestId":"R","ErrorCode":"InternalError","ErrorMessage":"x"}"#,
+                "InternalError",
+                true,
+            ),
+            (
+                br#"{"RequestId":"R","success":false,"errorCode":"ServiceUnavailable"}"#,
+                "ServiceUnavailable",
+                true,
+            ),
+            (
+                br#"{"RequestId":"R","Code":"InternalError","Message":"x","InstanceModel":[]}"#,
+                "InternalError",
+                true,
+            ),
+            (
+                br#"{"RequestId":"R","Success":false,"InstanceModel":[]}"#,
+                "Success=false",
+                false,
+            ),
+            (
+                br#"{"RequestId":"R","code":"Forbidden.RAM","message":"no"}"#,
+                "Forbidden.RAM",
+                false,
+            ),
+        ] {
+            let text = String::from_utf8_lossy(body);
+            let err = parse_instance_page("A", 200, body).unwrap_err();
+            let ApiError::Service { code: c, .. } = &err else {
+                panic!("{text}: {err:?}");
+            };
+            assert_eq!(c, code, "{text}");
+            assert_eq!(err.is_retryable(), retried, "{text}");
+            assert!(err.to_string().contains("RequestId R"), "{text}: {err}");
+        }
+        // A success marker some APIs send is not an error.
+        for body in [
+            &br#"{"RequestId":"R","Code":"200","Success":true,"InstanceModel":[{"AndroidInstanceId":"acp-1"}]}"#[..],
+            br#"{"RequestId":"R","Code":200,"InstanceModel":[{"AndroidInstanceId":"acp-1"}]}"#,
+            br#"{"RequestId":"R","Code":null,"ErrorCode":"","InstanceModel":[{"AndroidInstanceId":"acp-1"}]}"#,
+        ] {
+            let page = parse_instance_page("A", 200, body).unwrap();
+            assert_eq!(page.instances.len(), 1, "{}", String::from_utf8_lossy(body));
+        }
+        // So is a region list.
+        let err = disguised_error("DescribeRegions", 200, br#"{"RequestId":"R","Code":502}"#);
+        assert!(matches!(err, Some(ApiError::Service { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_count_written_as_a_float_is_a_count() {
+        for (count, read) in [
+            ("20", Some(20)),
+            ("20.0", Some(20)),
+            ("\"20\"", Some(20)),
+            ("20.5", None),
+            ("-1.0", None),
+        ] {
+            let body = format!(r#"{{"RequestId":"R","TotalCount":{count},"InstanceModel":[]}}"#);
+            let page = parse_instance_page("A", 200, body.as_bytes()).unwrap();
+            assert_eq!(page.total_count, read, "{count}");
+        }
     }
 
     #[test]

@@ -139,6 +139,8 @@ impl ApiError {
                     || *status >= 500
                     || code == "ServiceUnavailable"
                     || code == "InternalError"
+                    // An HTTP status as the code, in a body sent with 200.
+                    || code.parse::<u16>().is_ok_and(|c| (500..600).contains(&c))
             }
             ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
             ApiError::Credentials { .. } => false,

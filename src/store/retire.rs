@@ -33,6 +33,7 @@ const RETIRE: ApplyOptions = ApplyOptions {
     filtered: false,
     max_delete_share: 1.0,
     allow_mass_delete: true,
+    total_count: None,
 };
 
 impl Store {

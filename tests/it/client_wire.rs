@@ -447,6 +447,74 @@ async fn an_error_answered_with_http_200_is_an_error_not_an_empty_last_page() {
 }
 
 #[tokio::test]
+async fn a_listing_that_loses_pages_behind_repeats_or_a_smaller_last_count_deletes_nothing() {
+    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    // Six pages of ten, counted 60. Each run: DescribeRegions, then the pages.
+    // Run 2's last page repeats page 1 (past the crawler's window of recent
+    // pages, so its records pass as new): 60 records, 50 instances. Run 3's last
+    // page is empty and counts 0. Either way ten instances went unlisted, and
+    // neither crawl is evidence that they are gone.
+    const PER_PAGE: usize = 10;
+    const PAGES: usize = 6;
+    let page = |n: usize, ids: std::ops::Range<usize>, total: usize| {
+        let records: Vec<_> = ids.map(crate::helpers::record).collect();
+        let next = if n < PAGES {
+            format!("t{}", n + 1)
+        } else {
+            String::new()
+        };
+        serde_json::json!({"RequestId": format!("P{n}"), "TotalCount": total,
+                           "NextToken": next, "InstanceModel": records})
+        .to_string()
+    };
+    let (endpoint, _) = scripted_server(move |n| {
+        let (run, k) = (n / (PAGES + 1) + 1, n % (PAGES + 1));
+        let body = match (run, k) {
+            (_, 0) => r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#.into(),
+            (2, PAGES) => page(k, 0..PER_PAGE, PER_PAGE * PAGES),
+            (3, PAGES) => page(k, 0..0, 0),
+            _ => page(k, (k - 1) * PER_PAGE..k * PER_PAGE, PER_PAGE * PAGES),
+        };
+        Answer::json(200, body)
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    };
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    for run in 1..=4 {
+        let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+        assert!(report.succeeded(), "run {run}: {}", report.summary_line());
+        let scope = &report.scopes[0];
+        assert_eq!(scope.pages, PAGES as u64, "run {run}");
+        assert_eq!(
+            scope.total_count,
+            Some((PER_PAGE * PAGES) as u64),
+            "run {run}"
+        );
+        assert_eq!(
+            report.totals.deleted,
+            0,
+            "run {run}: {}",
+            report.summary_line()
+        );
+        assert_eq!(scope.deletions_withheld, run == 2 || run == 3, "run {run}");
+        let current =
+            crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await;
+        assert_eq!(current, (PER_PAGE * PAGES) as i64, "run {run}");
+    }
+    // Nor is either taken for the scope's latest complete crawl later on.
+    let filtered: Vec<bool> =
+        sqlx::query_scalar("SELECT filtered FROM ecp.sync_run_scopes ORDER BY run_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(filtered, [false, true, true, false]);
+}
+
+#[tokio::test]
 async fn a_redirect_is_reported_and_never_followed() {
     // Where the redirect points: it must never see a request.
     let (elsewhere, elsewhere_requests) =

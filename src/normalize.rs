@@ -307,7 +307,10 @@ pub fn normalize(
                 start: s.chars().take(40).collect(),
             })
         }
-        Some(Value::String(s)) if !is_blank(s) => s.clone(),
+        // Without its NULs, as every other value is stored (the warning below
+        // names it): the id is bound as a query parameter too, where a NUL
+        // fails the whole region, and on every run.
+        Some(Value::String(s)) if !is_blank(&s.replace('\0', "")) => s.replace('\0', ""),
         other => {
             return Err(NormalizeError::MissingInstanceId {
                 found: other.map_or_else(|| "nothing".to_string(), Value::to_string),
@@ -923,6 +926,7 @@ mod tests {
             json!({}),
             json!({"AndroidInstanceId": ""}),
             json!({"AndroidInstanceId": 7}),
+            json!({"AndroidInstanceId": "\u{0}\u{0}"}),
             json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES + 1)}),
         ] {
             assert!(normalize(obj(raw).into(), &NormalizeOptions::default()).is_err());

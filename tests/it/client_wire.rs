@@ -629,6 +629,39 @@ async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
 }
 
 #[tokio::test]
+async fn an_instance_id_with_a_nul_is_stored_without_it_not_a_failed_region() {
+    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    let (endpoint, _) = scripted_server(|n| match n {
+        0 => Answer::json(
+            200,
+            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
+        ),
+        _ => Answer::json(
+            200,
+            r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-\u00001"},{"AndroidInstanceId":"acp-2"}]}"#,
+        ),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    };
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].field_problems, 1, "the NUL is reported");
+    let ids: Vec<(String, String)> = sqlx::query_as(
+        "SELECT instance_id, raw ->> 'AndroidInstanceId' FROM ecp.instances ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let acp = |s: &str| (s.to_owned(), s.to_owned());
+    assert_eq!(ids, [acp("acp-1"), acp("acp-2")]);
+}
+
+#[tokio::test]
 async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
     // Retries spent.
     let (endpoint, requests) = scripted_server(|_| {

@@ -58,7 +58,8 @@ impl Default for CrawlOptions {
     }
 }
 
-/// One page as it arrived, with the duplicates of recent pages already removed.
+/// One page as it arrived, its instances listed for the first time apart from
+/// those a recent page (or this one) already listed.
 #[derive(Clone, Debug)]
 pub struct Page {
     /// 1-based.
@@ -68,7 +69,12 @@ pub struct Page {
     /// When the answer arrived: the time at which these states were observed.
     pub fetched_at: DateTime<Utc>,
     pub instances: Vec<RawInstance>,
-    /// Instances dropped from this page because a recent page already had them.
+    /// Instances listed again, in order: a recent page, or this one, listed them
+    /// already (a page boundary that moved while the crawl ran). This listing is
+    /// the later one, so the newer state: a store writes it over the first; a
+    /// consumer that wants each instance once leaves them out.
+    pub repeated: Vec<RawInstance>,
+    /// `repeated.len()`.
     pub duplicates: u64,
     /// No page follows: the crawl is complete once this one is consumed.
     pub is_last: bool,
@@ -185,7 +191,8 @@ async fn run(
                 });
             }
         }
-        let (instances, duplicates, new) = seen_ids.dedup(page.instances);
+        let (instances, repeated, new) = seen_ids.dedup(page.instances);
+        let duplicates = repeated.len() as u64;
         if new == 0 && next.is_some() {
             pages_without_instances += 1;
             if pages_without_instances > MAX_PAGES_WITHOUT_INSTANCES {
@@ -202,7 +209,7 @@ async fn run(
                 page = number,
                 request_id = page.request_id.as_deref().unwrap_or(""),
                 duplicates,
-                "instances repeated from a recent page were dropped"
+                "instances listed again from a recent page"
             );
         }
         tracing::debug!(
@@ -218,6 +225,7 @@ async fn run(
             total_count: page.total_count,
             fetched_at,
             instances,
+            repeated,
             duplicates,
             is_last,
         };
@@ -243,12 +251,13 @@ struct SeenIds {
 }
 
 impl SeenIds {
-    /// The page without the repeats of recent pages, how many were dropped, and
-    /// how many of its instances the crawl had never listed.
-    fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, u64, u64) {
+    /// The page split into first listings and repeats of recent pages (or of
+    /// this one), and how many of its instances the crawl had never listed.
+    fn dedup(&mut self, instances: Vec<RawInstance>) -> (Vec<RawInstance>, Vec<RawInstance>, u64) {
         let mut ids = HashSet::with_capacity(instances.len());
         let mut kept = Vec::with_capacity(instances.len());
-        let (mut duplicates, mut new) = (0, 0);
+        let mut repeated = Vec::new();
+        let mut new = 0;
         for instance in instances {
             // Records without an id pass through: normalizing reports them.
             if let Some(id) = instance.instance_id() {
@@ -256,7 +265,7 @@ impl SeenIds {
                 // going round a short cycle stays inside it.
                 let recent = self.recent.iter().any(|p| p.contains(id));
                 if !ids.insert(id.to_owned()) || recent {
-                    duplicates += 1;
+                    repeated.push(instance);
                     continue;
                 }
                 if self.every.insert(self.hasher.hash_one(id)) {
@@ -271,7 +280,7 @@ impl SeenIds {
             self.recent.pop_front();
         }
         self.recent.push_back(ids);
-        (kept, duplicates, new)
+        (kept, repeated, new)
     }
 }
 
@@ -289,18 +298,28 @@ mod tests {
     }
 
     #[test]
-    fn a_repeat_of_a_recent_page_is_dropped_and_a_farther_one_passed_on_as_not_new() {
+    fn a_repeat_of_a_recent_page_is_set_apart_and_a_farther_one_passed_on_as_not_new() {
+        let ids = |v: &[RawInstance]| -> Vec<String> {
+            v.iter()
+                .map(|r| r.instance_id().unwrap().to_owned())
+                .collect()
+        };
         let mut seen = SeenIds::default();
-        let (kept, dups, new) = seen.dedup(vec![rec("a"), rec("b"), rec("a")]);
-        assert_eq!((kept.len(), dups, new), (2, 1, 2));
-        let (kept, dups, new) = seen.dedup(vec![rec("b"), rec("c")]);
-        assert_eq!((kept.len(), dups, new), (1, 1, 1));
-        assert_eq!(kept[0].instance_id(), Some("c"));
+        let (kept, repeated, new) = seen.dedup(vec![rec("a"), rec("b"), rec("a")]);
+        assert_eq!(
+            (ids(&kept), ids(&repeated), new),
+            (vec!["a".into(), "b".into()], vec!["a".into()], 2)
+        );
+        let (kept, repeated, new) = seen.dedup(vec![rec("b"), rec("c")]);
+        assert_eq!(
+            (ids(&kept), ids(&repeated), new),
+            (vec!["c".into()], vec!["b".into()], 1)
+        );
         for i in 0..DEDUP_WINDOW_PAGES {
             seen.dedup(vec![rec(&format!("x{i}"))]);
         }
         // Beyond the window: passed on (the store keeps the last), but not new.
-        let (kept, dups, new) = seen.dedup(vec![rec("a"), rec("d")]);
-        assert_eq!((kept.len(), dups, new), (2, 0, 1));
+        let (kept, repeated, new) = seen.dedup(vec![rec("a"), rec("d")]);
+        assert_eq!((kept.len(), repeated.len(), new), (2, 0, 1));
     }
 }

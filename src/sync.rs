@@ -65,7 +65,8 @@ pub struct ScopeReport {
     pub biz_region_id: String,
     pub pages: u64,
     pub instances: u64,
-    /// Repeated on a nearby page and dropped by the crawler.
+    /// Listed again on a nearby page: counted once in `instances`, and the later
+    /// listing stored.
     pub duplicates: u64,
     /// Records that could not be normalized at all (no instance id).
     pub skipped: u64,
@@ -585,7 +586,14 @@ pub(crate) async fn sync_scope(
         let in_page = page_span.enter();
         rows.clear();
         let mut skipped = 0;
-        for record in std::mem::take(&mut page.instances) {
+        // Repeats come after the page's first listings, so that they are staged
+        // later and win: they are the newer state of their instances.
+        let first_listings = page.instances.len();
+        let records = std::mem::take(&mut page.instances)
+            .into_iter()
+            .chain(std::mem::take(&mut page.repeated));
+        let mut repeats_kept = 0u64;
+        for (i, record) in records.enumerate() {
             match normalize(record, &settings.normalize) {
                 Ok(n) => {
                     let already = report.field_problems as usize;
@@ -603,6 +611,9 @@ pub(crate) async fn sync_scope(
                         );
                     }
                     report.field_problems += n.problems.len() as u64;
+                    if i >= first_listings {
+                        repeats_kept += 1;
+                    }
                     rows.push(n);
                 }
                 Err(e) => {
@@ -623,17 +634,12 @@ pub(crate) async fn sync_scope(
             .total_count
             .and_then(|t| u64::try_from(t).ok())
             .max(report.total_count);
-        report.instances += rows.len() as u64;
+        let listed = rows.len() as u64 - repeats_kept;
+        report.instances += listed;
         report.duplicates += page.duplicates;
         report.skipped += skipped;
         drop(in_page);
-        crate::progress::page(
-            &scope,
-            page.number,
-            rows.len() as u64,
-            page.total_count,
-            page.is_last,
-        );
+        crate::progress::page(&scope, page.number, listed, page.total_count, page.is_last);
         staging.record_skipped(skipped);
         if let Err(e) = staging
             .push_page(page.fetched_at, &rows)

@@ -662,6 +662,56 @@ async fn an_instance_id_with_a_nul_is_stored_without_it_not_a_failed_region() {
 }
 
 #[tokio::test]
+async fn an_instance_listed_again_nearby_is_stored_as_last_listed() {
+    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    // acp-0 on pages 1 and 2 (its state changed in between), acp-2 twice on
+    // page 2: the later listing is the newer state, as for repeats pages apart.
+    let (endpoint, _) = scripted_server(|n| match n {
+        0 => Answer::json(
+            200,
+            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
+        ),
+        1 => Answer::json(
+            200,
+            r#"{"RequestId":"R1","TotalCount":3,"NextToken":"t2","InstanceModel":[
+                {"AndroidInstanceId":"acp-0","AndroidInstanceStatus":"STOPPED"},
+                {"AndroidInstanceId":"acp-1","AndroidInstanceStatus":"RUNNING"}]}"#,
+        ),
+        _ => Answer::json(
+            200,
+            r#"{"RequestId":"R2","TotalCount":3,"NextToken":"","InstanceModel":[
+                {"AndroidInstanceId":"acp-0","AndroidInstanceStatus":"STARTING"},
+                {"AndroidInstanceId":"acp-2","AndroidInstanceName":"first"},
+                {"AndroidInstanceId":"acp-2","AndroidInstanceName":"second"}]}"#,
+        ),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    };
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].instances, 3);
+    assert_eq!(report.scopes[0].duplicates, 2);
+    let rows: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT instance_id, status, instance_name FROM ecp.instances ORDER BY 1")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("acp-0".into(), Some("STARTING".into()), None),
+            ("acp-1".into(), Some("RUNNING".into()), None),
+            ("acp-2".into(), None, Some("second".into())),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
     // Retries spent.
     let (endpoint, requests) = scripted_server(|_| {

@@ -64,6 +64,9 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
         .ok_or_else(|| ConfigError::new("--older-than is too long"))?;
     let pool = connect(args.db.url()?, 2).await?;
     let store = Store::new(pool, StoreConfig::default())?;
+    // Pruning a schema this version does not know (a newer one, or none yet)
+    // would delete by a layout it cannot vouch for.
+    store.check_schema().await?;
     let counts = store.prune(horizon, args.dry_run).await?;
     let verb = if args.dry_run {
         "would remove"

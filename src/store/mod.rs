@@ -54,8 +54,16 @@ pub use stage::ScopeSync;
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// Brings the schema up to date. Safe to run on every start.
+/// Brings the schema up to date. Safe to run on every start. A schema a newer
+/// build migrated is refused as such (an image rolled back), before the
+/// migrator's own complaint that a migration it does not know was applied.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    if let SchemaState::Ahead { applied } = schema_state(pool).await? {
+        return Err(StoreError::SchemaAhead {
+            applied,
+            latest: latest_migration(),
+        });
+    }
     MIGRATOR.run(pool).await?;
     Ok(())
 }
@@ -96,6 +104,47 @@ enum SchemaState {
     },
     /// The user may not read the migrator's ledger.
     Unreadable,
+}
+
+/// The applied migrations against this build's, as the migrator would judge
+/// them: each one applied, with the same checksum, and no other.
+async fn schema_state(pool: &PgPool) -> Result<SchemaState, StoreError> {
+    let read: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> = sqlx::query_as(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await;
+    let applied = match read {
+        Ok(rows) => rows,
+        Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some(UNDEFINED_TABLE) => Vec::new(),
+            Some(crate::error::INSUFFICIENT_PRIVILEGE) => return Ok(SchemaState::Unreadable),
+            _ => return Err(e.into()),
+        },
+    };
+    let known: Vec<(i64, &[u8])> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, &*m.checksum))
+        .collect();
+    let last = applied.last().map_or(0, |(v, _)| *v);
+    Ok(
+        if applied.len() == known.len()
+            && applied
+                .iter()
+                .zip(&known)
+                .all(|((v, c), (kv, kc))| v == kv && c == kc)
+        {
+            SchemaState::Current
+        } else if applied
+            .iter()
+            .any(|(v, _)| !known.iter().any(|(k, _)| k == v))
+        {
+            SchemaState::Ahead { applied: last }
+        } else {
+            SchemaState::Behind { applied: last }
+        },
+    )
 }
 
 /// The version of the last migration this build carries.
@@ -284,7 +333,7 @@ impl Store {
     /// left alone: the migrator would first create its ledger table if missing,
     /// which a database user with only the rights a sync needs may not do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.schema_state().await? == SchemaState::Current {
+        if schema_state(&self.pool).await? == SchemaState::Current {
             return Ok(());
         }
         migrate(&self.pool).await.map_err(|e| match e {
@@ -293,56 +342,16 @@ impl Store {
         })
     }
 
-    /// For `sync --no-migrate`: the schema must already be this version's.
+    /// For `sync --no-migrate`, `prune` and `retire`: the schema must already be
+    /// this version's.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
         let latest = latest_migration();
-        match self.schema_state().await? {
+        match schema_state(&self.pool).await? {
             // Unreadable: the sync will say what it may not do.
             SchemaState::Current | SchemaState::Unreadable => Ok(()),
             SchemaState::Behind { applied } => Err(StoreError::SchemaBehind { applied, latest }),
             SchemaState::Ahead { applied } => Err(StoreError::SchemaAhead { applied, latest }),
         }
-    }
-
-    /// The applied migrations against this build's, as the migrator would judge
-    /// them: each one applied, with the same checksum, and no other.
-    async fn schema_state(&self) -> Result<SchemaState, StoreError> {
-        let read: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> = sqlx::query_as(
-            "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await;
-        let applied = match read {
-            Ok(rows) => rows,
-            Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
-                Some(UNDEFINED_TABLE) => Vec::new(),
-                Some(crate::error::INSUFFICIENT_PRIVILEGE) => return Ok(SchemaState::Unreadable),
-                _ => return Err(e.into()),
-            },
-        };
-        let known: Vec<(i64, &[u8])> = MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .map(|m| (m.version, &*m.checksum))
-            .collect();
-        let last = applied.last().map_or(0, |(v, _)| *v);
-        Ok(
-            if applied.len() == known.len()
-                && applied
-                    .iter()
-                    .zip(&known)
-                    .all(|((v, c), (kv, kc))| v == kv && c == kc)
-            {
-                SchemaState::Current
-            } else if applied
-                .iter()
-                .any(|(v, _)| !known.iter().any(|(k, _)| k == v))
-            {
-                SchemaState::Ahead { applied: last }
-            } else {
-                SchemaState::Behind { applied: last }
-            },
-        )
     }
 
     /// Marks runs whose process is gone as abandoned, then starts a run.

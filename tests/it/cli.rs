@@ -317,11 +317,44 @@ async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
     .execute(&db.pool)
     .await
     .unwrap();
+    // Whatever the command: an image rolled back must not migrate, sync or
+    // prune a schema it does not know.
+    let commands: [&[&str]; 4] = [
+        &[
+            "sync",
+            "--no-migrate",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--region",
+            "cn-shanghai",
+        ],
+        &[
+            "sync",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--region",
+            "cn-shanghai",
+        ],
+        &["migrate"],
+        &["prune", "--older-than", "1d"],
+    ];
+    for args in commands {
+        let ran = run(ecp_with_keys().args(args).args(["--database-url", &db.url])).await;
+        ran.assert_one_error(2, "newer than this version");
+    }
+
+    // And a prune where no sync ever migrated says what to run.
+    let db = crate::helpers::test_db_migrated_to(Some(0)).await;
     let ran = run(ecp_with_keys()
-        .args(["sync", "--no-migrate", "--endpoint", "http://127.0.0.1:9"])
-        .args(["--database-url", &db.url, "--region", "cn-shanghai"]))
+        .args(["prune", "--older-than", "1d"])
+        .args(["--database-url", &db.url]))
     .await;
-    ran.assert_one_error(2, "newer than this version");
+    ran.assert_one_error(2, "migrations up to 0");
+    assert!(
+        ran.stderr.contains("ecp-inventory migrate"),
+        "{}",
+        ran.stderr
+    );
 }
 
 /// `url` with its user and password replaced.

@@ -7,6 +7,14 @@
 //! joined by [`sync`]. The [`simulator`] serves the same wire protocol on loopback
 //! for tests, the demo and benchmarks; [`pg_local`] starts a throwaway Postgres.
 
+/// `println!` for what a command reports on stdout once its work is done (see
+/// [`cli::say`]): a reader that went away does not turn it into a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(format_args!($($arg)*))
+    };
+}
+
 pub mod api;
 pub mod bench;
 pub mod cli;

@@ -123,7 +123,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             result?
         }
     };
-    println!("{}", bench::render(&report));
+    say!("{}", bench::render(&report));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -50,7 +50,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(url) => (url.expose().to_owned(), None),
         None => {
             let dir = args.data_dir.join("postgres");
-            println!(
+            say!(
                 "Starting a local PostgreSQL under {} (or reusing the one running there) ...",
                 dir.display()
             );
@@ -81,7 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..Default::default()
     });
     let running = sim.start("127.0.0.1:0".parse()?).await?;
-    println!(
+    say!(
         "Simulated eds-aic API with {} cloud phones at {}",
         args.instances,
         running.endpoint()
@@ -96,9 +96,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let settings = SyncSettings::default();
 
-    println!("\n1. First sync: every region through DescribeRegions");
+    say!("\n1. First sync: every region through DescribeRegions");
     let first = sync::run(&store, &client, &settings).await?;
-    println!("   {}", first.summary_line());
+    say!("   {}", first.summary_line());
     first.ensure_succeeded()?;
 
     let churn = sim.churn(&ChurnSpec {
@@ -111,7 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         resize_disk: 4,
         volatile: 200,
     });
-    println!(
+    say!(
         "\n2. The fleet changes: {} created, {} deleted, {} changed status, {} renamed, {} retagged, {} disks resized, {} volatile-only",
         churn.created.len(),
         churn.deleted.len(),
@@ -122,9 +122,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         churn.volatile.len()
     );
 
-    println!("\n3. Second sync");
+    say!("\n3. Second sync");
     let second = sync::run(&store, &client, &settings).await?;
-    println!("   {}", second.summary_line());
+    say!("   {}", second.summary_line());
     second.ensure_succeeded()?;
     running.shutdown().await;
 
@@ -149,7 +149,7 @@ async fn refuse_an_inventory(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> {
-    println!("\nWhat changed between run {from} and run {to} (ecp.run_diff):");
+    say!("\nWhat changed between run {from} and run {to} (ecp.run_diff):");
     // Field NULL marks a whole-instance change (created, deleted, restored).
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT coalesce(field, array_to_string(change_kinds, ', ')), count(*) \
@@ -160,9 +160,9 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
     .fetch_all(pool)
     .await?;
     for (what, n) in rows {
-        println!("   {n:>5}  {what}");
+        say!("   {n:>5}  {what}");
     }
-    println!("\nA few of them (ecp.change_feed):");
+    say!("\nA few of them (ecp.change_feed):");
     #[allow(clippy::type_complexity)] // one row of a query, read once
     let rows: Vec<(
         String,
@@ -178,7 +178,7 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
     .fetch_all(pool)
     .await?;
     for (id, kind, field, old, new) in rows {
-        println!(
+        say!(
             "   {id}  {kind} {}: {} -> {}",
             field.unwrap_or_default(),
             old.unwrap_or_else(|| "(none)".into()),
@@ -189,26 +189,26 @@ async fn print_changes(pool: &PgPool, from: i64, to: i64) -> anyhow::Result<()> 
 }
 
 fn print_next_steps(url: &str, local: Option<&LocalPostgres>, from: i64, to: i64) {
-    println!("\nLook further with psql:");
-    println!("   psql '{}'", without_password(url));
-    println!("   SELECT biz_region_id, status, count(*) FROM ecp.current_instances GROUP BY 1, 2 ORDER BY 1, 2;");
-    println!("   SELECT * FROM ecp.run_diff({from}, {to}) LIMIT 20;");
-    println!("   SELECT * FROM ecp.change_feed LIMIT 20;");
-    println!("   More queries: the files under sql/.");
+    say!("\nLook further with psql:");
+    say!("   psql '{}'", without_password(url));
+    say!("   SELECT biz_region_id, status, count(*) FROM ecp.current_instances GROUP BY 1, 2 ORDER BY 1, 2;");
+    say!("   SELECT * FROM ecp.run_diff({from}, {to}) LIMIT 20;");
+    say!("   SELECT * FROM ecp.change_feed LIMIT 20;");
+    say!("   More queries: the files under sql/.");
     if let Some(pg) = local {
         let stop = format!(
             "{} -D {} stop",
             pg.bin_dir().join("pg_ctl").display(),
             pg.data_dir().display()
         );
-        println!(
+        say!(
             "\nThe local PostgreSQL keeps running (data in {}). Stop it with:",
             pg.data_dir().display()
         );
         if running_as_root() {
-            println!("   runuser -u postgres -- {stop}");
+            say!("   runuser -u postgres -- {stop}");
         } else {
-            println!("   {stop}");
+            say!("   {stop}");
         }
     }
 }

@@ -16,9 +16,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let applied = store::applied_migrations(&pool).await? - before;
     tracing::info!(applied, "database schema is up to date");
     if applied > 0 {
-        println!("migrate applied {applied} migrations; the schema is up to date");
+        say!("migrate applied {applied} migrations; the schema is up to date");
     } else {
-        println!("migrate: the schema was already up to date");
+        say!("migrate: the schema was already up to date");
     }
     Ok(())
 }

@@ -105,6 +105,20 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Writes one line to stdout. By then the command's work is done (a run
+/// committed, history pruned), so a reader that went away (`| head -1`) does not
+/// fail it, and certainly does not make it panic, as `println!` would, with exit
+/// 101 after a successful run; any other failure to write is logged.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "could not write to stdout");
+        }
+    }
+}
+
 /// Runs the command; `Ok` carries the exit code (a sync may finish with failed
 /// scopes, which it has recorded and reported).
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {

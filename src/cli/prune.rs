@@ -81,13 +81,13 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
         "prune finished"
     );
     match args.output {
-        OutputFormat::Text => println!(
+        OutputFormat::Text => say!(
             "prune {verb} {} versions and {} changes older than {}",
             counts.versions,
             counts.changes,
             horizon.to_rfc3339()
         ),
-        OutputFormat::Json => println!(
+        OutputFormat::Json => say!(
             "{}",
             serde_json::json!({
                 "horizon": horizon,

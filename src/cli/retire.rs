@@ -96,7 +96,7 @@ pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
             tracing::info!(scope = %s.scope, instances = s.instances, "scope would be retired");
         }
     }
-    print!("{}", render(&args, run_id, &scopes));
+    say!("{}", render(&args, run_id, &scopes).trim_end_matches('\n'));
     Ok(())
 }
 

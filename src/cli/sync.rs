@@ -324,8 +324,8 @@ async fn deliver_metrics(args: &SyncArgs, body: String, delivery: metrics::Deliv
 
 pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Text => println!("{}", report.summary_line()),
-        OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
+        OutputFormat::Text => say!("{}", report.summary_line()),
+        OutputFormat::Json => say!("{}", serde_json::to_string(report)?),
     }
     for scope in report.scopes.iter() {
         if let Some(error) = &scope.error {

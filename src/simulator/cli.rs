@@ -171,7 +171,7 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         Some(path) => format!("{} instances from {}", sim.instance_count(), path.display()),
         None => format!("{} instances, seed {}", sim.instance_count(), sim.seed()),
     };
-    println!(
+    say!(
         "simulator: eds-aic 2023-09-30 on {} ({fleet}), accepting access key id {key_id}; admin under {}/_sim/",
         running.endpoint(),
         running.endpoint()

@@ -357,6 +357,51 @@ async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
     );
 }
 
+/// A reader that closes the pipe early (`| head -1`, `| true`) meets a command
+/// whose work is done: it neither panics (exit 101) nor fails a committed run.
+#[tokio::test]
+async fn a_reader_gone_before_the_summary_does_not_fail_a_finished_command() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 300,
+        ..Default::default()
+    })
+    .await;
+    let endpoint = running.endpoint();
+    let commands: [&[&str]; 4] = [
+        &["sync", "--endpoint", &endpoint, "--region", "cn-hangzhou"],
+        &[
+            "sync",
+            "--endpoint",
+            &endpoint,
+            "--region",
+            "cn-hangzhou",
+            "--output",
+            "json",
+        ],
+        &["migrate"],
+        &["prune", "--older-than", "1d"],
+    ];
+    for args in commands {
+        let mut child = ecp_with_keys()
+            .args(args)
+            .args(["--database-url", &db.url])
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let runs = crate::helpers::count(
+        &db.pool,
+        "SELECT count(*) FROM ecp.sync_runs WHERE status = 'succeeded'",
+    )
+    .await;
+    assert_eq!(runs, 2);
+}
+
 /// `url` with its user and password replaced.
 pub fn with_user(url: &str, user: &str, password: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();

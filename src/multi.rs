@@ -79,13 +79,7 @@ pub async fn run(
                     }
                     e => (FailureKind::Other, e.to_string()),
                 };
-                unreached.push(ScopeReport {
-                    source: job.settings.source.clone(),
-                    biz_region_id: REGIONS_UNKNOWN.into(),
-                    error: Some(error),
-                    failure: Some(failure),
-                    ..Default::default()
-                });
+                unreached.push(ScopeReport::unreached(&job.settings.source, error, failure));
             }
         }
     }

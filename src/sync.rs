@@ -235,6 +235,21 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+impl SyncError {
+    /// Only the configuration can fix it: a region the account does not have,
+    /// none at all, credentials the service refuses. (A signal counts too: the
+    /// operator ended the run before it began.)
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            SyncError::UnknownRegions { .. } | SyncError::NoRegions | SyncError::Interrupted(_) => {
+                true
+            }
+            SyncError::Regions(api) => api.is_auth(),
+            SyncError::Store(_) => false,
+        }
+    }
+}
+
 /// One run over every scope. Returns the report whether scopes failed or not; an
 /// error only when the run could not be started or recorded at all.
 pub async fn run(
@@ -246,10 +261,35 @@ pub async fn run(
     let listing = resolve_regions(client, &settings.regions);
     // The listing may take minutes of retries: a signal meanwhile ends it here,
     // before any run is recorded.
-    let regions = tokio::select! {
+    let listed = tokio::select! {
         biased;
-        regions = listing => regions?,
+        regions = listing => regions,
         signal = crate::interrupt::interrupted() => return Err(SyncError::Interrupted(signal)),
+    };
+    // A mistake in the configuration (a region the account does not have,
+    // credentials refused) is said before any run is recorded; the API out of
+    // reach is a run that failed, in the ledger like any other.
+    let regions = match listed {
+        Ok(regions) => regions,
+        Err(e) if e.is_configuration() => return Err(e),
+        Err(e) => {
+            let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
+            let span = tracing::info_span!("run", run_id = run.id());
+            warn!(parent: &span, source = %settings.source, error = %e, "the regions could not be listed");
+            let unreached =
+                ScopeReport::unreached(&settings.source, e.to_string(), FailureKind::Other);
+            let (concurrency, clients) = (settings.concurrency, [client]);
+            return run_scopes(
+                run,
+                &span,
+                Vec::new(),
+                concurrency,
+                vec![unreached],
+                &clients,
+                started,
+            )
+            .await;
+        }
     };
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
@@ -735,6 +775,18 @@ impl ScopeReport {
         ScopeReport {
             source: scope.source.clone(),
             biz_region_id: scope.biz_region_id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// A source whose regions could not be listed: it stands for all of them
+    /// (`biz_region_id` is [`crate::multi::REGIONS_UNKNOWN`]).
+    pub(crate) fn unreached(source: &str, error: String, failure: FailureKind) -> Self {
+        ScopeReport {
+            source: source.to_owned(),
+            biz_region_id: crate::multi::REGIONS_UNKNOWN.into(),
+            error: Some(error),
+            failure: Some(failure),
             ..Default::default()
         }
     }

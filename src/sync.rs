@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn, Instrument};
 
 use crate::api::model::{DescribeAndroidInstancesRequest, DescribeRegionsRequest};
-use crate::api::Client;
+use crate::api::{ApiError, Client};
 use crate::crawl::{self, CrawlOptions};
 use crate::error::{EXIT_CONFIG, EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK, EXIT_REFUSED_DELETION};
 use crate::normalize::{normalize, NormalizeOptions, Normalized};
@@ -618,9 +618,21 @@ pub(crate) async fn sync_scope(
             Some(Err(e)) => {
                 report.pages = report.pages.max(e.pages_fetched());
                 staging.record_pages_fetched(report.pages);
-                break Some(e.to_string());
+                // Credentials refused for the listing itself (a RAM policy that
+                // allows DescribeRegions but not this): only the setup can fix it.
+                let kind = if e.api_error().is_some_and(ApiError::is_auth) {
+                    FailureKind::Configuration
+                } else {
+                    FailureKind::Other
+                };
+                break Some((e.to_string(), kind));
             }
-            None => break Some("the crawl stopped before its last page".to_owned()),
+            None => {
+                break Some((
+                    "the crawl stopped before its last page".to_owned(),
+                    FailureKind::Other,
+                ))
+            }
         };
         let page_span = tracing::debug_span!("page", page = page.number);
         let in_page = page_span.enter();
@@ -713,13 +725,13 @@ pub(crate) async fn sync_scope(
             "more field values were not stored as sent than were logged one by one"
         );
     }
-    if let Some(error) = crawl_error {
+    if let Some((error, kind)) = crawl_error {
         warn!(error = %error, "crawl incomplete; nothing applied");
         if let Err(e) = staging.give_up(&error).await {
             warn!(error = %e, "could not record the failed scope");
         }
         report.error = Some(error);
-        report.failure = Some(FailureKind::Other);
+        report.failure = Some(kind);
         return;
     }
     report.complete = true;

@@ -712,6 +712,32 @@ async fn an_instance_listed_again_nearby_is_stored_as_last_listed() {
 }
 
 #[tokio::test]
+async fn a_key_refused_the_listing_but_not_the_regions_is_a_configuration_failure() {
+    use ecp_inventory::sync::{self, FailureKind, Regions, SyncSettings};
+    // A RAM policy that allows DescribeRegions and not DescribeAndroidInstances.
+    let (endpoint, _) = scripted_server(|n| match n {
+        0 => Answer::json(
+            200,
+            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
+        ),
+        _ => Answer::json(
+            403,
+            r#"{"RequestId":"R1","Code":"Forbidden.RAM","Message":"User not authorized to operate on the specified resource."}"#,
+        ),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let settings = SyncSettings {
+        regions: Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    };
+    let c = client(endpoint, 3, Duration::from_secs(5));
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    assert_eq!(report.scopes[0].failure, Some(FailureKind::Configuration));
+    assert_eq!(report.exit_code(), 2, "{}", report.summary_line());
+}
+
+#[tokio::test]
 async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
     // Retries spent.
     let (endpoint, requests) = scripted_server(|_| {

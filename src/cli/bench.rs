@@ -96,10 +96,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         sql_dir: args.sql_dir.clone(),
         scratch_dir: std::env::temp_dir(),
     };
+    // A signal stops the benchmark where it stands: its simulator goes with it
+    // (a child killed on drop), and its local server is stopped below.
+    crate::interrupt::listen();
     let report = match &args.database_url {
         Some(url) => {
             let url = url.expose().to_owned();
-            bench::run(&config, || recreate_on_server(url.clone())).await?
+            until_interrupted(bench::run(&config, || recreate_on_server(url.clone()))).await?
         }
         None => {
             let dir = args.data_dir.clone();
@@ -113,10 +116,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     )
                 })?;
             let pg = std::sync::Arc::new(pg);
-            let result = bench::run(&config, || {
+            let result = until_interrupted(bench::run(&config, || {
                 let pg = pg.clone();
                 async move { Ok(pg.recreate_database(BENCH_DATABASE).await?) }
-            })
+            }))
             .await;
             let stop = pg.clone();
             let _ = tokio::task::spawn_blocking(move || stop.stop()).await;
@@ -129,6 +132,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The benchmark's outcome, or an error once SIGINT or SIGTERM has come.
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        outcome = work => outcome,
+        signal = crate::interrupt::interrupted() => {
+            anyhow::bail!("interrupted by {signal}: the benchmark stopped")
+        }
+    }
 }
 
 /// Drops and recreates `ecp_bench` on the server of `url`; returns its URL.

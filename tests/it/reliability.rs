@@ -1066,3 +1066,78 @@ async fn ten_thousand_instances_through_throttling_503s_and_latency() {
     let unique: HashSet<&String> = rows.iter().map(|r| &r.0).collect();
     assert_eq!(unique.len(), 10_000);
 }
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: the comm may hold spaces, the last ')' ends it.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_benchmark_with_its_simulator_and_its_server() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-signal-{}", std::process::id()));
+    let mut cmd = crate::cli::ecp();
+    // PATH: the server is started through runuser when the tests run as root.
+    cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["bench", "--sizes", "200000", "--history-runs", "0"])
+        .args(["--latency-ms", "0", "--data-dir", dir.to_str().unwrap()]);
+    let child = piped(cmd);
+    let pid = child.id().unwrap();
+    // Under way: its server up and its simulator started.
+    let started = Instant::now();
+    let simulator = loop {
+        let simulators: Vec<u32> = children_of(pid)
+            .into_iter()
+            .filter(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+                    .is_ok_and(|cmdline| cmdline.contains("simulate"))
+            })
+            .collect();
+        if let (Some(&sim), true) = (simulators.first(), dir.join("data/postmaster.pid").exists()) {
+            break sim;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the benchmark never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // (A simulator left running keeps the pipes open: no end in sight.)
+    let ran = tokio::time::timeout(Duration::from_secs(60), terminate(child))
+        .await
+        .expect("the benchmark and its simulator to end");
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !dir.join("data/postmaster.pid").exists(),
+        "the benchmark's server still runs"
+    );
+    let gone = Instant::now();
+    while std::path::Path::new(&format!("/proc/{simulator}")).exists() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the simulator still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -216,7 +216,8 @@ async fn bench_size(
     }
     report.phases.push(copy);
 
-    if config.history_runs > 3 {
+    // The three phases are the first three runs of history.
+    if config.history_runs > 0 {
         for run in 4..=config.history_runs {
             sim.churn(&churn_spec(config.seed + run as u64, n, config.churn))
                 .await?;

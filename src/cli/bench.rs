@@ -34,8 +34,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.01)]
     pub churn: f64,
 
-    /// Runs of history (each after a churn) before every view and sql/ query is
-    /// timed; 0 skips the query phase.
+    /// Runs of history in all before every view and sql/ query is timed: the
+    /// three phases are the first three, and each run past them follows a churn
+    /// (10: seven more). 0 skips the query phase; 1 to 3 time the queries after
+    /// the phases.
     #[arg(long, default_value_t = 0)]
     pub history_runs: usize,
 

@@ -683,6 +683,57 @@ async fn the_simulator_control_calls_in_its_help_work_as_shown() {
     }
 }
 
+/// The benchmark end to end, small: its three phases and the COPY baseline, and
+/// with one run of history (the phases are the first three), every view and
+/// every query under sql/ timed.
+#[tokio::test]
+async fn a_small_benchmark_runs_its_phases_and_times_every_query() {
+    let db = test_db().await;
+    let json =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{}.json", &db.name));
+    let ran = run(ecp()
+        .args([
+            "bench",
+            "--sizes",
+            "300",
+            "--history-runs",
+            "1",
+            "--latency-ms",
+            "0",
+        ])
+        .args(["--copy-runs", "1", "--database-url", &db.url])
+        .args(["--json", json.to_str().unwrap()]))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["first", "no-change", "churn", "copy"], "{report}");
+    let timed: Vec<&str> = report["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["query"].as_str().unwrap())
+        .collect();
+    for file in std::fs::read_dir("sql").unwrap().flatten() {
+        let name = format!("sql/{}", file.file_name().to_string_lossy());
+        assert!(
+            timed.contains(&name.as_str()),
+            "{name} not timed: {timed:?}"
+        );
+    }
+    assert!(
+        timed.iter().any(|q| q.starts_with("instances_as_of")),
+        "{timed:?}"
+    );
+}
+
 /// `demo` and `bench` write simulated fleets into their database (bench drops and
 /// recreates one): neither takes it from DATABASE_URL, which `sync` reads and
 /// may name the production inventory.

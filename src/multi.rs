@@ -37,7 +37,7 @@ pub async fn run(
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
     let sources: Vec<&str> = jobs.iter().map(|j| j.settings.source.as_str()).collect();
-    info!(parent: &span, sources = ?sources, "run started");
+    info!(parent: &span, sources = ?sources, "sources to crawl");
 
     // Regions of each source, listed concurrently. A signal meanwhile leaves
     // every source unreached, and the run is recorded failed at once.

@@ -197,10 +197,11 @@ impl RunReport {
             })
             .collect();
         let mut line = format!(
-            "run {} {}: {} scopes, {} instances in {:.1}s; {} created, {} updated, {} unchanged, {} deleted, {} restored; {} requests, {} retries",
+            "run {} {}: {} scope{}, {} instances in {:.1}s; {} created, {} updated, {} unchanged, {} deleted, {} restored; {} requests, {} retries",
             self.run_id,
             self.status,
             self.scopes.len(),
+            if self.scopes.len() == 1 { "" } else { "s" },
             instances,
             self.duration_secs,
             t.created,
@@ -293,7 +294,7 @@ pub async fn run(
     };
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
-    info!(parent: &span, regions = ?regions, source = %settings.source, "run started");
+    info!(parent: &span, regions = ?regions, source = %settings.source, "regions to crawl");
     let jobs = regions
         .into_iter()
         .map(|region| ScopeJob {

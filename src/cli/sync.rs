@@ -329,12 +329,15 @@ pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<
     }
     for scope in report.scopes.iter() {
         if let Some(error) = &scope.error {
-            eprintln!(
-                "error: scope {}/{}: {}",
-                scope.source,
-                scope.biz_region_id,
-                crate::error::one_line(error)
-            );
+            let name = format!("{}/{}", scope.source, scope.biz_region_id);
+            let error = crate::error::one_line(error);
+            // Some errors name their scope already ("scope default/cn-shanghai is
+            // locked by another run"): once is enough.
+            if error.starts_with(&format!("scope {name} ")) {
+                eprintln!("error: {error}");
+            } else {
+                eprintln!("error: scope {name}: {error}");
+            }
         }
     }
     Ok(())

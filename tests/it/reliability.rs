@@ -332,6 +332,19 @@ async fn a_locked_scope_exits_3_after_the_lock_wait() {
     let ran = run(sync_bin(&running, &db).args(["--lock-wait-secs", "0.3"])).await;
     ran.assert_one_error(3, "locked by another run");
     assert!(ran.stderr.contains("--lock-wait-secs"), "{}", ran.stderr);
+    // The scope named once, and the run's one scope said so.
+    let scope = format!("default/{REGION}");
+    let error = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap();
+    assert_eq!(
+        error.matches(&format!("scope {scope}")).count(),
+        1,
+        "{error}"
+    );
+    assert!(ran.stdout.contains(": 1 scope, "), "{}", ran.stdout);
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM ecp.instances").await,
         0

@@ -91,7 +91,8 @@ pub enum Command {
     ///                       "rename": 0, "retag": 0, "resize_disk": 0, "volatile": 0}
     ///                      changes that many instances; answers which ones
     ///   POST /_sim/faults  the fault flags below by name, e.g. {"throttle_rate": 0.1,
-    ///                      "latency_ms": 50}; GET shows the current ones
+    ///                      "latency_ms": 50}, in place of the current ones (a flag
+    ///                      left out is off); GET shows the current ones
     ///   GET  /_sim/stats   requests, pages and instances served
     ///   GET  /_sim/fleet   every instance as the API would list it
     ///

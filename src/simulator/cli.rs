@@ -88,20 +88,6 @@ pub struct SimulateArgs {
 
 impl SimulateArgs {
     pub fn config(&self) -> anyhow::Result<SimulatorConfig> {
-        for (flag, rate) in [
-            ("--throttle-rate", self.throttle_rate),
-            ("--error-500-rate", self.error_500_rate),
-            ("--error-503-rate", self.error_503_rate),
-        ] {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&rate),
-                "{flag} must be between 0 and 1, got {rate}"
-            );
-        }
-        anyhow::ensure!(
-            self.throttle_rate + self.error_500_rate + self.error_503_rate <= 1.0,
-            "--throttle-rate, --error-500-rate and --error-503-rate add up to more than 1"
-        );
         anyhow::ensure!(!self.access_key_id.is_empty(), "--access-key-id is empty");
         let mut credentials =
             Credentials::new(self.access_key_id.clone(), self.access_key_secret.clone());
@@ -130,6 +116,10 @@ impl SimulateArgs {
             },
             ..SimulatorConfig::default()
         };
+        config
+            .faults
+            .check(|field| format!("--{}", field.replace('_', "-")))
+            .map_err(anyhow::Error::msg)?;
         if let Some(path) = &self.fleet_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--fleet-file {}: cannot read it", path.display()))?;
@@ -160,7 +150,17 @@ impl SimulateArgs {
 
 /// Serves until Ctrl-C.
 pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+    // Flags that cannot make a simulator are a usage mistake: exit 2.
+    let config = args
+        .config()
+        .map_err(|e| crate::error::ConfigError::new(format!("{e:#}")))?;
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %args.listen,
+            "listening beyond loopback: the control calls under /_sim/ are unsigned, so \
+             whoever reaches this address can change the simulated fleet"
+        );
+    }
     let key_id = args.access_key_id.clone();
     let sim = Simulator::new(config);
     let running = sim

@@ -45,6 +45,32 @@ pub struct Faults {
     pub last_page_early: Option<u32>,
 }
 
+impl Faults {
+    /// The rates are shares of the traffic: each between 0 and 1, together at
+    /// most 1. `name` says a field as the caller knows it (`throttle_rate` in
+    /// the control API's JSON, `--throttle-rate` on the command line).
+    pub fn check(&self, name: impl Fn(&str) -> String) -> Result<(), String> {
+        let rates = [
+            ("throttle_rate", self.throttle_rate),
+            ("error_500_rate", self.error_500_rate),
+            ("error_503_rate", self.error_503_rate),
+        ];
+        for (field, rate) in rates {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "{} must be between 0 and 1, got {rate}",
+                    name(field)
+                ));
+            }
+        }
+        if rates.iter().map(|(_, r)| r).sum::<f64>() > 1.0 {
+            let names: Vec<String> = rates.iter().map(|(field, _)| name(field)).collect();
+            return Err(format!("{} add up to more than 1", names.join(", ")));
+        }
+        Ok(())
+    }
+}
+
 /// What happens to one page request, decided before the page is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageFault {

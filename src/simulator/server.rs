@@ -399,10 +399,13 @@ async fn admin_faults(State(sim): State<Simulator>) -> Response {
 
 async fn admin_set_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
     match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => {
-            sim.set_faults(faults.clone());
-            admin_json(StatusCode::OK, faults)
-        }
+        Ok(faults) => match faults.check(str::to_owned) {
+            Ok(()) => {
+                sim.set_faults(faults.clone());
+                admin_json(StatusCode::OK, faults)
+            }
+            Err(e) => bad_request(e),
+        },
         Err(e) => bad_request(e),
     }
 }

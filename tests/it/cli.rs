@@ -492,6 +492,16 @@ async fn bad_flags_exit_2() {
     let ran = run(ecp_with_keys().args(["sync", "--pushgateway-url", "http//u:Hidden123@x"])).await;
     ran.assert_one_error(2, "--pushgateway-url");
     assert!(!ran.stderr.contains("Hidden123"), "{}", ran.stderr);
+    // The simulator's flags are flags like any other.
+    let ran = run(ecp().args([
+        "simulate",
+        "--throttle-rate",
+        "0.6",
+        "--error-500-rate",
+        "0.6",
+    ]))
+    .await;
+    ran.assert_one_error(2, "add up to more than 1");
 }
 
 /// A run that fails before it has a report still leaves metrics saying so.

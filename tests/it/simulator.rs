@@ -1492,6 +1492,19 @@ async fn admin_endpoints_show_the_fleet_stats_and_faults() {
     )
     .await;
     assert_eq!(bad.status, 400);
+    // A rate is a share of the traffic, as on the command line.
+    let bad = reply(
+        http.post(format!("{}/_sim/faults", running.endpoint()))
+            .body("{\"throttle_rate\":5}"),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("throttle_rate must be between 0 and 1"),
+        "{}",
+        bad.body
+    );
+    assert_eq!(sim.faults(), faults, "left as they were");
 
     let clock = reply(
         http.post(format!("{}/_sim/clock", running.endpoint()))

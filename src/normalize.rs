@@ -732,8 +732,16 @@ impl Parser {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let field = format!("Disks[{i}]");
+            // An entry that is no disk object still holds its place: disk_index
+            // is the position in the API's list, so the disks after it keep
+            // theirs, and it is a disk of unknown type and size.
             let Value::Object(d) = item else {
                 self.problem(&field, item, "expected an object");
+                out.push(DiskRow {
+                    disk_index: i as i32,
+                    disk_type: None,
+                    disk_size_gb: None,
+                });
                 continue;
             };
             out.push(DiskRow {

@@ -593,18 +593,18 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
 }
 
-#[tokio::test]
-async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
+/// A sync of region cn-shanghai from a server that lists it, then answers every
+/// page request with `page`.
+async fn sync_one_page(
+    page: &'static str,
+) -> (crate::helpers::TestDb, ecp_inventory::sync::RunReport) {
     use ecp_inventory::sync::{self, Regions, SyncSettings};
-    let (endpoint, _) = scripted_server(|n| match n {
+    let (endpoint, _) = scripted_server(move |n| match n {
         0 => Answer::json(
             200,
             r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
         ),
-        _ => Answer::json(
-            200,
-            r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","AndroidInstanceName":"phone \ud83d"},{"AndroidInstanceId":"acp-2","AndroidInstanceName":"ok"}]}"#,
-        ),
+        _ => Answer::json(200, page),
     })
     .await;
     let db = crate::helpers::test_db().await;
@@ -614,6 +614,35 @@ async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
     };
     let c = client(endpoint, 1, Duration::from_secs(5));
     let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    (db, report)
+}
+
+#[tokio::test]
+async fn a_disk_entry_that_is_no_disk_keeps_its_place_in_the_list() {
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":1,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","Disks":[1,{"DiskSize":32,"DiskType":"SYSTEM"}]}]}"#,
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].field_problems, 1);
+    let disks: Vec<(i32, Option<String>, Option<i32>)> = sqlx::query_as(
+        "SELECT disk_index, disk_type, disk_size_gb FROM ecp.instance_disks ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        disks,
+        [(0, None, None), (1, Some("SYSTEM".into()), Some(32))]
+    );
+}
+
+#[tokio::test]
+async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","AndroidInstanceName":"phone \ud83d"},{"AndroidInstanceId":"acp-2","AndroidInstanceName":"ok"}]}"#,
+    )
+    .await;
     assert!(report.succeeded(), "{}", report.summary_line());
     let (name, raw_name): (String, String) = sqlx::query_as(
         "SELECT instance_name, raw ->> 'AndroidInstanceName' FROM ecp.instances \
@@ -630,25 +659,10 @@ async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
 
 #[tokio::test]
 async fn an_instance_id_with_a_nul_is_stored_without_it_not_a_failed_region() {
-    use ecp_inventory::sync::{self, Regions, SyncSettings};
-    let (endpoint, _) = scripted_server(|n| match n {
-        0 => Answer::json(
-            200,
-            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
-        ),
-        _ => Answer::json(
-            200,
-            r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-\u00001"},{"AndroidInstanceId":"acp-2"}]}"#,
-        ),
-    })
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-\u00001"},{"AndroidInstanceId":"acp-2"}]}"#,
+    )
     .await;
-    let db = crate::helpers::test_db().await;
-    let settings = SyncSettings {
-        regions: Regions::Only(vec!["cn-shanghai".into()]),
-        ..Default::default()
-    };
-    let c = client(endpoint, 1, Duration::from_secs(5));
-    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
     assert!(report.succeeded(), "{}", report.summary_line());
     assert_eq!(report.scopes[0].field_problems, 1, "the NUL is reported");
     let ids: Vec<(String, String)> = sqlx::query_as(

@@ -54,7 +54,7 @@ pub struct SyncArgs {
 
     /// Refuse to apply a crawl that would mark more than this share of a scope
     /// deleted.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub max_delete_share: f64,
 
     /// Apply even a crawl that deletes more than --max-delete-share, or that
@@ -152,6 +152,11 @@ impl SyncArgs {
             return Err(ConfigError::new(
                 "--source is empty: it is the account alias stored with every row \
                  (default: default)",
+            ));
+        }
+        if self.regions.iter().any(|r| r.trim().is_empty()) {
+            return Err(ConfigError::new(
+                "--region is empty: name a region (cn-shanghai) or all",
             ));
         }
         let regions = if self.regions.iter().any(|r| r == "all") {

@@ -485,6 +485,10 @@ async fn bad_flags_exit_2() {
     // Values that would only fail later, or store rows under an empty alias.
     let ran = run(ecp_with_keys().args(["sync", "--source", ""])).await;
     ran.assert_one_error(2, "--source is empty");
+    let ran = run(ecp_with_keys().args(["sync", "--region", ""])).await;
+    ran.assert_one_error(2, "--region is empty");
+    let ran = run(ecp_with_keys().args(["sync", "--max-delete-share", "-0.1"])).await;
+    ran.assert_one_error(2, "--max-delete-share");
     let ran = run(ecp_with_keys().args(["sync", "--max-pages", "0"])).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("at least 1"), "{}", ran.stderr);

@@ -754,17 +754,9 @@ pub fn parse_instance_page(
         next_token: Option<Value>,
         #[serde(rename = "InstanceModel", default, borrow)]
         instance_model: Option<&'a RawValue>,
-        // Those of `ErrorMarks`, read in the same pass.
-        #[serde(rename = "Code", alias = "code", default)]
-        code: Option<Value>,
-        #[serde(rename = "ErrorCode", alias = "errorCode", default)]
-        error_code: Option<Value>,
-        #[serde(rename = "Success", alias = "success", default)]
-        success: Option<Value>,
-        #[serde(rename = "Message", alias = "message", default)]
-        message: Option<Value>,
-        #[serde(rename = "ErrorMessage", alias = "errorMessage", default)]
-        error_message: Option<Value>,
+        /// Read in the same pass, from the keys no field above takes.
+        #[serde(flatten)]
+        marks: ErrorMarks,
     }
 
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -788,14 +780,7 @@ pub fn parse_instance_page(
         detail,
         retry_after: None,
     };
-    let marks = ErrorMarks {
-        code: top.code,
-        error_code: top.error_code,
-        success: top.success,
-        message: top.message,
-        error_message: top.error_message,
-    };
-    if let Some(error) = marks.error(action, status, request_id.clone()) {
+    if let Some(error) = top.marks.error(action, status, request_id.clone()) {
         return Err(error);
     }
     let total_count = match top.total_count {

@@ -462,11 +462,7 @@ async fn an_unreachable_endpoint_exits_1_naming_it() {
     assert!(ran.stderr.contains("could not reach"), "{}", ran.stderr);
     // A run that failed, with its summary line, and its row saying why.
     assert!(ran.stdout.contains("failed"), "{}", ran.stdout);
-    let (status, error): (String, String) =
-        sqlx::query_as("SELECT status, error FROM ecp.sync_runs")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (status, error) = crate::helpers::last_run(&db.pool).await;
     assert_eq!(status, "failed");
     assert!(error.contains(&endpoint), "{error}");
 }

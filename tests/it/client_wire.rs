@@ -579,11 +579,7 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     assert_eq!(requests.lock().unwrap().len(), 2);
     // The failure is recorded, NUL and all (as U+FFFD): the run is not left
     // `running` for want of a storable message.
-    let (status, error): (String, String) =
-        sqlx::query_as("SELECT status, error FROM ecp.sync_runs")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (status, error) = crate::helpers::last_run(&db.pool).await;
     assert_eq!(status, "failed");
     assert!(error.contains("bad\u{FFFD}value"), "{error}");
     let scope_error: String = sqlx::query_scalar("SELECT error FROM ecp.sync_run_scopes")
@@ -593,10 +589,10 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
 }
 
-/// A sync of region cn-shanghai from a server that lists it, then answers every
-/// page request with `page`.
-async fn sync_one_page(
-    page: &'static str,
+/// A sync of region cn-shanghai from a server that lists it, then answers the
+/// n-th page request (1-based) with `page(n)`.
+async fn sync_scripted(
+    page: impl Fn(usize) -> Answer + Send + Sync + 'static,
 ) -> (crate::helpers::TestDb, ecp_inventory::sync::RunReport) {
     use ecp_inventory::sync::{self, Regions, SyncSettings};
     let (endpoint, _) = scripted_server(move |n| match n {
@@ -604,7 +600,7 @@ async fn sync_one_page(
             200,
             r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
         ),
-        _ => Answer::json(200, page),
+        n => page(n),
     })
     .await;
     let db = crate::helpers::test_db().await;
@@ -615,6 +611,13 @@ async fn sync_one_page(
     let c = client(endpoint, 1, Duration::from_secs(5));
     let report = sync::run(&db.store(), &c, &settings).await.unwrap();
     (db, report)
+}
+
+/// [`sync_scripted`] with `page` as the answer to every page request.
+async fn sync_one_page(
+    page: &'static str,
+) -> (crate::helpers::TestDb, ecp_inventory::sync::RunReport) {
+    sync_scripted(move |_| Answer::json(200, page)).await
 }
 
 #[tokio::test]
@@ -677,14 +680,9 @@ async fn an_instance_id_with_a_nul_is_stored_without_it_not_a_failed_region() {
 
 #[tokio::test]
 async fn an_instance_listed_again_nearby_is_stored_as_last_listed() {
-    use ecp_inventory::sync::{self, Regions, SyncSettings};
     // acp-0 on pages 1 and 2 (its state changed in between), acp-2 twice on
     // page 2: the later listing is the newer state, as for repeats pages apart.
-    let (endpoint, _) = scripted_server(|n| match n {
-        0 => Answer::json(
-            200,
-            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
-        ),
+    let (db, report) = sync_scripted(|n| match n {
         1 => Answer::json(
             200,
             r#"{"RequestId":"R1","TotalCount":3,"NextToken":"t2","InstanceModel":[
@@ -700,13 +698,6 @@ async fn an_instance_listed_again_nearby_is_stored_as_last_listed() {
         ),
     })
     .await;
-    let db = crate::helpers::test_db().await;
-    let settings = SyncSettings {
-        regions: Regions::Only(vec!["cn-shanghai".into()]),
-        ..Default::default()
-    };
-    let c = client(endpoint, 1, Duration::from_secs(5));
-    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
     assert!(report.succeeded(), "{}", report.summary_line());
     assert_eq!(report.scopes[0].instances, 3);
     assert_eq!(report.scopes[0].duplicates, 2);
@@ -727,26 +718,15 @@ async fn an_instance_listed_again_nearby_is_stored_as_last_listed() {
 
 #[tokio::test]
 async fn a_key_refused_the_listing_but_not_the_regions_is_a_configuration_failure() {
-    use ecp_inventory::sync::{self, FailureKind, Regions, SyncSettings};
+    use ecp_inventory::sync::FailureKind;
     // A RAM policy that allows DescribeRegions and not DescribeAndroidInstances.
-    let (endpoint, _) = scripted_server(|n| match n {
-        0 => Answer::json(
-            200,
-            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#,
-        ),
-        _ => Answer::json(
+    let (_db, report) = sync_scripted(|_| {
+        Answer::json(
             403,
             r#"{"RequestId":"R1","Code":"Forbidden.RAM","Message":"User not authorized to operate on the specified resource."}"#,
-        ),
+        )
     })
     .await;
-    let db = crate::helpers::test_db().await;
-    let settings = SyncSettings {
-        regions: Regions::Only(vec!["cn-shanghai".into()]),
-        ..Default::default()
-    };
-    let c = client(endpoint, 3, Duration::from_secs(5));
-    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
     assert_eq!(report.scopes[0].failure, Some(FailureKind::Configuration));
     assert_eq!(report.exit_code(), 2, "{}", report.summary_line());
 }

@@ -365,6 +365,16 @@ pub async fn sync_normalized(
     result
 }
 
+/// The status and error of the latest run.
+pub async fn last_run(pool: &PgPool) -> (String, String) {
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM ecp.sync_runs ORDER BY run_id DESC LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    (status, error.unwrap_or_default())
+}
+
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }

@@ -514,13 +514,9 @@ async fn interrupted_run(db: &TestDb, ran: &Ran) {
         "{}",
         ran.stderr
     );
-    let (status, error): (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM ecp.sync_runs ORDER BY run_id DESC LIMIT 1")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (status, error) = crate::helpers::last_run(&db.pool).await;
     assert_eq!(status, "failed");
-    assert!(error.unwrap_or_default().contains("SIGTERM"));
+    assert!(error.contains("SIGTERM"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,15 +238,12 @@ pub enum SyncError {
 
 impl SyncError {
     /// Only the configuration can fix it: a region the account does not have,
-    /// none at all, credentials the service refuses. (A signal counts too: the
-    /// operator ended the run before it began.)
+    /// none at all, credentials the service refuses.
     pub fn is_configuration(&self) -> bool {
         match self {
-            SyncError::UnknownRegions { .. } | SyncError::NoRegions | SyncError::Interrupted(_) => {
-                true
-            }
+            SyncError::UnknownRegions { .. } | SyncError::NoRegions => true,
             SyncError::Regions(api) => api.is_auth(),
-            SyncError::Store(_) => false,
+            SyncError::Interrupted(_) | SyncError::Store(_) => false,
         }
     }
 }

@@ -760,6 +760,11 @@ pub fn parse_instance_page(
     }
 
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // The gateway's XML error, sent with 200, is the error it names (and
+        // retried as such), like a JSON one.
+        if let e @ ApiError::Service { .. } = service_error(action, status, None, body) {
+            return Err(e);
+        }
         return Err(bad_response(
             action,
             status,
@@ -952,6 +957,15 @@ mod tests {
             let page = parse_instance_page("A", 200, body).unwrap();
             assert_eq!(page.instances.len(), 1, "{}", String::from_utf8_lossy(body));
         }
+        // The gateway's XML error, sent with 200, is an error too.
+        let xml = b"<?xml version='1.0' encoding='UTF-8'?><Error><RequestId>RX</RequestId>\
+            <Code>InternalError</Code><Message>busy</Message></Error>";
+        let err = parse_instance_page("A", 200, xml).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::Service { code, .. } if code == "InternalError"),
+            "{err:?}"
+        );
+        assert!(err.is_retryable(), "{err}");
         // So is a region list.
         let err = disguised_error("DescribeRegions", 200, br#"{"RequestId":"R","Code":502}"#);
         assert!(matches!(err, Some(ApiError::Service { .. })), "{err:?}");

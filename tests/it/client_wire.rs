@@ -448,7 +448,7 @@ async fn an_error_answered_with_http_200_is_an_error_not_an_empty_last_page() {
 
 #[tokio::test]
 async fn a_listing_that_loses_pages_behind_repeats_or_a_smaller_last_count_deletes_nothing() {
-    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    use ecp_inventory::sync;
     // Six pages of ten, counted 60. Each run: DescribeRegions, then the pages.
     // Run 2's last page repeats page 1 (past the crawler's window of recent
     // pages, so its records pass as new): 60 records, 50 instances. Run 3's last
@@ -479,10 +479,7 @@ async fn a_listing_that_loses_pages_behind_repeats_or_a_smaller_last_count_delet
     })
     .await;
     let db = crate::helpers::test_db().await;
-    let settings = SyncSettings {
-        regions: Regions::Only(vec!["cn-shanghai".into()]),
-        ..Default::default()
-    };
+    let settings = only_shanghai();
     let c = client(endpoint, 1, Duration::from_secs(5));
     for run in 1..=4 {
         let report = sync::run(&db.store(), &c, &settings).await.unwrap();
@@ -589,12 +586,20 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
 }
 
+/// Settings that crawl cn-shanghai alone, the region the scripted servers list.
+fn only_shanghai() -> ecp_inventory::sync::SyncSettings {
+    ecp_inventory::sync::SyncSettings {
+        regions: ecp_inventory::sync::Regions::Only(vec!["cn-shanghai".into()]),
+        ..Default::default()
+    }
+}
+
 /// A sync of region cn-shanghai from a server that lists it, then answers the
 /// n-th page request (1-based) with `page(n)`.
 async fn sync_scripted(
     page: impl Fn(usize) -> Answer + Send + Sync + 'static,
 ) -> (crate::helpers::TestDb, ecp_inventory::sync::RunReport) {
-    use ecp_inventory::sync::{self, Regions, SyncSettings};
+    use ecp_inventory::sync;
     let (endpoint, _) = scripted_server(move |n| match n {
         0 => Answer::json(
             200,
@@ -604,10 +609,7 @@ async fn sync_scripted(
     })
     .await;
     let db = crate::helpers::test_db().await;
-    let settings = SyncSettings {
-        regions: Regions::Only(vec!["cn-shanghai".into()]),
-        ..Default::default()
-    };
+    let settings = only_shanghai();
     let c = client(endpoint, 1, Duration::from_secs(5));
     let report = sync::run(&db.store(), &c, &settings).await.unwrap();
     (db, report)

@@ -365,6 +365,22 @@ pub async fn sync_normalized(
     result
 }
 
+/// Holds an exclusive lock on `table` (`ecp.instances`, say) until the
+/// transaction returned ends: an apply that reaches its first write there waits.
+pub async fn hold_table_lock(
+    db: &TestDb,
+    table: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN EXCLUSIVE MODE"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
 /// The status and error of the latest run.
 pub async fn last_run(pool: &PgPool) -> (String, String) {
     let (status, error): (String, Option<String>) =

@@ -432,12 +432,7 @@ async fn kill_9_mid_crawl_changes_nothing_and_the_next_run_succeeds() {
 /// killed, or its connection cut, with every other write of the apply done but
 /// not committed.
 async fn block_apply_at_its_last_write(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE ecp.sync_run_scopes IN EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
+    crate::helpers::hold_table_lock(db, "ecp.sync_run_scopes").await
 }
 
 async fn wait_apply_blocked(db: &TestDb) -> i32 {

@@ -1878,11 +1878,7 @@ async fn two_sources_creating_the_same_instances_at_once_leave_them_to_the_first
     let apply = |source, records| spawn_apply(&store, source, records);
     // The first apply stops at its last write (its ledger line), with every
     // instance written but not committed; the second then waits for it.
-    let mut blocker = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE ecp.sync_run_scopes IN EXCLUSIVE MODE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = crate::helpers::hold_table_lock(&db, "ecp.sync_run_scopes").await;
     let first = apply("a", records_a);
     wait_for_lock_waits(&db, 1).await;
     let second = apply("b", records_b);
@@ -1934,11 +1930,7 @@ async fn a_prune_waits_for_an_apply_under_way() {
         .unwrap();
     records[0].insert("AndroidInstanceStatus".into(), json!("STOPPED"));
 
-    let mut blocker = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE ecp.sync_run_scopes IN EXCLUSIVE MODE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = crate::helpers::hold_table_lock(&db, "ecp.sync_run_scopes").await;
     let applying = {
         let (store, records) = (store.clone(), records.clone());
         tokio::spawn(async move {
@@ -1986,11 +1978,7 @@ async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_de
     let apply = |source, records| spawn_apply(&store, source, records);
     // Both applies stop at their first write to ecp.instances, and start it
     // together.
-    let mut blocker = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE ecp.instances IN EXCLUSIVE MODE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = crate::helpers::hold_table_lock(&db, "ecp.instances").await;
     let first = apply("a", records);
     let second = apply("b", reversed);
     wait_for_lock_waits(&db, 2).await;

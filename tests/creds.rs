@@ -14,7 +14,10 @@ use axum::routing::{get, put};
 use axum::Router;
 use chrono::{TimeDelta, Utc};
 
+use ecp_inventory::api::model::DescribeRegionsRequest;
+use ecp_inventory::api::retry::RetryPolicy;
 use ecp_inventory::api::sign::sign_v1;
+use ecp_inventory::api::{ApiError, Client, ClientConfig};
 use ecp_inventory::credentials::{
     vars, ChainSettings, CliProfileProvider, CredentialsProvider, DefaultChain, EcsRamRoleProvider,
     EnvProvider, OidcConfig, OidcProvider, ProfileFileProvider, UriProvider,
@@ -91,6 +94,8 @@ struct FakeSts {
     lifetime: Mutex<TimeDelta>,
     /// When set, answers with this error code instead.
     error: Mutex<Option<&'static str>>,
+    /// While above zero, answers 503 ServiceUnavailable (and counts down).
+    unavailable: AtomicUsize,
 }
 
 async fn sts_handler(
@@ -99,6 +104,18 @@ async fn sts_handler(
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     let n = sts.calls.fetch_add(1, Ordering::SeqCst) + 1;
     sts.queries.lock().unwrap().push(q);
+    let down = sts
+        .unavailable
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok();
+    if down {
+        let body = format!(
+            r#"{{"RequestId":"req-{n}","Code":"ServiceUnavailable","Message":"The request has failed due to a temporary failure of the server."}}"#
+        );
+        return json(StatusCode::SERVICE_UNAVAILABLE, body);
+    }
     if let Some(code) = *sts.error.lock().unwrap() {
         let body = format!(
             r#"{{"RequestId":"req-{n}","HostId":"sts.aliyuncs.com","Code":"{code}","Message":"The OIDC token is invalid."}}"#
@@ -206,6 +223,29 @@ async fn oidc_sts_error_names_the_code_but_not_the_token() {
         "{e}"
     );
     assert!(!e.0.contains(OIDC_TOKEN), "{e}");
+    assert!(
+        !e.is_transient(),
+        "STS refused the token: asking again cannot help"
+    );
+}
+
+#[tokio::test]
+async fn an_sts_that_fails_on_its_side_may_pass_and_the_next_call_asks_again() {
+    let (sts, endpoint) = fake_sts(TimeDelta::hours(1)).await;
+    sts.unavailable.store(1, Ordering::SeqCst);
+    let dir = TempDir::new();
+    let provider = oidc_provider(&endpoint, &dir.write("token", OIDC_TOKEN));
+
+    let e = provider.credentials().await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        e.0.contains("503") && e.0.contains("ServiceUnavailable"),
+        "{e}"
+    );
+    assert!(!e.0.contains(OIDC_TOKEN), "{e}");
+
+    let c = provider.credentials().await.unwrap();
+    assert_eq!(c.access_key_id, "STS.id-2");
 }
 
 #[tokio::test]
@@ -237,11 +277,16 @@ async fn oidc_missing_token_file_and_unreachable_sts_are_clear_errors() {
     let provider = oidc_provider("http://127.0.0.1:9", &dir.path().join("absent"));
     let e = provider.credentials().await.unwrap_err();
     assert!(e.0.contains("cannot read the OIDC token file"), "{e}");
+    assert!(
+        !e.is_transient(),
+        "a missing token file is the setup's to fix"
+    );
 
     let provider = oidc_provider("http://127.0.0.1:9", &dir.write("token", OIDC_TOKEN));
     let e = provider.credentials().await.unwrap_err();
     assert!(e.0.contains("could not connect"), "{e}");
     assert!(!e.0.contains(OIDC_TOKEN), "{e}");
+    assert!(e.is_transient(), "STS out of reach may come back: {e}");
 }
 
 #[tokio::test]
@@ -827,6 +872,105 @@ async fn chain_with_a_failing_rrsa_moves_on_and_reports_it() {
     assert!(e.0.contains("oidc_role_arn: STS AssumeRoleWithOIDC"), "{e}");
     assert!(e.0.contains("AuthenticationFail.OIDCToken.Expired"), "{e}");
     assert!(!e.0.contains(OIDC_TOKEN));
+    assert!(!e.is_transient() && e.0.contains("To fix"), "{e}");
+}
+
+fn rrsa_chain(home: &TempDir, sts_endpoint: &str) -> DefaultChain {
+    let token = home.write("token", OIDC_TOKEN);
+    DefaultChain::new(
+        isolated(home)
+            .with_var(vars::ROLE_ARN, ROLE_ARN)
+            .with_var(vars::OIDC_PROVIDER_ARN, PROVIDER_ARN)
+            .with_var(vars::OIDC_TOKEN_FILE, token.to_str().unwrap())
+            .with_sts_endpoint(sts_endpoint),
+    )
+}
+
+#[tokio::test]
+async fn chain_whose_rrsa_sts_is_down_says_it_may_pass_and_resolves_again() {
+    let (sts, endpoint) = fake_sts(TimeDelta::hours(1)).await;
+    sts.unavailable.store(1, Ordering::SeqCst);
+    let home = TempDir::new();
+    let chain = rrsa_chain(&home, &endpoint);
+
+    let e = chain.credentials().await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        e.0.contains("oidc_role_arn") && e.0.contains("may pass"),
+        "{e}"
+    );
+    assert!(
+        !e.0.contains("To fix"),
+        "no setup advice for an outage: {e}"
+    );
+
+    let c = chain.credentials().await.unwrap();
+    assert_eq!(c.access_key_id, "STS.id-2");
+    assert_eq!(chain.name(), "default/oidc_role_arn");
+}
+
+/// Answers DescribeRegions with one region, whatever the request.
+async fn fake_regions_api() -> String {
+    serve(Router::new().route(
+        "/",
+        axum::routing::any(|| async {
+            json(
+                StatusCode::OK,
+                r#"{"RequestId":"R1","RegionModels":[{"RegionId":"cn-shanghai"}]}"#.to_owned(),
+            )
+        }),
+    ))
+    .await
+}
+
+fn client_with(provider: DefaultChain, endpoint: String, attempts: u32) -> Client {
+    Client::new(
+        provider,
+        ClientConfig {
+            endpoint,
+            retry: RetryPolicy {
+                max_attempts: attempts,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(5),
+                max_retry_after: std::time::Duration::from_secs(1),
+                max_elapsed: std::time::Duration::from_secs(30),
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_is_retried_through_an_sts_outage_and_one_that_outlasts_it_is_no_setup_error() {
+    let (sts, sts_endpoint) = fake_sts(TimeDelta::hours(1)).await;
+    let api = fake_regions_api().await;
+    let home = TempDir::new();
+
+    sts.unavailable.store(2, Ordering::SeqCst);
+    let client = client_with(rrsa_chain(&home, &sts_endpoint), api.clone(), 4);
+    let regions = client
+        .describe_regions(&DescribeRegionsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(regions.region_models.len(), 1);
+    assert_eq!(
+        sts.calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then credentials"
+    );
+
+    sts.unavailable.store(usize::MAX, Ordering::SeqCst);
+    let client = client_with(rrsa_chain(&home, &sts_endpoint), api, 3);
+    let e = client
+        .describe_regions(&DescribeRegionsRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApiError::GaveUp { attempts: 3, .. }), "{e}");
+    assert!(
+        !e.is_auth(),
+        "an outage of STS is not a credentials mistake (exit 1, not 2): {e}"
+    );
 }
 
 #[tokio::test]

@@ -273,6 +273,7 @@ impl Client {
                 .map_err(|e| ApiError::Credentials {
                     action: action.to_owned(),
                     provider: self.credentials.name().to_owned(),
+                    transient: e.is_transient(),
                     detail: e.0,
                 })?;
         let headers = self.signed_headers(action, params, &credentials)?;
@@ -418,6 +419,7 @@ impl Client {
                 "the {what} contains a character that cannot be sent in an HTTP header \
                  (a newline or another control character?)"
             ),
+            transient: false,
         };
         let mut headers = HeaderMap::new();
         for (name, value) in signed {

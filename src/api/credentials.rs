@@ -51,10 +51,44 @@ impl Credentials {
     }
 }
 
-/// Why no credentials could be had.
+/// Why no credentials could be had, and whether that may pass on its own.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct CredentialsError(pub String);
+pub struct CredentialsError(pub String, Persistence);
+
+/// Whether asking again may help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Persistence {
+    /// Only a change of configuration helps: nothing configured, a file or
+    /// variable wrong, credentials the service refused.
+    Lasting,
+    /// The credentials service could not be reached, timed out, throttled or
+    /// failed on its side (HTTP 5xx): the same request may work in a moment.
+    Passing,
+}
+
+impl CredentialsError {
+    /// A failure that only a change of configuration fixes.
+    pub fn new(message: impl Into<String>) -> Self {
+        CredentialsError(message.into(), Persistence::Lasting)
+    }
+
+    /// A failure of the credentials service that may pass (see [`Self::is_transient`]).
+    pub fn transient(message: impl Into<String>) -> Self {
+        CredentialsError(message.into(), Persistence::Passing)
+    }
+
+    /// The credentials service was unreachable or failed on its side: asking
+    /// again later may work, and the configuration is not known to be wrong.
+    pub fn is_transient(&self) -> bool {
+        self.1 == Persistence::Passing
+    }
+
+    /// The same failure, its message rewritten (usually to say what was being done).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        CredentialsError(f(self.0), self.1)
+    }
+}
 
 /// The boxed future a provider returns (object-safe without extra crates).
 pub type CredentialsFuture<'a> = std::pin::Pin<

@@ -74,6 +74,10 @@ pub enum ApiError {
         action: String,
         provider: String,
         detail: String,
+        /// The provider's service was unreachable or failed on its side
+        /// ([`crate::api::credentials::CredentialsError::is_transient`]): retried
+        /// like any request, and not taken for a configuration mistake.
+        transient: bool,
     },
     /// An answer that is not what the API sends: HTML from a proxy, malformed or
     /// truncated JSON, a body of the wrong shape, or one too large to accept.
@@ -143,7 +147,7 @@ impl ApiError {
                     || code.parse::<u16>().is_ok_and(|c| (500..600).contains(&c))
             }
             ApiError::Transport { .. } | ApiError::Timeout { .. } => true,
-            ApiError::Credentials { .. } => false,
+            ApiError::Credentials { transient, .. } => *transient,
             ApiError::BadResponse { status, .. } => *status >= 500 || self.is_throttling(),
             ApiError::GaveUp { .. } => false,
         }
@@ -163,7 +167,7 @@ impl ApiError {
                     || code.starts_with("Forbidden")
                     || code == "NoPermission"
             }
-            ApiError::Credentials { .. } => true,
+            ApiError::Credentials { transient, .. } => !transient,
             ApiError::GaveUp { last, .. } => last.is_auth(),
             _ => false,
         }

@@ -12,6 +12,7 @@ use crate::api::{Client, ClientConfig};
 use crate::crawl::{CrawlOptions, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE};
 use crate::credentials::DefaultChain;
 use crate::error::ConfigError;
+use tracing::warn;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ApiArgs {
@@ -77,12 +78,18 @@ impl ApiArgs {
     /// A client whose credentials come from the SDKs' default chain (environment,
     /// RRSA, the aliyun CLI's profile, the credentials file, the ECS RAM role). The chain is asked once
     /// here, so missing credentials fail before any work, naming every place looked.
+    /// A credentials service that is down (STS for RRSA, say) is no such mistake:
+    /// the requests ask again under the retry policy, and a run that cannot get
+    /// past it fails as any outage does (exit 1), recorded in the ledger.
     pub async fn client(&self) -> anyhow::Result<Client> {
         let chain = DefaultChain::from_process_env();
-        chain
-            .credentials()
-            .await
-            .map_err(|e| ConfigError::new(format!("no usable credentials: {e}")))?;
+        match chain.credentials().await {
+            Ok(_) => {}
+            Err(e) if e.is_transient() => {
+                warn!(error = %e, "no credentials yet; each request asks again while it is retried");
+            }
+            Err(e) => return Err(ConfigError::new(format!("no usable credentials: {e}")).into()),
+        }
         let provider: Arc<dyn CredentialsProvider> = chain.into();
         let client = Client::new(provider, self.client_config()?).map_err(ConfigError::from)?;
         Ok(client)

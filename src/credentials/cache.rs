@@ -131,7 +131,7 @@ mod tests {
             .await
             .unwrap();
         let c = cache
-            .get_or_refresh("t", || async { Err(CredentialsError("down".into())) })
+            .get_or_refresh("t", || async { Err(CredentialsError::new("down")) })
             .await
             .unwrap();
         assert_eq!(c.access_key_id, "a");
@@ -143,7 +143,7 @@ mod tests {
             .await
             .unwrap();
         let e = cache
-            .get_or_refresh("t", || async { Err(CredentialsError("down".into())) })
+            .get_or_refresh("t", || async { Err(CredentialsError::new("down")) })
             .await
             .unwrap_err();
         assert_eq!(e.0, "down");

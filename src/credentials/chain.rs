@@ -71,11 +71,15 @@ impl DefaultChain {
         Ok(credentials)
     }
 
-    /// Tries each provider in order; the first with credentials wins.
+    /// Tries each provider in order; the first with credentials wins. When none
+    /// does and one of them failed for a reason that may pass (its credentials
+    /// service unreachable or failing), the error is transient: nothing is
+    /// chosen, so the next call resolves again.
     async fn resolve(
         &self,
     ) -> Result<(Arc<dyn CredentialsProvider>, Credentials), CredentialsError> {
         let mut reasons: Vec<String> = Vec::new();
+        let mut passing: Option<&str> = None;
         for (name, build) in STEPS {
             let provider = match build(&self.settings) {
                 Ok(provider) => provider,
@@ -88,15 +92,26 @@ impl DefaultChain {
                 Ok(credentials) => return Ok((provider, credentials)),
                 Err(e) => {
                     tracing::debug!(provider = name, reason = %e, "no credentials from this provider");
+                    if e.is_transient() {
+                        passing.get_or_insert(name);
+                    }
                     reasons.push(format!("{name}: {e}"));
                 }
             }
         }
-        Err(CredentialsError(format!(
-            "no Alibaba Cloud credentials found by the default chain. Tried, in order: {}. \
-             {HOW_TO_FIX}",
-            reasons.join("; ")
-        )))
+        let tried = reasons.join("; ");
+        Err(match passing {
+            Some(name) => CredentialsError::transient(format!(
+                "no Alibaba Cloud credentials from the default chain for now: the {name} \
+                 provider's service did not answer or failed, which may pass (the request \
+                 is retried). Tried, in order: {tried}. If it lasts, check that the service \
+                 named there is reachable from here."
+            )),
+            None => CredentialsError::new(format!(
+                "no Alibaba Cloud credentials found by the default chain. Tried, in order: \
+                 {tried}. {HOW_TO_FIX}"
+            )),
+        })
     }
 }
 

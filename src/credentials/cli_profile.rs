@@ -70,13 +70,13 @@ impl CliProfileProvider {
     /// `ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true`.
     pub fn from_settings(settings: &ChainSettings) -> Result<Self, CredentialsError> {
         if settings.flag(vars::CLI_PROFILE_DISABLED) {
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "disabled by {}=true",
                 vars::CLI_PROFILE_DISABLED
             )));
         }
         let path = settings.cli_config_path().ok_or_else(|| {
-            CredentialsError("no home directory, so no ~/.aliyun/config.json".to_owned())
+            CredentialsError::new("no home directory, so no ~/.aliyun/config.json")
         })?;
         Self::load(&path, settings.var(vars::PROFILE), settings)
     }
@@ -99,7 +99,7 @@ impl CliProfileProvider {
         let text = read_config_file(path)?;
         // Only the position: serde may quote a value, and the file holds secrets.
         let config: CliConfig = serde_json::from_str(&text).map_err(|e| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "{} is not valid aliyun CLI JSON (line {}, column {})",
                 path.display(),
                 e.line(),
@@ -111,7 +111,7 @@ impl CliProfileProvider {
             Some(p) => (p.to_owned(), format!(" (from {})", vars::PROFILE)),
             None if !config.current.is_empty() => (config.current.clone(), String::new()),
             None => {
-                return Err(CredentialsError(format!(
+                return Err(CredentialsError::new(format!(
                     "{} names no current profile; set {} or run `aliyun configure`",
                     path.display(),
                     vars::PROFILE
@@ -140,7 +140,7 @@ fn find_profile<'c>(
         .find(|p| p.name == wanted)
         .ok_or_else(|| {
             let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "profile {wanted:?}{from} is not in {} (profiles there: {})",
                 path.display(),
                 if known.is_empty() {
@@ -162,7 +162,7 @@ fn provider_for(
     depth: usize,
 ) -> Result<Arc<dyn CredentialsProvider>, CredentialsError> {
     let missing = |field: &str| {
-        CredentialsError(format!(
+        CredentialsError::new(format!(
             "profile {:?} (mode {}) in {} has no {field}",
             p.name,
             p.mode,
@@ -194,7 +194,7 @@ fn provider_for(
             } else {
                 require(&p.source_profile, "source_profile")?;
                 if depth >= MAX_SOURCE_PROFILES {
-                    return Err(CredentialsError(format!(
+                    return Err(CredentialsError::new(format!(
                         "profile {:?} in {}: source_profile goes on for more than \
                          {MAX_SOURCE_PROFILES} profiles (a loop?)",
                         p.name,
@@ -253,7 +253,7 @@ fn provider_for(
             config.policy = Some(p.policy.clone()).filter(|v| !v.is_empty());
             Ok(Arc::new(OidcProvider::new(config)?))
         }
-        other => Err(CredentialsError(format!(
+        other => Err(CredentialsError::new(format!(
             "profile {:?} in {} uses mode {other}, which is not supported here \
              (supported: AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC)",
             p.name,

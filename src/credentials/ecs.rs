@@ -42,7 +42,7 @@ impl EcsRamRoleProvider {
     pub fn new(base_url: impl Into<String>) -> Result<Self, CredentialsError> {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base_url).map_err(|e| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "ECS metadata endpoint {base_url:?} is not a URL: {e}"
             ))
         })?;
@@ -56,7 +56,7 @@ impl EcsRamRoleProvider {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
-                CredentialsError(format!(
+                CredentialsError::new(format!(
                     "cannot build the HTTP client for ECS metadata: {e}"
                 ))
             })?;
@@ -119,7 +119,7 @@ impl EcsRamRoleProvider {
         let why = match response {
             // Nothing answering at all: no point in trying IMDSv1 at the same address.
             Err(e) if e.is_connect() || e.is_timeout() => {
-                return Err(CredentialsError(format!(
+                return Err(CredentialsError::new(format!(
                     "ECS metadata service at {} is unreachable (not on ECS?): {}",
                     self.base_url,
                     describe_transport_error(e)
@@ -128,7 +128,7 @@ impl EcsRamRoleProvider {
             Err(e) => describe_transport_error(e),
             Ok(response) if response.status().is_success() => {
                 let token = response.text().await.map_err(|e| {
-                    CredentialsError(format!(
+                    CredentialsError::new(format!(
                         "reading the ECS metadata token failed: {}",
                         describe_transport_error(e)
                     ))
@@ -142,7 +142,7 @@ impl EcsRamRoleProvider {
             Ok(response) => format!("HTTP {}", response.status().as_u16()),
         };
         if self.imdsv1_disabled {
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "getting an ECS metadata token from {url} failed ({why}) and {}=true forbids \
                  requests without one",
                 vars::IMDSV1_DISABLED
@@ -158,7 +158,7 @@ impl EcsRamRoleProvider {
         // One role per instance; take the first line should the service list more.
         match listing.lines().map(str::trim).find(|l| !l.is_empty()) {
             Some(role) => Ok(role.to_owned()),
-            None => Err(CredentialsError(format!(
+            None => Err(CredentialsError::new(format!(
                 "no RAM role is attached to this ECS instance ({}{ROLES_PATH} is empty); \
                  attach one or set {}",
                 self.base_url,
@@ -169,12 +169,13 @@ impl EcsRamRoleProvider {
 
     async fn get(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, CredentialsError> {
         let url = format!("{}{path}", self.base_url);
-        let fail = |detail: String| CredentialsError(format!("GET {url} failed: {detail}"));
         let mut request = self.http.get(&url);
         if let Some(token) = token {
             request = request.header(TOKEN_HEADER, token);
         }
-        fetch_body(request).await.map_err(fail)
+        fetch_body(request)
+            .await
+            .map_err(|e| e.map_message(|detail| format!("GET {url} failed: {detail}")))
     }
 }
 

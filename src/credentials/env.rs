@@ -51,7 +51,7 @@ impl EnvProvider {
 
 impl CredentialsProvider for EnvProvider {
     fn credentials(&self) -> CredentialsFuture<'_> {
-        let result = self.found.clone().map_err(CredentialsError);
+        let result = self.found.clone().map_err(CredentialsError::new);
         Box::pin(async move { result })
     }
 

@@ -103,14 +103,15 @@ impl OidcProvider {
     async fn assume_role(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let token = self.read_token().await?;
         let role = &self.config.role_arn;
-        let fail = |detail: String| {
+        let say = |detail: String| {
             // STS does not echo the token today; make sure it never can reach a log.
             let detail = detail.replace(&token, "***");
-            CredentialsError(format!(
+            format!(
                 "STS AssumeRoleWithOIDC for role {role} at {} failed: {detail}",
                 self.config.sts_endpoint
-            ))
+            )
         };
+        let fail = |detail: String| CredentialsError::new(say(detail));
 
         let mut url = reqwest::Url::parse(&self.config.sts_endpoint)
             .map_err(|e| fail(format!("bad endpoint: {e}")))?;
@@ -134,14 +135,16 @@ impl OidcProvider {
             }
         }
 
-        let body = fetch_body(self.http.get(url)).await.map_err(fail)?;
-        sts_credentials(&body, "STS AssumeRoleWithOIDC").map_err(|e| fail(e.0))
+        let body = fetch_body(self.http.get(url))
+            .await
+            .map_err(|e| e.map_message(say))?;
+        sts_credentials(&body, "STS AssumeRoleWithOIDC").map_err(|e| e.map_message(say))
     }
 
     async fn read_token(&self) -> Result<String, CredentialsError> {
         let path = &self.config.token_file;
         let token = tokio::fs::read_to_string(path).await.map_err(|e| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "cannot read the OIDC token file {} ({}): {e}",
                 path.display(),
                 vars::OIDC_TOKEN_FILE
@@ -150,7 +153,7 @@ impl OidcProvider {
         // A JWT has no whitespace; a trailing newline from an editor or `echo` is noise.
         let token = token.trim().to_owned();
         if token.is_empty() {
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "the OIDC token file {} is empty",
                 path.display()
             )));

@@ -44,7 +44,7 @@ impl ProfileFileProvider {
     /// section, is the chain's reason to move on, naming the file.
     pub fn from_settings(settings: &ChainSettings) -> Result<Self, CredentialsError> {
         let path = settings.credentials_file_path().ok_or_else(|| {
-            CredentialsError("no home directory, so no ~/.alibabacloud/credentials.ini".to_owned())
+            CredentialsError::new("no home directory, so no ~/.alibabacloud/credentials.ini")
         })?;
         let section = settings.var(vars::PROFILE).unwrap_or("default");
         Self::load(&path, section, settings)
@@ -53,14 +53,14 @@ impl ProfileFileProvider {
     fn load(path: &Path, wanted: &str, settings: &ChainSettings) -> Result<Self, CredentialsError> {
         let text = read_config_file(path)?;
         let sections = parse_ini(&text).map_err(|line| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "{} line {line} is neither a [section], a key = value nor a comment",
                 path.display()
             ))
         })?;
         let Some(section) = sections.get(wanted) else {
             let known: Vec<&str> = sections.keys().map(String::as_str).collect();
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "{} has no section [{wanted}] (sections there: {}; pick one with {})",
                 path.display(),
                 if known.is_empty() {
@@ -95,7 +95,7 @@ fn provider_for(
     let kind = get("type").unwrap_or("");
     let require = |key: &str| {
         get(key).ok_or_else(|| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "section [{name}] (type {kind}) of {} has no {key}",
                 path.display()
             ))
@@ -140,7 +140,7 @@ fn provider_for(
             }
             Ok(Arc::new(ecs))
         }
-        other => Err(CredentialsError(format!(
+        other => Err(CredentialsError::new(format!(
             "section [{name}] of {} has type {other:?}, which is not supported here \
              (supported: access_key, ram_role_arn, oidc_role_arn, ecs_ram_role)",
             path.display()

@@ -64,7 +64,7 @@ impl RamRoleArnProvider {
         source: Arc<dyn CredentialsProvider>,
     ) -> Result<Self, CredentialsError> {
         if config.role_arn.is_empty() {
-            return Err(CredentialsError(
+            return Err(CredentialsError::new(
                 "a RAM role ARN is required to assume a role".to_owned(),
             ));
         }
@@ -84,17 +84,18 @@ impl RamRoleArnProvider {
 
     async fn assume_role(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let role = &self.config.role_arn;
-        let fail = |detail: String| {
-            CredentialsError(format!(
+        let say = |detail: String| {
+            format!(
                 "STS AssumeRole for role {role} at {} failed: {detail}",
                 self.config.sts_endpoint
-            ))
+            )
         };
+        let fail = |detail: String| CredentialsError::new(say(detail));
         let source = self
             .source
             .credentials()
             .await
-            .map_err(|e| fail(format!("no source credentials: {e}")))?;
+            .map_err(|e| e.map_message(|m| say(format!("no source credentials: {m}"))))?;
 
         let mut params: Vec<(String, String)> = [
             ("Action", "AssumeRole".to_owned()),
@@ -138,8 +139,10 @@ impl RamRoleArnProvider {
         url.query_pairs_mut().extend_pairs(&params);
         // The query holds the source's security token: fetch_body's errors never
         // quote the URL.
-        let body = fetch_body(self.http.get(url)).await.map_err(fail)?;
-        sts_credentials(&body, "STS AssumeRole").map_err(|e| fail(e.0))
+        let body = fetch_body(self.http.get(url))
+            .await
+            .map_err(|e| e.map_message(say))?;
+        sts_credentials(&body, "STS AssumeRole").map_err(|e| e.map_message(say))
     }
 }
 

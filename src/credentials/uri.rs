@@ -26,8 +26,9 @@ impl UriProvider {
 
     pub fn new(uri: impl Into<String>) -> Result<Self, CredentialsError> {
         let uri = uri.into();
-        reqwest::Url::parse(&uri)
-            .map_err(|e| CredentialsError(format!("credentials URI {uri:?} is not a URL: {e}")))?;
+        reqwest::Url::parse(&uri).map_err(|e| {
+            CredentialsError::new(format!("credentials URI {uri:?} is not a URL: {e}"))
+        })?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -35,7 +36,7 @@ impl UriProvider {
             // Secrets travel in this exchange: never to another address.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| CredentialsError(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| CredentialsError::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(UriProvider {
             uri,
             http,
@@ -52,8 +53,9 @@ impl UriProvider {
     }
 
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
-        let fail = |detail: String| CredentialsError(format!("GET {} failed: {detail}", self.uri));
-        let body = fetch_body(self.http.get(&self.uri)).await.map_err(fail)?;
+        let body = fetch_body(self.http.get(&self.uri))
+            .await
+            .map_err(|e| e.map_message(|detail| format!("GET {} failed: {detail}", self.uri)))?;
         MetadataCredentials::parse(&body, &format!("credentials URI {}", self.uri))
     }
 }

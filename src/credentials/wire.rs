@@ -25,13 +25,14 @@ pub(crate) fn sts_client(
     duration_seconds: u32,
 ) -> Result<reqwest::Client, CredentialsError> {
     if duration_seconds < MIN_DURATION_SECONDS {
-        return Err(CredentialsError(format!(
+        return Err(CredentialsError::new(format!(
             "{what} session duration {duration_seconds} s is below the STS minimum of \
              {MIN_DURATION_SECONDS} s"
         )));
     }
-    reqwest::Url::parse(endpoint)
-        .map_err(|e| CredentialsError(format!("STS endpoint {endpoint:?} is not a URL: {e}")))?;
+    reqwest::Url::parse(endpoint).map_err(|e| {
+        CredentialsError::new(format!("STS endpoint {endpoint:?} is not a URL: {e}"))
+    })?;
     reqwest::Client::builder()
         .connect_timeout(STS_CONNECT_TIMEOUT)
         .timeout(STS_REQUEST_TIMEOUT)
@@ -39,7 +40,7 @@ pub(crate) fn sts_client(
         // Secrets travel in this exchange: never to another address.
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| CredentialsError(format!("cannot build the HTTP client for STS: {e}")))
+        .map_err(|e| CredentialsError::new(format!("cannot build the HTTP client for STS: {e}")))
 }
 
 /// A configuration file's text, or an error naming the file and what is wrong.
@@ -50,7 +51,7 @@ pub(crate) fn read_config_file(path: &std::path::Path) -> Result<String, Credent
         } else {
             format!("cannot be read: {e}")
         };
-        CredentialsError(format!("{} {what}", path.display()))
+        CredentialsError::new(format!("{} {what}", path.display()))
     })
 }
 
@@ -88,13 +89,13 @@ impl SessionCredentials {
         .filter_map(|(field, empty)| empty.then_some(field))
         .collect();
         if !missing.is_empty() {
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "{source} returned credentials without {}",
                 missing.join(", ")
             )));
         }
         let expiration = parse_expiration(&self.expiration).ok_or_else(|| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "{source} returned an unreadable Expiration {:?}",
                 self.expiration
             ))
@@ -122,14 +123,14 @@ impl MetadataCredentials {
     ) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         // The serde error could quote the body, which holds secrets: say only where.
         let parsed: MetadataCredentials = serde_json::from_slice(body).map_err(|e| {
-            CredentialsError(format!(
+            CredentialsError::new(format!(
                 "{source} returned a body that is not credentials JSON (at line {}, column {})",
                 e.line(),
                 e.column()
             ))
         })?;
         if parsed.code != "Success" {
-            return Err(CredentialsError(format!(
+            return Err(CredentialsError::new(format!(
                 "{source} answered Code {:?} instead of \"Success\"",
                 parsed.code
             )));
@@ -150,7 +151,7 @@ pub(crate) fn sts_credentials(
     }
     // Not `{e}`: serde can quote values, and this body holds secrets.
     let parsed: AssumeRoleResponse = serde_json::from_slice(body).map_err(|e| {
-        CredentialsError(format!(
+        CredentialsError::new(format!(
             "response is not JSON (line {}, column {})",
             e.line(),
             e.column()
@@ -158,7 +159,7 @@ pub(crate) fn sts_credentials(
     })?;
     parsed
         .credentials
-        .ok_or_else(|| CredentialsError(describe_error_body(200, body)))?
+        .ok_or_else(|| CredentialsError::new(describe_error_body(200, body)))?
         .into_expiring(source)
 }
 
@@ -217,15 +218,48 @@ pub(crate) fn describe_error_body(status: u16, body: &[u8]) -> String {
 
 /// Sends `request` and returns the body of a 2xx answer. Any other outcome is a
 /// one-line description (see [`describe_transport_error`] and
-/// [`describe_error_body`]) for the caller to wrap with what it was doing.
-pub(crate) async fn fetch_body(request: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
-    let response = request.send().await.map_err(describe_transport_error)?;
+/// [`describe_error_body`]) for the caller to wrap with what it was doing. No
+/// answer, a throttled or a failed one (HTTP 5xx) is transient: the service may
+/// answer the next request, and the configuration is not known to be wrong.
+pub(crate) async fn fetch_body(
+    request: reqwest::RequestBuilder,
+) -> Result<Vec<u8>, CredentialsError> {
+    let unanswered = |e: reqwest::Error| {
+        let lasting = e.is_builder() || e.is_redirect();
+        let detail = describe_transport_error(e);
+        if lasting {
+            CredentialsError::new(detail)
+        } else {
+            CredentialsError::transient(detail)
+        }
+    };
+    let response = request.send().await.map_err(unanswered)?;
     let status = response.status();
-    let body = response.bytes().await.map_err(describe_transport_error)?;
+    let body = response.bytes().await.map_err(unanswered)?;
     if !status.is_success() {
-        return Err(describe_error_body(status.as_u16(), &body));
+        let detail = describe_error_body(status.as_u16(), &body);
+        return Err(if may_pass(status.as_u16(), &body) {
+            CredentialsError::transient(detail)
+        } else {
+            CredentialsError::new(detail)
+        });
     }
     Ok(body.to_vec())
+}
+
+/// A refusal that may pass: the service failed (5xx) or throttled the caller.
+fn may_pass(status: u16, body: &[u8]) -> bool {
+    if status >= 500 || status == 429 {
+        return true;
+    }
+    serde_json::from_slice::<ApiErrorBody>(body)
+        .ok()
+        .and_then(|err| err.code)
+        .is_some_and(|code| {
+            code.starts_with("Throttling")
+                || code == "ServiceUnavailable"
+                || code == "InternalError"
+        })
 }
 
 /// Transport errors without the URL's query string, which for STS holds the OIDC
@@ -281,6 +315,21 @@ mod tests {
         let broken = br#"{"Code":"Success","AccessKeySecret":"s3cr3t""#;
         let e = MetadataCredentials::parse(broken, "x").unwrap_err();
         assert!(!e.0.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn failures_of_the_service_may_pass_and_refusals_do_not() {
+        let code = |c: &str| format!(r#"{{"RequestId":"r","Code":"{c}","Message":"m"}}"#);
+        assert!(may_pass(503, b""));
+        assert!(may_pass(500, code("InternalError").as_bytes()));
+        assert!(may_pass(429, b"slow down"));
+        assert!(may_pass(400, code("Throttling.User").as_bytes()));
+        assert!(!may_pass(
+            400,
+            code("AuthenticationFail.OIDCToken.Expired").as_bytes()
+        ));
+        assert!(!may_pass(403, code("NoPermission").as_bytes()));
+        assert!(!may_pass(404, b"not found"));
     }
 
     #[test]

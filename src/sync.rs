@@ -586,6 +586,88 @@ const PROGRESS_EVERY_PAGES: u64 = 100;
 /// one line per instance: the first few say what it is, a count says how much.
 const PROBLEMS_LOGGED_PER_SCOPE: usize = 20;
 
+/// At most this many instances missing from a complete listing are asked for by
+/// id before the apply may mark them deleted (ten requests); a listing that
+/// misses more is left to the mass-deletion guard.
+const RECHECK_AT_MOST: usize = 1000;
+
+/// Instance ids per recheck request, the most one page can answer.
+const RECHECK_IDS_PER_REQUEST: usize = 100;
+
+/// Asks the service by id for the instances current in the scope that the
+/// complete listing did not return, before the apply marks them deleted. A
+/// paginated listing can lose instances while the service says it ended well
+/// (an early last page; a cursor the fleet shifted under): asked by id, those
+/// that still exist answer, are staged like any listed instance, and are not
+/// deleted. Those that do not answer are gone. If the service fails the recheck,
+/// this run marks nothing deleted; if the store fails (the staged rows refused),
+/// the scope fails, as it would at the apply.
+async fn recheck_unlisted(
+    client: &Client,
+    staging: &mut crate::store::ScopeSync,
+    settings: &SyncSettings,
+    report: &mut ScopeReport,
+) -> Result<(), StoreError> {
+    let unlisted = match staging.unlisted(RECHECK_AT_MOST).await? {
+        Some(ids) if !ids.is_empty() => ids,
+        _ => return Ok(()),
+    };
+    let mut found = 0u64;
+    for ids in unlisted.chunks(RECHECK_IDS_PER_REQUEST) {
+        let mut request = DescribeAndroidInstancesRequest {
+            biz_region_id: Some(report.biz_region_id.clone()),
+            android_instance_ids: ids.to_vec(),
+            max_results: Some(RECHECK_IDS_PER_REQUEST as i32),
+            ..Default::default()
+        };
+        loop {
+            let page = match client.describe_android_instances(&request).await {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(error = %e, unlisted = unlisted.len(),
+                          "could not ask for the instances the listing left out; none is marked deleted this run");
+                    report.deletions_withheld = true;
+                    return Ok(());
+                }
+            };
+            let fetched_at = chrono::Utc::now();
+            let mut rows = Vec::new();
+            for record in page.instances {
+                match normalize(record, &settings.normalize) {
+                    // Only what was asked for: any other instance was listed already.
+                    Ok(n) if ids.contains(&n.row.instance_id) => rows.push(n),
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(error = %e, "a rechecked record was skipped; none is marked deleted this run");
+                        report.deletions_withheld = true;
+                    }
+                }
+            }
+            found += rows.len() as u64;
+            staging.push_page(fetched_at, &rows).await?;
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(token) => request.next_token = Some(token),
+                None => break,
+            }
+        }
+    }
+    report.instances += found;
+    if found > 0 {
+        warn!(
+            unlisted = unlisted.len(),
+            still_there = found,
+            "the listing left out instances that still exist (asked for by id): they are kept, \
+             and only the others are marked deleted"
+        );
+    } else {
+        info!(
+            unlisted = unlisted.len(),
+            "instances the listing left out are gone (asked for by id)"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn sync_scope(
     run: &Run,
     client: &Client,
@@ -742,6 +824,15 @@ pub(crate) async fn sync_scope(
         );
     }
     report.deletions_withheld = !filtered && report.skipped > 0;
+    if !filtered && !report.deletions_withheld {
+        if let Err(e) = recheck_unlisted(client, &mut staging, settings, report).await {
+            report.failed(&e);
+            if let Err(record_err) = staging.fail(&e.to_string()).await {
+                warn!(error = %record_err, "could not record the failed scope");
+            }
+            return;
+        }
+    }
     // A listing that ends clearly short of the service's own count may have lost
     // pages (the reference's pagination traps): the apply, which knows how many
     // distinct instances were staged, then writes what was returned and marks

@@ -275,6 +275,25 @@ impl ScopeSync {
         Ok(())
     }
 
+    /// The instances current in this scope that the crawl has not listed (the
+    /// ones the apply would mark deleted), in id order, when there are at most
+    /// `limit` of them; `None` when there are more.
+    pub async fn unlisted(&mut self, limit: usize) -> Result<Option<Vec<String>>, StoreError> {
+        self.flush().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT i.instance_id FROM ecp.instances i \
+             WHERE i.source = $1 AND i.biz_region_id = $2 AND i.deleted_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM ecp_stage s WHERE s.instance_id = i.instance_id) \
+             ORDER BY i.instance_id LIMIT $3",
+        )
+        .bind(&self.scope.source)
+        .bind(&self.scope.biz_region_id)
+        .bind(limit.saturating_add(1) as i64)
+        .fetch_all(&mut self.conn)
+        .await?;
+        Ok((ids.len() <= limit).then_some(ids))
+    }
+
     /// `flag` is set just before the apply sends its COMMIT: from then on the
     /// outcome is the server's, and a caller that wants to stop (on a signal)
     /// must wait for it rather than drop the apply and guess.
@@ -285,6 +304,15 @@ impl ScopeSync {
     /// The crawl reached its last page: writes the snapshot (see [`apply`]).
     pub async fn apply(self, opts: &ApplyOptions) -> Result<ApplyCounts, StoreError> {
         apply::apply(self, opts).await
+    }
+
+    /// The crawl completed, but what it staged could not be used (the server
+    /// refused a staged row, say): discards the staged rows, changes nothing in
+    /// the inventory and records the scope as complete, not applied, with `error`.
+    pub async fn fail(mut self, error: &str) -> Result<(), StoreError> {
+        apply::record_scope(&mut self, true, false, false, None, Some(error)).await?;
+        self.conn.close().await?;
+        Ok(())
     }
 
     /// The crawl did not complete: discards the staged rows, changes nothing in

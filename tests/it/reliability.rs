@@ -824,11 +824,12 @@ async fn a_record_without_an_id_is_skipped_counted_and_deletes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listing_that_ends_short_of_its_total_count_deletes_nothing() {
+async fn instances_a_short_listing_lost_are_asked_for_by_id_and_kept() {
     // Page 4 of 10 says it is the last while TotalCount still counts 100: the
-    // service lost the tail of the listing. The 40 returned are applied (the
-    // churned statuses among them); the 60 missing are not marked deleted.
-    let (db, _sim, report, _) = sync_with_faults(
+    // service lost the tail of the listing. The 60 it left out are still current
+    // in the store, so they are asked for by id before anything is deleted: they
+    // answer, and are applied like listed ones (their churned statuses too).
+    let (db, sim, report, _) = sync_with_faults(
         Faults {
             last_page_early: Some(4),
             ..Default::default()
@@ -838,22 +839,64 @@ async fn a_listing_that_ends_short_of_its_total_count_deletes_nothing() {
     .await;
     assert!(report.succeeded(), "{}", report.summary_line());
     let scope = &report.scopes[0];
-    assert_eq!((scope.instances, scope.total_count), (40, Some(100)));
-    assert!(scope.complete && scope.deletions_withheld, "{scope:?}");
+    assert_eq!((scope.instances, scope.total_count), (100, Some(100)));
+    assert!(scope.complete && !scope.deletions_withheld, "{scope:?}");
     assert_eq!(report.totals.deleted, 0);
-    assert_eq!(
-        count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
-        100
-    );
-    assert!(report.totals.updated > 0, "what was returned is applied");
-    // Not evidence for deletions later either.
-    let filtered: bool =
-        sqlx::query_scalar("SELECT filtered FROM ecp.sync_run_scopes WHERE run_id = $1")
-            .bind(report.run_id)
-            .fetch_one(&db.pool)
+    assert_eq!(current_ids(&db.pool).await, sim_ids(&sim));
+    let statuses: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT instance_id, status FROM ecp.current_instances")
+            .fetch_all(&db.pool)
             .await
             .unwrap();
-    assert!(filtered);
+    for i in sim.fleet() {
+        let id = i["AndroidInstanceId"].as_str().unwrap();
+        let stored = statuses.iter().find(|(s, _)| s == id).map(|(_, st)| st);
+        assert_eq!(
+            stored.and_then(|s| s.as_deref()),
+            i["AndroidInstanceStatus"].as_str(),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_listing_deletes_exactly_the_instances_that_are_gone() {
+    // Three instances are deleted, and the listing of the 97 left loses its last
+    // page (seven more, within any tolerance of the service's count): of the ten
+    // the crawl did not return, the three gone are marked deleted, the seven
+    // that answer when asked for by id are not.
+    let gone = std::sync::Mutex::new(Vec::new());
+    let (db, sim, report, _) = sync_with_faults(
+        Faults {
+            last_page_early: Some(9),
+            ..Default::default()
+        },
+        |sim| {
+            let churned = sim.churn(&ChurnSpec {
+                seed: 11,
+                delete: 3,
+                ..Default::default()
+            });
+            *gone.lock().unwrap() = churned.deleted;
+        },
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    let scope = &report.scopes[0];
+    assert_eq!(scope.total_count, Some(97));
+    assert!(!scope.deletions_withheld, "{scope:?}");
+    assert_eq!(report.totals.deleted, 3);
+    assert_eq!(current_ids(&db.pool).await, sim_ids(&sim));
+    let mut deleted: Vec<String> = sqlx::query_scalar(
+        "SELECT instance_id FROM ecp.instance_changes WHERE change_kind = 'deleted' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    deleted.sort();
+    let mut gone = gone.into_inner().unwrap();
+    gone.sort();
+    assert_eq!(deleted, gone);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,11 +131,13 @@ impl Query {
     }
 }
 
-/// `Name.1`, `Name.2`, ... in numeric order.
+/// `Name.1`, `Name.2`, ... in numeric order. An empty item is none, as an empty
+/// single value is no filter.
 fn list(params: &BTreeMap<String, String>, name: &str) -> Vec<String> {
     let prefix = format!("{name}.");
     let mut items: Vec<(u32, String)> = params
         .iter()
+        .filter(|(_, v)| !v.is_empty())
         .filter_map(|(k, v)| {
             let n = k.strip_prefix(&prefix)?.parse().ok()?;
             Some((n, v.clone()))
@@ -145,9 +147,12 @@ fn list(params: &BTreeMap<String, String>, name: &str) -> Vec<String> {
     items.into_iter().map(|(_, v)| v).collect()
 }
 
+/// `Tag.N.Key` and `Tag.N.Value` pairs. An empty key or value is none (the SDK
+/// sends `Tag.1.Value=` for a tag given with an empty value: "has the key"), and
+/// an entry with neither is no filter.
 fn tags(params: &BTreeMap<String, String>) -> Vec<(Option<String>, Option<String>)> {
     let mut by_n: BTreeMap<u32, (Option<String>, Option<String>)> = BTreeMap::new();
-    for (k, v) in params {
+    for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
         let Some(rest) = k.strip_prefix("Tag.") else {
             continue;
         };
@@ -162,7 +167,9 @@ fn tags(params: &BTreeMap<String, String>) -> Vec<(Option<String>, Option<String
             _ => {}
         }
     }
-    by_n.into_values().collect()
+    by_n.into_values()
+        .filter(|(key, value)| key.is_some() || value.is_some())
+        .collect()
 }
 
 /// The instance fields filters look at.
@@ -370,10 +377,22 @@ mod tests {
             ("Status", ""),
             ("NextToken", ""),
             ("BizRegionId", ""),
+            ("AndroidInstanceIds.1", ""),
+            ("Tag.2.Key", ""),
         ]))
         .unwrap();
         assert!(q.filter.is_empty());
         assert_eq!(q.next_token, None);
+        // A tag given with an empty value is a test of its key alone.
+        let q = Query::parse(&params(&[
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", ""),
+            ("AndroidInstanceIds.1", "acp-1"),
+            ("AndroidInstanceIds.2", ""),
+        ]))
+        .unwrap();
+        assert_eq!(q.filter.tags, [(Some("env".into()), None)]);
+        assert_eq!(q.filter.ids, ["acp-1"]);
     }
 
     #[test]

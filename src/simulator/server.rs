@@ -109,7 +109,11 @@ async fn api(
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        // Media types are case-insensitive (RFC 9110).
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     let form = if is_form {
         decode_pairs(&body)
     } else {

@@ -514,6 +514,13 @@ async fn get_post_form_rfc3986_and_v1_variants_are_accepted() {
     variants.push(get);
     let mut form = Call::instances(&params);
     form.form = true;
+    variants.push(form.clone());
+    // Media types are case-insensitive: the body is read whatever the case.
+    form.headers = vec![(
+        "content-type".into(),
+        "Application/X-WWW-Form-Urlencoded".into(),
+        true,
+    )];
     variants.push(form);
     for call in &variants {
         let r = client.send(call).await;

@@ -497,3 +497,64 @@ async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
         );
     }
 }
+
+/// An instance that moves to another region: each change in the feed is named
+/// with the scope it happened in (its creation and its deletion in the old
+/// region, its return in the new one), not all with the region it is in now.
+#[tokio::test]
+async fn the_change_feed_names_the_scope_each_change_happened_in() {
+    let db = test_db().await;
+    let (sim, running) = fleet_of(60).await;
+    let c = sim_client(&running);
+    assert!(run(&db, &c).await.succeeded());
+    let (id, from): (String, String) = sqlx::query_as(
+        "SELECT instance_id, biz_region_id FROM ecp.current_instances ORDER BY instance_id LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let to: String = sqlx::query_scalar(
+        "SELECT DISTINCT biz_region_id FROM ecp.current_instances \
+         WHERE biz_region_id <> $1 ORDER BY 1 LIMIT 1",
+    )
+    .bind(&from)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    sim.edit_instance(&id, |j| {
+        j.insert("RegionId".into(), Value::from(to.clone()));
+    });
+    for _ in 0..2 {
+        assert!(run(&db, &c).await.succeeded());
+    }
+    let now: String = sqlx::query_scalar(
+        "SELECT biz_region_id FROM ecp.current_instances WHERE instance_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(now, to, "moved");
+
+    let feed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT change_kind, biz_region_id FROM ecp.change_feed \
+         WHERE instance_id = $1 ORDER BY change_id",
+    )
+    .bind(&id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = feed.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kinds.contains(&"created") && kinds.contains(&"deleted") && kinds.contains(&"restored"),
+        "{feed:?}"
+    );
+    for (kind, region) in &feed {
+        let want = if matches!(kind.as_str(), "created" | "deleted") {
+            &from
+        } else {
+            &to
+        };
+        assert_eq!(region, want, "{kind}: {feed:?}");
+    }
+}

@@ -6,12 +6,14 @@
 --   NULL old_value when added, NULL new_value when removed), one for the disk list.
 -- Volatile columns are left out of the generated VALUES list, so they never make
 -- a change row.
+-- Each row names the scope it was observed in: this one.
 -- $1 run_id, $2 source, $3 biz_region_id.
 INSERT INTO ecp.instance_changes (run_id, instance_id, observed_at, previously_observed_at,
-                                  change_kind, field, old_value, new_value)
+                                  change_kind, field, old_value, new_value,
+                                  source, biz_region_id)
 SELECT $1, a.instance_id, a.changed_at,
        CASE WHEN a.kind = 'created' THEN NULL ELSE a.previously_observed_at END,
-       a.kind, NULL, NULL, NULL
+       a.kind, NULL, NULL, NULL, $2, $3
 FROM ecp_apply a
 WHERE a.kind IN ('created', 'deleted', 'restored')
 UNION ALL
@@ -19,7 +21,7 @@ SELECT $1, a.instance_id, a.changed_at,
        -- A restored instance's old values are those of before it disappeared:
        -- last seen by the last crawl that returned it, not when it was missed.
        CASE WHEN a.kind = 'restored' THEN i.last_seen_at ELSE a.previously_observed_at END,
-       'updated', f.field, f.old_value, f.new_value
+       'updated', f.field, f.old_value, f.new_value, $2, $3
 FROM ecp_apply a
 JOIN ecp_stage s ON s.instance_id = a.instance_id
 JOIN ecp.instances i ON i.instance_id = a.instance_id

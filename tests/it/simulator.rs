@@ -1277,6 +1277,15 @@ async fn error_rates_answer_with_the_right_status_and_code() {
                 .get("x-acs-retry-after")
                 .map(|v| v.to_str().unwrap());
             assert_eq!(got, retry_after);
+            let quota = r
+                .headers
+                .get("x-ratelimit-user-api")
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(
+                quota,
+                retry_after.map(|ms| format!("Limit:1,Remain:0,TimeLeft:{ms}")),
+                "{action}"
+            );
         }
         // admin endpoints are never faulted
         let stats =

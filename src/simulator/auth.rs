@@ -68,6 +68,16 @@ fn param<'a>(incoming: &'a Incoming<'_>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A header's text as its sender signed it: UTF-8 when its bytes are (Go sends
+/// them so), else ISO-8859-1, as Python's http.client encodes a header with a
+/// character past ASCII (a user agent with an accent, say).
+fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
 /// Checks the signature with whichever scheme the request uses (pure).
 pub fn verify_signature(
     incoming: &Incoming<'_>,
@@ -164,10 +174,7 @@ fn verify_v3(
     for name in &signed {
         let mut found = false;
         for value in incoming.headers.get_all(name.as_str()) {
-            let value = value.to_str().map_err(|_| {
-                ApiError::incomplete_signature(&format!("header {name} is not text"))
-            })?;
-            to_sign.push((name.clone(), value.to_owned()));
+            to_sign.push((name.clone(), header_text(value.as_bytes())));
             found = true;
         }
         if !found {
@@ -321,6 +328,17 @@ impl NonceBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_text_is_utf8_or_else_latin1() {
+        assert_eq!(header_text(b"plain"), "plain");
+        assert_eq!(
+            header_text("caf\u{e9} \u{4e2d}".as_bytes()),
+            "caf\u{e9} \u{4e2d}"
+        );
+        // Python's http.client sends a header past ASCII as ISO-8859-1.
+        assert_eq!(header_text(b"inventory caf\xe9"), "inventory caf\u{e9}");
+    }
 
     #[test]
     fn dates_parse_in_the_wire_format() {

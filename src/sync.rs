@@ -824,7 +824,7 @@ pub(crate) async fn sync_scope(
         );
     }
     report.deletions_withheld = !filtered && report.skipped > 0;
-    if !filtered && !report.deletions_withheld {
+    if !filtered && !settings.apply.filtered && !report.deletions_withheld {
         if let Err(e) = recheck_unlisted(client, &mut staging, settings, report).await {
             report.failed(&e);
             if let Err(record_err) = staging.fail(&e.to_string()).await {

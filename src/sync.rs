@@ -599,9 +599,11 @@ const RECHECK_IDS_PER_REQUEST: usize = 100;
 /// paginated listing can lose instances while the service says it ended well
 /// (an early last page; a cursor the fleet shifted under): asked by id, those
 /// that still exist answer, are staged like any listed instance, and are not
-/// deleted. Those that do not answer are gone. If the service fails the recheck,
-/// this run marks nothing deleted; if the store fails (the staged rows refused),
-/// the scope fails, as it would at the apply.
+/// deleted. Those that do not answer are gone. An answer that cannot vouch for
+/// them (the service failed, or its answer has a next page) makes this run mark
+/// nothing deleted; a service that refuses the question leaves them to the
+/// listing alone, as before any recheck; a store that fails (a staged row
+/// refused) fails the scope, as it would at the apply.
 async fn recheck_unlisted(
     client: &Client,
     staging: &mut crate::store::ScopeSync,
@@ -614,41 +616,42 @@ async fn recheck_unlisted(
     };
     let mut found = 0u64;
     for ids in unlisted.chunks(RECHECK_IDS_PER_REQUEST) {
-        let mut request = DescribeAndroidInstancesRequest {
+        let request = DescribeAndroidInstancesRequest {
             biz_region_id: Some(report.biz_region_id.clone()),
             android_instance_ids: ids.to_vec(),
             max_results: Some(RECHECK_IDS_PER_REQUEST as i32),
             ..Default::default()
         };
-        loop {
-            let page = match client.describe_android_instances(&request).await {
-                Ok(page) => page,
-                Err(e) => {
-                    warn!(error = %e, unlisted = unlisted.len(),
-                          "could not ask for the instances the listing left out; none is marked deleted this run");
-                    report.deletions_withheld = true;
-                    return Ok(());
-                }
-            };
-            let fetched_at = chrono::Utc::now();
-            let mut rows = Vec::new();
-            for record in page.instances {
-                match normalize(record, &settings.normalize) {
-                    // Only what was asked for: any other instance was listed already.
-                    Ok(n) if ids.contains(&n.row.instance_id) => rows.push(n),
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!(error = %e, "a rechecked record was skipped; none is marked deleted this run");
-                        report.deletions_withheld = true;
-                    }
-                }
+        let page = match client.describe_android_instances(&request).await {
+            Ok(page) => page,
+            Err(e @ ApiError::Service { .. }) if !e.is_auth() && !e.is_retryable() => {
+                warn!(error = %e, unlisted = unlisted.len(),
+                      "the service refused to be asked by id for the instances the listing left \
+                       out; they are judged on the listing alone");
+                break;
             }
-            found += rows.len() as u64;
-            staging.push_page(fetched_at, &rows).await?;
-            match page.next_token.filter(|t| !t.is_empty()) {
-                Some(token) => request.next_token = Some(token),
-                None => break,
+            Err(e) => {
+                warn!(error = %e, unlisted = unlisted.len(),
+                      "could not ask for the instances the listing left out; none is marked deleted this run");
+                report.deletions_withheld = true;
+                break;
             }
+        };
+        let fetched_at = chrono::Utc::now();
+        let rows = asked_for(page.instances, ids, settings, report);
+        found += rows.len() as u64;
+        staging.push_page(fetched_at, &rows).await?;
+        // All the ids asked for fit one page: a next page means the service
+        // did not filter by id, or cut its answer short. Following it could list
+        // the whole region again, for every hundred ids.
+        if page.next_token.is_some_and(|t| !t.is_empty()) {
+            warn!(
+                unlisted = unlisted.len(),
+                "the answer by id for the instances the listing left out has a next page; \
+                 none is marked deleted this run"
+            );
+            report.deletions_withheld = true;
+            break;
         }
     }
     report.instances += found;
@@ -656,16 +659,41 @@ async fn recheck_unlisted(
         warn!(
             unlisted = unlisted.len(),
             still_there = found,
-            "the listing left out instances that still exist (asked for by id): they are kept, \
-             and only the others are marked deleted"
+            "the listing left out instances that still exist (asked for by id): they are kept"
         );
     } else {
         info!(
             unlisted = unlisted.len(),
-            "instances the listing left out are gone (asked for by id)"
+            "instances the listing left out did not answer when asked for by id"
         );
     }
     Ok(())
+}
+
+/// The records of a recheck that were asked for, normalized. Any other was
+/// listed already; a record that cannot be normalized could be one asked for,
+/// so the run then marks nothing deleted.
+fn asked_for(
+    records: Vec<crate::api::model::RawInstance>,
+    ids: &[String],
+    settings: &SyncSettings,
+    report: &mut ScopeReport,
+) -> Vec<Normalized> {
+    let mut rows = Vec::new();
+    for record in records {
+        match normalize(record, &settings.normalize) {
+            Ok(n) if ids.contains(&n.row.instance_id) => {
+                report.field_problems += n.problems.len() as u64;
+                rows.push(n);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "a record asked for by id was skipped; none is marked deleted this run");
+                report.deletions_withheld = true;
+            }
+        }
+    }
+    rows
 }
 
 pub(crate) async fn sync_scope(

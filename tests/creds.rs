@@ -323,6 +323,8 @@ struct FakeImds {
     credential_gets: AtomicUsize,
     /// The token header each GET carried (None: none).
     tokens_seen: Mutex<Vec<Option<String>>>,
+    /// How long the credentials it hands out live, when not six hours.
+    lifetime: Mutex<Option<TimeDelta>>,
 }
 
 impl FakeImds {
@@ -344,6 +346,11 @@ impl FakeImds {
 }
 
 async fn fake_imds(v2_enabled: bool) -> (Arc<FakeImds>, String) {
+    let (imds, app) = imds_app(v2_enabled);
+    (imds, serve(app).await)
+}
+
+fn imds_app(v2_enabled: bool) -> (Arc<FakeImds>, Router) {
     let imds = Arc::new(FakeImds {
         v2_enabled,
         ..FakeImds::default()
@@ -382,15 +389,49 @@ async fn fake_imds(v2_enabled: bool) -> (Arc<FakeImds>, String) {
                     if role != IMDS_ROLE {
                         return Err(StatusCode::NOT_FOUND);
                     }
+                    let lifetime = s.lifetime.lock().unwrap().unwrap_or(TimeDelta::hours(6));
                     Ok(json(
                         StatusCode::OK,
-                        session_json(n, TimeDelta::hours(6), Some("Success")),
+                        session_json(n, lifetime, Some("Success")),
                     ))
                 },
             ),
         )
         .with_state(imds.clone());
-    (imds, serve(app).await)
+    (imds, app)
+}
+
+#[tokio::test]
+async fn imds_out_of_reach_is_no_ecs_before_it_answered_and_an_outage_after() {
+    let e = EcsRamRoleProvider::new("http://127.0.0.1:9")
+        .unwrap()
+        .credentials()
+        .await
+        .unwrap_err();
+    assert!(!e.is_transient(), "never answered: not on ECS: {e}");
+
+    // Credentials that need a refresh at once, from a service that then goes away.
+    let (imds, app) = imds_app(true);
+    *imds.lifetime.lock().unwrap() = Some(TimeDelta::seconds(30));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    let provider = EcsRamRoleProvider::new(&endpoint).unwrap();
+    provider.credentials().await.unwrap();
+    stop.send(()).unwrap();
+    server.await.unwrap();
+
+    let e = provider.credentials().await.unwrap_err();
+    assert!(e.0.contains("unreachable"), "{e}");
+    assert!(e.is_transient(), "answered before: an outage: {e}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! unless that is disabled.
 
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct EcsRamRoleProvider {
     base_url: String,
     /// Configured, or found by listing once and then kept.
     role_name: OnceLock<String>,
+    /// The service has answered with credentials: this is an ECS instance, and
+    /// the service out of reach later is an outage, not a wrong guess.
+    answered: AtomicBool,
     imdsv1_disabled: bool,
     http: reqwest::Client,
     cache: CredentialsCache,
@@ -63,6 +67,7 @@ impl EcsRamRoleProvider {
         Ok(EcsRamRoleProvider {
             base_url,
             role_name: OnceLock::new(),
+            answered: AtomicBool::new(false),
             imdsv1_disabled: false,
             http,
             cache: CredentialsCache::default(),
@@ -104,7 +109,10 @@ impl EcsRamRoleProvider {
         };
         let path = format!("{ROLES_PATH}{role}");
         let body = self.get(&path, token.as_deref()).await?;
-        MetadataCredentials::parse(&body, &format!("ECS metadata for RAM role {role}"))
+        let fetched =
+            MetadataCredentials::parse(&body, &format!("ECS metadata for RAM role {role}"))?;
+        self.answered.store(true, Ordering::Relaxed);
+        Ok(fetched)
     }
 
     /// The IMDSv2 session token; `None` means carry on without one (IMDSv1).
@@ -118,12 +126,19 @@ impl EcsRamRoleProvider {
             .await;
         let why = match response {
             // Nothing answering at all: no point in trying IMDSv1 at the same address.
+            // Before the service ever answered, that means "not on ECS"; after, it
+            // is down for a moment, and asking again may work.
             Err(e) if e.is_connect() || e.is_timeout() => {
-                return Err(CredentialsError::new(format!(
+                let message = format!(
                     "ECS metadata service at {} is unreachable (not on ECS?): {}",
                     self.base_url,
                     describe_transport_error(e)
-                )));
+                );
+                return Err(if self.answered.load(Ordering::Relaxed) {
+                    CredentialsError::transient(message)
+                } else {
+                    CredentialsError::new(message)
+                });
             }
             Err(e) => describe_transport_error(e),
             Ok(response) if response.status().is_success() => {

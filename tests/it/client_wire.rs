@@ -525,6 +525,96 @@ async fn a_listing_that_loses_pages_behind_repeats_or_a_smaller_last_count_delet
 }
 
 #[tokio::test]
+async fn a_recheck_the_service_does_not_filter_by_id_is_not_followed_through_the_region() {
+    use ecp_inventory::sync;
+    // Run 1 lists twenty instances on two pages. Run 2's listing ends after the
+    // first page; asked for the ten others by id, the service answers with ten
+    // it was not asked for and a cursor: it ignores the filter. The recheck
+    // stops there instead of listing the region again, and, the listing being
+    // short of its count, nothing is marked deleted.
+    let page = |ids: std::ops::Range<usize>, next: &str| {
+        let records: Vec<_> = ids.map(crate::helpers::record).collect();
+        Answer::json(
+            200,
+            serde_json::json!({"RequestId": "P", "TotalCount": 20, "NextToken": next,
+                               "InstanceModel": records})
+            .to_string(),
+        )
+    };
+    let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
+    let (endpoint, requests) = scripted_server(move |n| match n {
+        0 | 3 => Answer::json(200, regions),
+        1 => page(0..10, "t2"),
+        2 => page(10..20, ""),
+        4 => page(0..10, ""),
+        5 => page(0..10, "t2"),
+        _ => page(10..20, ""),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    for run in 1..=2 {
+        let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+        assert!(report.succeeded(), "run {run}: {}", report.summary_line());
+        assert_eq!(report.totals.deleted, 0, "run {run}");
+    }
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        6,
+        "one recheck request, its cursor not followed"
+    );
+    assert_eq!(
+        crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await,
+        20
+    );
+}
+
+#[tokio::test]
+async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to_the_listing() {
+    use ecp_inventory::sync;
+    // Run 1 lists twenty instances; run 2 lists fifteen, counted fifteen: five
+    // are gone. Asked for them by id, the service fails (503): nothing is marked
+    // deleted. Or it refuses the question (400 InvalidParameter, as a service
+    // might answer ids it does not know): the listing alone decides, as it did
+    // before any recheck, and the five are deleted.
+    let page = |ids: std::ops::Range<usize>, total: usize| {
+        let records: Vec<_> = ids.map(crate::helpers::record).collect();
+        Answer::json(
+            200,
+            serde_json::json!({"RequestId": "P", "TotalCount": total, "NextToken": "",
+                               "InstanceModel": records})
+            .to_string(),
+        )
+    };
+    let error = |status: u16, code: &str| {
+        Answer::json(
+            status,
+            format!(r#"{{"RequestId":"E","Code":"{code}","Message":"no"}}"#),
+        )
+    };
+    for (recheck, deleted, withheld) in [
+        (error(503, "ServiceUnavailable"), 0, true),
+        (error(400, "InvalidParameter"), 5, false),
+    ] {
+        let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
+        let (endpoint, _) = scripted_server(move |n| match n {
+            0 | 2 => Answer::json(200, regions),
+            1 => page(0..20, 20),
+            3 => page(0..15, 15),
+            _ => recheck.clone(),
+        })
+        .await;
+        let db = crate::helpers::test_db().await;
+        let c = client(endpoint, 1, Duration::from_secs(5));
+        sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+        let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+        assert!(report.succeeded(), "{}", report.summary_line());
+        assert_eq!(report.totals.deleted, deleted, "{}", report.summary_line());
+        assert_eq!(report.scopes[0].deletions_withheld, withheld);
+    }
+}
+
+#[tokio::test]
 async fn a_redirect_is_reported_and_never_followed() {
     // Where the redirect points: it must never see a request.
     let (elsewhere, elsewhere_requests) =

@@ -862,9 +862,9 @@ async fn instances_a_short_listing_lost_are_asked_for_by_id_and_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_listing_deletes_exactly_the_instances_that_are_gone() {
     // Three instances are deleted, and the listing of the 97 left loses its last
-    // page (seven more, within any tolerance of the service's count): of the ten
-    // the crawl did not return, the three gone are marked deleted, the seven
-    // that answer when asked for by id are not.
+    // page (seven more, clearly short of the count, which withheld every
+    // deletion before): of the ten the crawl did not return, the three gone are
+    // marked deleted, the seven that answer when asked for by id are not.
     let gone = std::sync::Mutex::new(Vec::new());
     let (db, sim, report, _) = sync_with_faults(
         Faults {

@@ -204,37 +204,35 @@ async fn run_diff_nets_out_changes_and_refuses_a_reversed_range() {
         )]
     );
 
-    let err = sqlx::query("SELECT * FROM ecp.run_diff($1, $2)")
-        .bind(runs[2])
-        .bind(runs[0])
-        .fetch_all(&db.pool)
-        .await
-        .unwrap_err();
-    let db_err = err.as_database_error().expect("a database error");
-    assert_eq!(db_err.code().as_deref(), Some("22023"), "{err}");
-    assert!(
-        db_err
-            .message()
-            .contains(&format!("from_run {} is after to_run {}", runs[2], runs[0])),
-        "{err}"
-    );
-
+    // Refused as an invalid parameter, with the message the test expects.
+    let refused = |from: i64, to: i64, expected: String| {
+        let pool = db.pool.clone();
+        async move {
+            let err = sqlx::query("SELECT * FROM ecp.run_diff($1, $2)")
+                .bind(from)
+                .bind(to)
+                .fetch_all(&pool)
+                .await
+                .unwrap_err();
+            let db_err = err.as_database_error().expect("a database error");
+            assert_eq!(db_err.code().as_deref(), Some("22023"), "{err}");
+            assert!(db_err.message().contains(&expected), "{err}");
+        }
+    };
+    refused(
+        runs[2],
+        runs[0],
+        format!("from_run {} is after to_run {}", runs[2], runs[0]),
+    )
+    .await;
     // A run that does not exist yet is no range in which nothing changed.
     let past = runs[2] + 5;
-    let err = sqlx::query("SELECT * FROM ecp.run_diff($1, $2)")
-        .bind(runs[2])
-        .bind(past)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap_err();
-    let db_err = err.as_database_error().expect("a database error");
-    assert_eq!(db_err.code().as_deref(), Some("22023"), "{err}");
-    assert!(
-        db_err
-            .message()
-            .contains(&format!("to_run {past} is past the last run ({})", runs[2])),
-        "{err}"
-    );
+    refused(
+        runs[2],
+        past,
+        format!("to_run {past} is past the last run ({})", runs[2]),
+    )
+    .await;
     // From the very first run on: 0 is fine.
     let all: Vec<DiffRow> = sqlx::query_as(
         "SELECT instance_id, field, old_value, new_value, changes FROM ecp.run_diff(0, $1)",

@@ -173,9 +173,11 @@ fn respond(reply: Reply, request_id: &str, host_id: &str) -> Response {
     if let Some(ms) = retry_after {
         h.insert("x-acs-retry-after", HeaderValue::from(ms));
         // The same wait where the Go SDK looks for it (the quota's TimeLeft).
-        if let Ok(quota) = HeaderValue::from_str(&format!("Limit:1,Remain:0,TimeLeft:{ms}")) {
-            h.insert("x-ratelimit-user-api", quota);
-        }
+        let quota = format!("Limit:1,Remain:0,TimeLeft:{ms}");
+        h.insert(
+            "x-ratelimit-user-api",
+            HeaderValue::try_from(quota).expect("ASCII digits and letters"),
+        );
     }
     response
 }

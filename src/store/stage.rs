@@ -276,15 +276,17 @@ impl ScopeSync {
     }
 
     /// The instances current in this scope that the crawl has not listed (the
-    /// ones the apply would mark deleted), in id order, when there are at most
-    /// `limit` of them; `None` when there are more.
+    /// ones the apply would mark deleted), when there are at most `limit` of
+    /// them; `None` when there are more. In no particular order: asking for id
+    /// order made the planner walk the whole primary key of `ecp.instances`
+    /// (0.35 s against 0.24 s for a hash anti-join, one region of a 100k fleet).
     pub async fn unlisted(&mut self, limit: usize) -> Result<Option<Vec<String>>, StoreError> {
         self.flush().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT i.instance_id FROM ecp.instances i \
              WHERE i.source = $1 AND i.biz_region_id = $2 AND i.deleted_at IS NULL \
                AND NOT EXISTS (SELECT 1 FROM ecp_stage s WHERE s.instance_id = i.instance_id) \
-             ORDER BY i.instance_id LIMIT $3",
+             LIMIT $3",
         )
         .bind(&self.scope.source)
         .bind(&self.scope.biz_region_id)

@@ -29,8 +29,11 @@ pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 
 /// Pages in a row that add no instance (empty, or only repeats) before the
 /// cursor is taken for one that never ends. The service sends an empty page now
-/// and then while the fleet changes, never this many in a row.
-pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 10;
+/// and then while the fleet changes, and a listing that filters after paging
+/// could send runs of them over instances its filter leaves out; a hundred in a
+/// row (ten thousand instances' worth at full pages) is a cursor going nowhere,
+/// found after a hundred cheap requests rather than at the page cap.
+pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 100;
 
 /// Two pages in flight: one being stored, one being fetched. More would only add
 /// memory; the consumer, not the network, is the slower side.
@@ -41,6 +44,18 @@ pub const CHANNEL_CAPACITY: usize = 2;
 /// pages are kept whole, and a repeat among them is dropped (its first listing
 /// passes). The store keeps the last of any farther repeat.
 pub const DEDUP_WINDOW_PAGES: usize = 4;
+
+/// How many instances a complete crawl may return short of the service's
+/// `TotalCount` without its being noticed: counts drift while the fleet changes
+/// (an instance created during the crawl lands on a page already passed), so only
+/// a gap past 1% of the count, and of more than a few instances, is one. Never a
+/// reason to refuse the crawl (the reference warns that the counts are not to be
+/// trusted), but one not to take it as evidence of deletions.
+pub fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
+    const FEW: u64 = 5;
+    let short = counted.saturating_sub(returned);
+    (short > FEW && short > counted / 100).then_some(short)
+}
 
 #[derive(Clone, Debug)]
 pub struct CrawlOptions {
@@ -288,6 +303,22 @@ impl SeenIds {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_a_clear_shortfall_of_the_total_count_is_reported() {
+        // As counted, or more (instances created while the crawl ran).
+        assert_eq!(clear_shortfall(1000, 1000), None);
+        assert_eq!(clear_shortfall(1010, 1000), None);
+        // Drift: within 1%, or only a few instances.
+        assert_eq!(clear_shortfall(990, 1000), None);
+        assert_eq!(clear_shortfall(45, 50), None);
+        // Clearly short.
+        assert_eq!(clear_shortfall(980, 1000), Some(20));
+        assert_eq!(clear_shortfall(0, 6), Some(6));
+        assert_eq!(clear_shortfall(100, 100_000), Some(99_900));
+        // Whatever count the service sends.
+        assert_eq!(clear_shortfall(0, u64::MAX), Some(u64::MAX));
+    }
 
     fn rec(id: &str) -> RawInstance {
         json!({ "AndroidInstanceId": id })

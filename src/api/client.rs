@@ -116,6 +116,16 @@ impl Client {
                 "it has no host".into(),
             ));
         };
+        // RPC-style calls go to the host's root, with the query the signature
+        // covers: a path or query of the flag's would be dropped without a word.
+        if endpoint.path() != "/" || endpoint.query().is_some() || endpoint.fragment().is_some() {
+            return Err(ClientBuildError::BadUrl(
+                config.endpoint.clone(),
+                "the API is served at the host's root: give the scheme, host and port only \
+                 (such as https://eds-aic.cn-shanghai.aliyuncs.com)"
+                    .into(),
+            ));
+        }
         let host = match endpoint.port() {
             Some(port) => format!("{host_name}:{port}"),
             None => host_name.to_owned(),
@@ -1123,5 +1133,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--endpoint"), "{err}");
+    }
+
+    #[test]
+    fn an_endpoint_with_a_path_or_query_is_refused() {
+        let build = |endpoint: &str| {
+            Client::new(
+                super::super::Credentials::new("AK", "S"),
+                ClientConfig {
+                    endpoint: endpoint.into(),
+                    ..Default::default()
+                },
+            )
+        };
+        for endpoint in ["http://127.0.0.1:8790/api", "http://h/?x=1", "http://h/#f"] {
+            let err = build(endpoint).unwrap_err().to_string();
+            assert!(err.contains(endpoint) && err.contains("root"), "{err}");
+        }
+        for endpoint in ["http://127.0.0.1:8790", "https://h/", "http://[::1]:80"] {
+            assert!(build(endpoint).is_ok(), "{endpoint}");
+        }
     }
 }

@@ -32,6 +32,10 @@ fn service_hint(code: &str) -> &'static str {
             "; check the AccessKey id (ALIBABA_CLOUD_ACCESS_KEY_ID, or the source's credentials)"
         }
         "InvalidTimeStamp.Expired" => "; check this machine's clock (NTP): it is more than 15 minutes off",
+        "Forbidden.RAM" | "NoPermission" => {
+            "; the RAM user or role lacks a permission: grant it eds-aic:DescribeAndroidInstances \
+             and eds-aic:DescribeRegions"
+        }
         _ => "",
     }
 }
@@ -320,5 +324,18 @@ mod tests {
         assert!(text.contains("HTTP 400"), "{text}");
         assert!(text.contains("Throttling.User"), "{text}");
         assert!(text.contains("RequestId R"), "{text}");
+    }
+
+    #[test]
+    fn a_permission_refusal_names_the_actions_to_grant() {
+        for code in ["Forbidden.RAM", "NoPermission"] {
+            let text = service(403, code).to_string();
+            assert!(
+                text.contains("eds-aic:DescribeAndroidInstances")
+                    && text.contains("eds-aic:DescribeRegions"),
+                "{text}"
+            );
+        }
+        assert!(!service(400, "InvalidParameter").to_string().contains("RAM"));
     }
 }

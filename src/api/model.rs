@@ -243,6 +243,17 @@ pub fn mend_escapes(text: &str) -> Option<String> {
     })
 }
 
+/// A JSON text on one line: a line break can only be whitespace between tokens
+/// (inside a string it is escaped), so each becomes a space, and every other
+/// byte, numbers included, stays as it is.
+pub fn on_one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\n', '\r']) {
+        text.replace(['\n', '\r'], " ").into()
+    } else {
+        text.into()
+    }
+}
+
 /// What a JSON value is, from its first character (raw values start at their
 /// first significant character).
 pub fn kind_of(v: &RawValue) -> &'static str {

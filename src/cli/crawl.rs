@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{ApiArgs, FilterArgs};
+use crate::api::model;
 use crate::crawl;
 
 #[derive(Debug, clap::Args)]
@@ -33,17 +34,33 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut instances, mut duplicates) = (0u64, 0u64);
+    let mut total_count: Option<u64> = None;
     while let Some(page) = pages.recv().await {
         let page = page.context("crawl failed")?;
         for instance in &page.instances {
-            serde_json::to_writer(&mut out, &instance.fields)?;
+            // The record's own text, not its parsed fields written anew: those
+            // would turn 123456789012345678901234567890 into 1.2345678901234568e29
+            // and 2.4e2 into 240.0, and a replay of this file would differ.
+            out.write_all(model::on_one_line(instance.text.get()).as_bytes())?;
             out.write_all(b"\n")?;
         }
         instances += page.instances.len() as u64;
         duplicates += page.duplicates;
+        let counted = page.total_count.and_then(|n| u64::try_from(n).ok());
+        total_count = total_count.max(counted);
         if page.is_last {
             out.flush()?;
             tracing::info!(pages = page.number, instances, duplicates, "crawl complete");
+            if let Some(short) = total_count.and_then(|n| crawl::clear_shortfall(instances, n)) {
+                tracing::warn!(
+                    instances,
+                    total_count,
+                    short,
+                    "the crawl reached its last page with clearly fewer instances than the \
+                     service counted: pages may have been lost (try again; sync would mark \
+                     nothing deleted on such a crawl)"
+                );
+            }
             return Ok(());
         }
     }

@@ -28,7 +28,7 @@ pub struct ApplyOptions {
     /// How many instances the service counted in the scope (the largest
     /// `TotalCount` of the crawl's pages), if it said. A crawl that returned
     /// clearly fewer distinct instances may have lost some of its pages: what it
-    /// returned is written, but nothing is marked deleted (see [`clear_shortfall`]).
+    /// returned is written, but nothing is marked deleted (see [`crate::crawl::clear_shortfall`]).
     pub total_count: Option<u64>,
 }
 
@@ -41,18 +41,6 @@ impl Default for ApplyOptions {
             total_count: None,
         }
     }
-}
-
-/// How many instances a complete crawl may return short of the service's
-/// `TotalCount` without its being noticed: counts drift while the fleet changes
-/// (an instance created during the crawl lands on a page already passed), so only
-/// a gap past 1% of the count, and of more than a few instances, is one. Never a
-/// reason to refuse the crawl (the reference warns that the counts are not to be
-/// trusted), but one not to take it as evidence of deletions.
-pub(crate) fn clear_shortfall(returned: u64, counted: u64) -> Option<u64> {
-    const FEW: u64 = 5;
-    let short = counted.saturating_sub(returned);
-    (short > FEW && short > counted / 100).then_some(short)
 }
 
 /// What an apply did, per instance.
@@ -209,9 +197,9 @@ async fn apply_in_transaction(
     // Distinct instances, as the service counts them: an instance listed twice
     // pages apart, in place of one the crawl never saw, must not make up for it.
     // Records skipped for want of an id were instances all the same.
-    let shortfall = opts
-        .total_count
-        .and_then(|counted| clear_shortfall(seen as u64 + stats.skipped as u64, counted));
+    let shortfall = opts.total_count.and_then(|counted| {
+        crate::crawl::clear_shortfall(seen as u64 + stats.skipped as u64, counted)
+    });
     let filtered = opts.filtered || shortfall.is_some();
     // The scope's previous complete crawl returned every instance still current
     // in it, each at some moment between its start and its last page. The change
@@ -530,22 +518,6 @@ async fn insert_scope_line(
 mod tests {
     use super::*;
     use std::borrow::Cow;
-
-    #[test]
-    fn only_a_clear_shortfall_of_the_total_count_is_reported() {
-        // As counted, or more (instances created while the crawl ran).
-        assert_eq!(clear_shortfall(1000, 1000), None);
-        assert_eq!(clear_shortfall(1010, 1000), None);
-        // Drift: within 1%, or only a few instances.
-        assert_eq!(clear_shortfall(990, 1000), None);
-        assert_eq!(clear_shortfall(45, 50), None);
-        // Clearly short.
-        assert_eq!(clear_shortfall(980, 1000), Some(20));
-        assert_eq!(clear_shortfall(0, 6), Some(6));
-        assert_eq!(clear_shortfall(100, 100_000), Some(99_900));
-        // Whatever count the service sends.
-        assert_eq!(clear_shortfall(0, u64::MAX), Some(u64::MAX));
-    }
 
     /// A server error with a code and maybe a constraint, as sqlx reports one.
     #[derive(Debug)]

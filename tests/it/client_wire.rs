@@ -309,13 +309,15 @@ async fn a_cursor_that_keeps_going_over_empty_pages_is_stopped() {
         }
     }
     let err = error.expect("the crawl must stop");
-    // Ten pages in a row without an instance are borne; the eleventh is not.
+    // MAX_PAGES_WITHOUT_INSTANCES pages in a row without an instance are borne;
+    // one more is not.
+    let last = 2 + crawl::MAX_PAGES_WITHOUT_INSTANCES;
     assert!(
-        matches!(err, CrawlError::EndlessCursor { first: 2, last: 12 }),
+        matches!(err, CrawlError::EndlessCursor { first: 2, last: l } if l == last),
         "{err}"
     );
     assert!(err.to_string().contains("added no instance"), "{err}");
-    assert_eq!(requests.lock().unwrap().len(), 12);
+    assert_eq!(requests.lock().unwrap().len() as u64, last);
 }
 
 #[tokio::test]
@@ -324,8 +326,10 @@ async fn a_cursor_that_wraps_around_to_the_start_is_stopped() {
     // again, each with a fresh token: every page is full, none adds an instance.
     // Three pages come back within the crawler's window of recent pages (their
     // repeats are dropped); eight come back past it (passed on, counted as not
-    // new). Either way ten pages without a new instance stop the crawl.
-    for (cycle, listed_before_the_stop) in [(3u64, 6), (8, 16 + 2 * 10)] {
+    // new). Either way MAX_PAGES_WITHOUT_INSTANCES pages without a new instance
+    // stop the crawl.
+    let borne = crawl::MAX_PAGES_WITHOUT_INSTANCES;
+    for (cycle, listed_before_the_stop) in [(3u64, 6), (8, 16 + 2 * borne as usize)] {
         let (endpoint, requests) = scripted_server(move |n| {
             let first = (n as u64 % cycle) * 2;
             Answer::json(
@@ -354,7 +358,7 @@ async fn a_cursor_that_wraps_around_to_the_start_is_stopped() {
             }
         }
         let err = error.expect("the crawl must stop");
-        let (first, last) = (cycle + 1, cycle + 11);
+        let (first, last) = (cycle + 1, cycle + borne + 1);
         assert!(
             matches!(err, CrawlError::EndlessCursor { first: f, last: l } if f == first && l == last),
             "cycle {cycle}: {err}"

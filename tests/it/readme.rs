@@ -238,6 +238,72 @@ fn a_fleet_file_that_is_not_one_is_refused_naming_it() {
 }
 
 #[test]
+fn crawl_prints_each_record_as_the_service_wrote_it_on_one_line() {
+    // A record across several lines, with numbers that a float would change.
+    let dir = std::env::temp_dir().join(format!("ecp-crawl-exact-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fleet.json");
+    let spread = "{\n  \"AndroidInstanceId\": \"acp-exact00000000001\",\n  \"RegionId\": \"cn-beijing\",\r\n  \"Rate\": 123456789012345678901234567890,\n  \"Zeta\": 2.4e2, \"Neg\": -0, \"Name\": \"a\\nb\"\n}";
+    std::fs::write(&file, format!("{spread}\n")).unwrap();
+    let sim = simulate_with(&["--fleet-file", file.to_str().unwrap()]);
+    let out = tool(&[
+        "crawl",
+        "--endpoint",
+        &sim.endpoint,
+        "--region",
+        "cn-beijing",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one record, one line: {stdout:?}");
+    for exact in [
+        "123456789012345678901234567890",
+        "2.4e2",
+        "-0,",
+        r#""a\nb""#,
+    ] {
+        assert!(lines[0].contains(exact), "{exact} not in {}", lines[0]);
+    }
+    let record: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(record["AndroidInstanceId"], "acp-exact00000000001");
+    assert_eq!(record["Name"], "a\nb");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn crawl_warns_of_a_listing_clearly_short_of_the_service_count() {
+    let sim = simulate_with(&["--instances", "600", "--last-page-early", "2"]);
+    let out = tool(&[
+        "crawl",
+        "--endpoint",
+        &sim.endpoint,
+        "--region",
+        "cn-shanghai",
+        "--page-size",
+        "20",
+        "--log-format",
+        "json",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 40);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("clearly fewer instances"))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
+}
+
+#[test]
 fn missing_credentials_are_one_clear_line_and_exit_code_2() {
     let out = tool(&["crawl", "--endpoint", "http://127.0.0.1:9"])
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")

@@ -77,7 +77,11 @@ pub fn describe_db(e: &sqlx::Error) -> String {
             None => db.message().to_owned(),
         },
         sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::PoolTimedOut => {
+            "timed out waiting for a database connection: the server may be down, restarting \
+             or out of connections"
+                .into()
+        }
         other => other.to_string(),
     }
 }
@@ -97,16 +101,21 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 StoreError::SchemaBehind { .. }
                 | StoreError::SchemaAhead { .. }
                 | StoreError::MigrationDenied(_)
+                | StoreError::MissingPrivileges { .. }
                 | StoreError::UnknownScope { .. },
             ) => return EXIT_CONFIG,
             _ => {}
         }
         // Wrong credentials, a clock off by more than the gateway allows, or a RAM
         // user without the API's permission: retrying cannot help, fix the setup.
-        if let Some(api) = cause.downcast_ref::<crate::api::ApiError>() {
-            if api.is_auth() {
-                return EXIT_CONFIG;
-            }
+        let api = cause.downcast_ref::<crate::api::ApiError>().or_else(|| {
+            // The crawl names its page and carries the API's error in its message.
+            cause
+                .downcast_ref::<crate::crawl::CrawlError>()
+                .and_then(crate::crawl::CrawlError::api_error)
+        });
+        if api.is_some_and(crate::api::ApiError::is_auth) {
+            return EXIT_CONFIG;
         }
         // The database user lacks a privilege the job needs.
         if let Some(db) = database_error(cause).and_then(sqlx::Error::as_database_error) {
@@ -144,6 +153,15 @@ pub fn chain_message(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_timeout_says_what_may_be_wrong_with_the_server() {
+        let text = describe_db(&sqlx::Error::PoolTimedOut);
+        assert!(
+            text.contains("database connection") && text.contains("down"),
+            "{text}"
+        );
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer: {0}")]

@@ -37,7 +37,7 @@ pub async fn run(
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
     let sources: Vec<&str> = jobs.iter().map(|j| j.settings.source.as_str()).collect();
-    info!(parent: &span, sources = ?sources, "sources to crawl");
+    info!(parent: &span, sources = %sources.join(","), "sources to crawl");
 
     // Regions of each source, listed concurrently. A signal meanwhile leaves
     // every source unreached, and the run is recorded failed at once.
@@ -65,7 +65,6 @@ pub async fn run(
                 settings: job.settings.clone(),
             })),
             Err(e) => {
-                warn!(parent: &span, source = %job.settings.source, error = %e, "source skipped");
                 let (failure, error) = match e {
                     SyncError::Interrupted(signal) => (
                         FailureKind::Interrupted,
@@ -79,6 +78,9 @@ pub async fn run(
                     }
                     e => (FailureKind::Other, e.to_string()),
                 };
+                // The error as the ledger records it (a signal here comes after
+                // the run was, so not the sync's "before the run started").
+                warn!(parent: &span, source = %job.settings.source, error = %error, "source skipped");
                 unreached.push(ScopeReport::unreached(&job.settings.source, error, failure));
             }
         }

@@ -291,7 +291,7 @@ pub async fn run(
     };
     let run = store.start_run(env!("CARGO_PKG_VERSION")).await?;
     let span = tracing::info_span!("run", run_id = run.id());
-    info!(parent: &span, regions = ?regions, source = %settings.source, "regions to crawl");
+    info!(parent: &span, regions = %regions.join(","), source = %settings.source, "regions to crawl");
     let jobs = regions
         .into_iter()
         .map(|region| ScopeJob {

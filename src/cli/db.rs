@@ -65,6 +65,11 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     } else {
         options
     };
+    // sqlx warns of every statement past a second, with its whole text: in a batch
+    // job whose applies take seconds by design, that is dozens of lines of SQL in
+    // every run's log. The job logs each scope's timings itself; the statements
+    // stay at debug level for whoever looks into one.
+    let options = options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
     let target = format!(
         "{}@{}:{}/{}",
         options.get_username(),

@@ -32,15 +32,21 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age like 400d, 12h or 2w"))?;
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{s:?} is not an age like 400d, 12h or 2w (a whole number, then its unit)")
+    })?;
     let unit_secs = match unit.trim() {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
+        // "1.5d": the number stopped at the '.', and the rest is no unit.
+        _ if unit.starts_with(['.', ',']) => {
+            return Err(format!(
+                "{s:?}: the number must be whole (36h rather than 1.5d)"
+            ))
+        }
         _ => return Err(format!("{s:?}: the unit must be s, m, h, d or w")),
     };
     if n == 0 {
@@ -67,6 +73,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
     // Pruning a schema this version does not know (a newer one, or none yet)
     // would delete by a layout it cannot vouch for.
     store.check_schema().await?;
+    store.check_privileges().await?;
     let counts = store.prune(horizon, args.dry_run).await?;
     let verb = if args.dry_run {
         "would remove"
@@ -103,6 +110,14 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fractional_age_is_refused_for_its_number_not_its_unit() {
+        let err = parse_age("1.5d").unwrap_err();
+        assert!(err.contains("whole") && !err.contains("unit must"), "{err}");
+        assert!(parse_age("3x").unwrap_err().contains("unit must be"));
+        assert_eq!(parse_age("36h"), Ok(Duration::from_secs(36 * 3600)));
+    }
 
     #[test]
     fn ages_parse_with_units() {

@@ -264,6 +264,7 @@ async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     } else {
         store.migrate().await?;
     }
+    store.check_privileges().await?;
     if !args.no_progress && std::io::stderr().is_terminal() {
         progress::start();
     }

@@ -288,6 +288,14 @@ pub enum StoreError {
         if known.is_empty() { "none".to_owned() } else { known.join(", ") }
     )]
     UnknownScope { scope: Scope, known: Vec<String> },
+    #[error(
+        "permission denied: this database user lacks privileges the job needs: {}; grant \
+         them as the schema's owner (README, \"Sync into your own database\": USAGE on \
+         schema ecp, SELECT, INSERT, UPDATE and DELETE on all its tables, USAGE on its \
+         sequences)",
+        .missing.join("; ")
+    )]
+    MissingPrivileges { missing: Vec<String> },
     #[error("invalid store configuration: {0}")]
     Config(String),
 }
@@ -351,6 +359,20 @@ impl Store {
             SchemaState::Current | SchemaState::Unreadable => Ok(()),
             SchemaState::Behind { applied } => Err(StoreError::SchemaBehind { applied, latest }),
             SchemaState::Ahead { applied } => Err(StoreError::SchemaAhead { applied, latest }),
+        }
+    }
+
+    /// Refuses a database user that may not do everything a run can need: a
+    /// privilege missing on one table would otherwise fail an apply only when a
+    /// change first needs it. Call once the schema is current.
+    pub async fn check_privileges(&self) -> Result<(), StoreError> {
+        let missing: Vec<String> = sqlx::query_scalar(include_str!("sql/missing_privileges.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::MissingPrivileges { missing })
         }
     }
 

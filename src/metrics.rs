@@ -110,6 +110,47 @@ pub fn render_failed_start(finished_at: f64) -> String {
     e.0
 }
 
+/// The run's scopes, and for a source whose regions could not be listed (one
+/// scope, region `*`), also each region where it holds current instances, as
+/// failed: per-region series then go to 0 with the rest of the source instead of
+/// vanishing, which an alert on a region's success would never notice.
+fn with_unlisted_regions<'r>(
+    report: &'r RunReport,
+    facts: &FleetFacts,
+) -> Vec<std::borrow::Cow<'r, ScopeReport>> {
+    let mut scopes: Vec<std::borrow::Cow<'r, ScopeReport>> = report
+        .scopes
+        .iter()
+        .map(std::borrow::Cow::Borrowed)
+        .collect();
+    for unlisted in report
+        .scopes
+        .iter()
+        .filter(|s| s.biz_region_id == crate::multi::REGIONS_UNKNOWN)
+    {
+        let mut regions: Vec<&str> = facts
+            .instances
+            .iter()
+            .filter(|(source, ..)| *source == unlisted.source)
+            .map(|(_, region, ..)| region.as_str())
+            .collect();
+        regions.dedup();
+        for region in regions {
+            let listed = report
+                .scopes
+                .iter()
+                .any(|s| s.source == unlisted.source && s.biz_region_id == region);
+            if !listed {
+                scopes.push(std::borrow::Cow::Owned(ScopeReport {
+                    biz_region_id: region.to_owned(),
+                    ..unlisted.clone()
+                }));
+            }
+        }
+    }
+    scopes
+}
+
 /// The metrics of `report`, finished at `finished_at` (Unix seconds).
 pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> String {
     let mut e = Exposition(String::new());
@@ -175,7 +216,7 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
     let per_scope: [(&str, &str, ScopeFact); 4] = [
         (
             "ecp_inventory_scope_success",
-            "1 if the scope was applied in the last run, else 0 (biz_region_id * when the source's regions could not be listed).",
+            "1 if the scope was applied in the last run, else 0 (when the source's regions could not be listed: biz_region_id *, and each region where it holds instances).",
             |s| if s.error.is_none() { 1.0 } else { 0.0 },
         ),
         (
@@ -194,9 +235,10 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
             |s| if s.deletions_withheld { 1.0 } else { 0.0 },
         ),
     ];
+    let scopes = with_unlisted_regions(report, facts);
     for (name, help, value) in per_scope {
         e.family(name, "gauge", help);
-        for s in &report.scopes {
+        for s in &scopes {
             let labels = [
                 ("source", s.source.as_str()),
                 ("biz_region_id", s.biz_region_id.as_str()),
@@ -416,6 +458,53 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_source_whose_regions_could_not_be_listed_fails_each_region_it_holds() {
+        let unlisted = ScopeReport::unreached(
+            "main",
+            "could not reach the endpoint".into(),
+            crate::sync::FailureKind::Other,
+        );
+        let applied = ScopeReport {
+            source: "other".into(),
+            biz_region_id: "cn-beijing".into(),
+            complete: true,
+            ..Default::default()
+        };
+        let report = RunReport {
+            scopes: vec![unlisted, applied],
+            run_id: 2,
+            status: "failed",
+            duration_secs: 1.0,
+            requests: 1,
+            retries: 0,
+            throttled: 0,
+            totals: Default::default(),
+        };
+        let facts = FleetFacts {
+            instances: vec![
+                ("main".into(), "cn-hangzhou".into(), "RUNNING".into(), 3),
+                ("main".into(), "cn-hangzhou".into(), "STOPPED".into(), 1),
+                ("main".into(), "cn-shanghai".into(), "RUNNING".into(), 2),
+                ("other".into(), "cn-beijing".into(), "RUNNING".into(), 5),
+            ],
+            runs: Vec::new(),
+        };
+        let text = render(&report, &facts, 0.0);
+        let success = |source: &str, region: &str| {
+            let prefix = format!(
+                "ecp_inventory_scope_success{{source=\"{source}\",biz_region_id=\"{region}\"}} "
+            );
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+            assert_eq!(lines.len(), 1, "{prefix}: {text}");
+            lines[0][prefix.len()..].to_owned()
+        };
+        assert_eq!(success("main", "*"), "0");
+        assert_eq!(success("main", "cn-hangzhou"), "0");
+        assert_eq!(success("main", "cn-shanghai"), "0");
+        assert_eq!(success("other", "cn-beijing"), "1");
     }
 
     #[test]

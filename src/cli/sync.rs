@@ -85,9 +85,20 @@ pub struct SyncArgs {
     pub output: OutputFormat,
 
     /// A TOML file listing the accounts (sources) to crawl, each with its own
-    /// credentials, endpoint, regions and filters (see the README). Without it,
-    /// one account from the flags and the environment.
-    #[arg(long, env = "ECP_CONFIG", value_name = "FILE")]
+    /// credentials, endpoint, regions and filters. Without it, one account from
+    /// the flags and the environment. One `[[source]]` table per account:
+    ///
+    ///   [[source]]
+    ///   alias = "prod-cn"                        # stored as `source`
+    ///   access_key_id_env = "PROD_CN_AK_ID"      # names of variables
+    ///   access_key_secret_env = "PROD_CN_AK_SECRET"
+    ///   regions = "all"                          # or ["cn-shanghai", ...]
+    ///
+    /// Other keys: profile, credentials = "default", security_token_env,
+    /// endpoint, rate_limit, naive_time_zone, filters = { status, instance_ids,
+    /// instance_group_ids, tags, charge_type, instance_name } (README, "Several
+    /// accounts and regions").
+    #[arg(long, env = "ECP_CONFIG", value_name = "FILE", verbatim_doc_comment)]
     pub config: Option<PathBuf>,
 
     /// Push the run's metrics to this Prometheus Pushgateway, e.g.

@@ -472,6 +472,7 @@ impl Client {
                 timeout: self.config.timeout,
             };
         }
+        let refused = e.is_connect();
         // The error's own text repeats the URL; its source chain says what failed.
         let mut detail = String::new();
         let mut source = std::error::Error::source(&e);
@@ -482,12 +483,35 @@ impl Client {
         if detail.is_empty() {
             detail = e.without_url().to_string();
         }
+        if refused {
+            let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+            if let Some(variable) = proxy_variable(self.endpoint.scheme(), env) {
+                // The name only: a proxy URL may carry a password.
+                detail.push_str(&format!(
+                    " (a proxy is set in {variable}, which requests to this host take \
+                     unless NO_PROXY names it: check the proxy)"
+                ));
+            }
+        }
         ApiError::Transport {
             action: action.to_owned(),
             endpoint,
             detail,
         }
     }
+}
+
+/// The environment variable that sends requests of `scheme` through a proxy,
+/// as reqwest reads them, if one is set.
+fn proxy_variable(
+    scheme: &str,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<&'static str> {
+    let names: &[&'static str] = match scheme {
+        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+    };
+    names.iter().copied().find(|name| env(name).is_some())
 }
 
 enum ReadError {
@@ -1133,6 +1157,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--endpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_proxy_is_named_by_its_variable_for_the_endpoint_scheme() {
+        let set = |names: &'static [&'static str]| {
+            move |name: &str| names.contains(&name).then(|| "x".into())
+        };
+        assert_eq!(
+            proxy_variable("https", set(&["https_proxy"])),
+            Some("https_proxy")
+        );
+        assert_eq!(proxy_variable("http", set(&["HTTPS_PROXY"])), None);
+        assert_eq!(
+            proxy_variable("http", set(&["ALL_PROXY"])),
+            Some("ALL_PROXY")
+        );
+        assert_eq!(proxy_variable("https", set(&[])), None);
     }
 
     #[test]

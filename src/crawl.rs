@@ -8,7 +8,7 @@
 //! seen twice, or more pages than the cap, ends the crawl with an error rather than
 //! looping forever. So does a cursor that keeps going over pages that add no
 //! instance never listed before (empty pages, or a cursor that wrapped around to
-//! the start): more than a few in a row.
+//! the start): more than `MAX_PAGES_WITHOUT_INSTANCES` in a row.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -255,8 +255,8 @@ async fn run(
 /// every id so far (9 bytes a slot of the table, about 2.4 MB for a region of
 /// 160,000 instances). The hashes only tell whether a page added an instance
 /// never listed before: a cursor that wraps around to the start, with a fresh
-/// token on every page, adds none, and the crawl stops after a few such pages
-/// (`MAX_PAGES_WITHOUT_INSTANCES`) instead of running to the page cap. They never
+/// token on every page, adds none, and the crawl stops after
+/// `MAX_PAGES_WITHOUT_INSTANCES` such pages instead of running to the page cap. They never
 /// drop a record, so two ids with the same hash cost nothing but that count.
 #[derive(Default)]
 struct SeenIds {

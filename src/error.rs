@@ -64,7 +64,7 @@ pub fn describe_db(e: &sqlx::Error) -> String {
                     "the user needs CONNECT on the database"
                 } else {
                     "the job's user needs USAGE on schema ecp, SELECT, INSERT, UPDATE and \
-                     DELETE on its tables, USAGE on its sequences and SELECT on \
+                     DELETE on its tables, TEMP on the database and SELECT on \
                      public._sqlx_migrations; migrate needs the schema's owner (README, \
                      \"Sync into your own database\")"
                 };

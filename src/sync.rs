@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::api::model::{DescribeAndroidInstancesRequest, DescribeRegionsRequest};
 use crate::api::{ApiError, Client};
@@ -594,6 +594,11 @@ const RECHECK_AT_MOST: usize = 1000;
 /// Instance ids per recheck request, the most one page can answer.
 const RECHECK_IDS_PER_REQUEST: usize = 100;
 
+/// Instance ids per recheck request once the service refused a larger batch:
+/// the reference states no limit on `AndroidInstanceIds`, and a service that
+/// takes fewer ids a request should not make the listing alone decide.
+const RECHECK_IDS_AFTER_REFUSAL: usize = 10;
+
 /// Asks the service by id for the instances current in the scope that the
 /// complete listing did not return, before the apply marks them deleted. A
 /// paginated listing can lose instances while the service says it ended well
@@ -601,8 +606,8 @@ const RECHECK_IDS_PER_REQUEST: usize = 100;
 /// that still exist answer, are staged like any listed instance, and are not
 /// deleted. Those that do not answer are gone. An answer that cannot vouch for
 /// them (the service failed, or its answer has a next page) makes this run mark
-/// nothing deleted; a service that refuses the question leaves them to the
-/// listing alone, as before any recheck; a store that fails (a staged row
+/// nothing deleted; a service that refuses the question (for ten ids, after a
+/// hundred were refused) leaves them to the listing alone, as before any recheck; a store that fails (a staged row
 /// refused) fails the scope, as it would at the apply.
 async fn recheck_unlisted(
     client: &Client,
@@ -615,7 +620,9 @@ async fn recheck_unlisted(
         _ => return Ok(()),
     };
     let mut found = 0u64;
-    for ids in unlisted.chunks(RECHECK_IDS_PER_REQUEST) {
+    let (mut batch, mut rest) = (RECHECK_IDS_PER_REQUEST, unlisted.as_slice());
+    while !rest.is_empty() {
+        let ids = &rest[..batch.min(rest.len())];
         let request = DescribeAndroidInstancesRequest {
             biz_region_id: Some(report.biz_region_id.clone()),
             android_instance_ids: ids.to_vec(),
@@ -625,6 +632,12 @@ async fn recheck_unlisted(
         let page = match client.describe_android_instances(&request).await {
             Ok(page) => page,
             Err(e @ ApiError::Service { .. }) if !e.is_auth() && !e.is_retryable() => {
+                if ids.len() > RECHECK_IDS_AFTER_REFUSAL {
+                    debug!(error = %e, ids = ids.len(),
+                           "asked by id for too many instances at once? asking for fewer");
+                    batch = RECHECK_IDS_AFTER_REFUSAL;
+                    continue;
+                }
                 warn!(error = %e, unlisted = unlisted.len(),
                       "the service refused to be asked by id for the instances the listing left \
                        out; they are judged on the listing alone");
@@ -653,6 +666,7 @@ async fn recheck_unlisted(
             report.deletions_withheld = true;
             break;
         }
+        rest = &rest[ids.len()..];
     }
     report.instances += found;
     if found > 0 {

@@ -94,6 +94,12 @@ pub enum ClientBuildError {
     BadUrl(String, String),
     #[error("--endpoint {0:?} must use http or https")]
     BadScheme(String),
+    #[error(
+        "--endpoint {0:?} has a path, query or fragment, which the API does not take: it is \
+         served at the host's root; give the scheme, host and port only (such as \
+         https://eds-aic.cn-shanghai.aliyuncs.com)"
+    )]
+    NotAtRoot(String),
     #[error("could not set up the HTTP client: {0}")]
     Http(String),
 }
@@ -119,12 +125,7 @@ impl Client {
         // RPC-style calls go to the host's root, with the query the signature
         // covers: a path or query of the flag's would be dropped without a word.
         if endpoint.path() != "/" || endpoint.query().is_some() || endpoint.fragment().is_some() {
-            return Err(ClientBuildError::BadUrl(
-                config.endpoint.clone(),
-                "the API is served at the host's root: give the scheme, host and port only \
-                 (such as https://eds-aic.cn-shanghai.aliyuncs.com)"
-                    .into(),
-            ));
+            return Err(ClientBuildError::NotAtRoot(config.endpoint.clone()));
         }
         let host = match endpoint.port() {
             Some(port) => format!("{host_name}:{port}"),
@@ -485,11 +486,14 @@ impl Client {
         }
         if refused {
             let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            if let Some(variable) = proxy_variable(self.endpoint.scheme(), env) {
+            // With NO_PROXY set the host may well bypass the proxy: no hint then.
+            let bypass = env("NO_PROXY").or_else(|| env("no_proxy")).is_some();
+            if let Some(variable) = proxy_variable(self.endpoint.scheme(), env).filter(|_| !bypass)
+            {
                 // The name only: a proxy URL may carry a password.
                 detail.push_str(&format!(
-                    " (a proxy is set in {variable}, which requests to this host take \
-                     unless NO_PROXY names it: check the proxy)"
+                    " (requests go through the proxy set in {variable}: check it, or \
+                     name the endpoint's host in NO_PROXY)"
                 ));
             }
         }
@@ -1190,6 +1194,7 @@ mod tests {
         for endpoint in ["http://127.0.0.1:8790/api", "http://h/?x=1", "http://h/#f"] {
             let err = build(endpoint).unwrap_err().to_string();
             assert!(err.contains(endpoint) && err.contains("root"), "{err}");
+            assert!(!err.contains("not a valid URL"), "{err}");
         }
         for endpoint in ["http://127.0.0.1:8790", "https://h/", "http://[::1]:80"] {
             assert!(build(endpoint).is_ok(), "{endpoint}");

@@ -327,13 +327,6 @@ async fn apply_in_transaction(
     if kinds.iter().any(|(kind, _)| kind != "elsewhere") {
         write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;
     }
-    if filtered {
-        sqlx::query(sql.stamp_seen)
-            .bind(&scope.source)
-            .bind(&scope.biz_region_id)
-            .execute(&mut *tx)
-            .await?;
-    }
     let line = ScopeLine {
         complete: true,
         applied: true,

@@ -289,10 +289,8 @@ pub enum StoreError {
     )]
     UnknownScope { scope: Scope, known: Vec<String> },
     #[error(
-        "permission denied: this database user lacks privileges the job needs: {}; grant \
-         them as the schema's owner (README, \"Sync into your own database\": USAGE on \
-         schema ecp, SELECT, INSERT, UPDATE and DELETE on all its tables, USAGE on its \
-         sequences)",
+        "permission denied: this database user lacks privileges a sync needs: {}; grant \
+         them as the schema's owner (README, \"Sync into your own database\")",
         .missing.join("; ")
     )]
     MissingPrivileges { missing: Vec<String> },
@@ -362,7 +360,7 @@ impl Store {
         }
     }
 
-    /// Refuses a database user that may not do everything a run can need: a
+    /// Refuses a database user that may not do everything a sync can need: a
     /// privilege missing on one table would otherwise fail an apply only when a
     /// change first needs it. Call once the schema is current.
     pub async fn check_privileges(&self) -> Result<(), StoreError> {

@@ -619,6 +619,66 @@ async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to
 }
 
 #[tokio::test]
+async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
+    use ecp_inventory::sync;
+    // Run 1 lists thirty instances; run 2 lists eighteen, counted eighteen.
+    // Asked for the twelve others by id at once, the service refuses (as one
+    // that takes at most ten ids might); asked ten, then two, it answers with
+    // eleven of them: only the last one is gone.
+    let page = |ids: std::ops::Range<usize>, total: usize| {
+        let records: Vec<_> = ids.map(crate::helpers::record).collect();
+        Answer::json(
+            200,
+            serde_json::json!({"RequestId": "P", "TotalCount": total, "NextToken": "",
+                               "InstanceModel": records})
+            .to_string(),
+        )
+    };
+    let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
+    let (endpoint, requests) = scripted_server(move |n| match n {
+        0 | 2 => Answer::json(200, regions),
+        1 => page(0..30, 30),
+        3 => page(0..18, 18),
+        4 => Answer::json(
+            400,
+            r#"{"RequestId":"E","Code":"InvalidParameter.AndroidInstanceIds","Message":"at most 10"}"#,
+        ),
+        // Each answer holds every instance still there; the recheck keeps
+        // those it asked for in that request.
+        _ => page(18..29, 11),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+    let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.totals.deleted, 1, "{}", report.summary_line());
+    assert!(!report.scopes[0].deletions_withheld);
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 7, "twelve ids, then ten, then two");
+    let asked = |r: &str| r.matches("AndroidInstanceIds.").count();
+    assert_eq!(
+        [
+            asked(&requests[4]),
+            asked(&requests[5]),
+            asked(&requests[6])
+        ],
+        [12, 10, 2]
+    );
+    let gone: Vec<String> =
+        sqlx::query_scalar("SELECT instance_id FROM ecp.instances WHERE deleted_at IS NOT NULL")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let last: String = crate::helpers::record(29)["AndroidInstanceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(gone, [last]);
+}
+
+#[tokio::test]
 async fn a_redirect_is_reported_and_never_followed() {
     // Where the redirect points: it must never see a request.
     let (elsewhere, elsewhere_requests) =

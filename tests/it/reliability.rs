@@ -313,57 +313,6 @@ async fn a_filtered_sync_never_deletes() {
     assert_eq!(current_ids(&db.pool).await.len(), 60);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_filtered_sync_stamps_last_seen_of_the_instances_it_returned() {
-    let db = test_db().await;
-    let (sim, running) = start_sim(one_region(60)).await;
-    let c = quick(&running, 3);
-    assert!(sync::run(&db.store(), &c, &settings(20))
-        .await
-        .unwrap()
-        .succeeded());
-    let last_seen = || async {
-        let rows: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "SELECT instance_id, last_seen_at FROM ecp.current_instances ORDER BY instance_id",
-        )
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-        rows
-    };
-    let before = last_seen().await;
-    let history = "SELECT (SELECT count(*) FROM ecp.instance_versions) \
-                   + (SELECT count(*) FROM ecp.instance_changes)";
-    let history_before = count(&db.pool, history).await;
-
-    let mut s = settings(20);
-    s.filters.status = Some("RUNNING".into());
-    let report = sync::run(&db.store(), &c, &s).await.unwrap();
-    assert!(report.succeeded(), "{}", report.summary_line());
-    let returned: HashSet<String> = sim
-        .fleet()
-        .iter()
-        .filter(|i| i["AndroidInstanceStatus"] == "RUNNING")
-        .map(|i| i["AndroidInstanceId"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        !returned.is_empty() && returned.len() < 60,
-        "{}",
-        returned.len()
-    );
-    let after = last_seen().await;
-    assert_eq!(after.len(), before.len());
-    for ((id, was), (_, is)) in before.iter().zip(&after) {
-        if returned.contains(id) {
-            assert!(is > was, "{id}: returned by the filtered crawl, still {is}");
-        } else {
-            assert_eq!(is, was, "{id}: not returned, yet its last_seen_at moved");
-        }
-    }
-    // A timestamp, not a change: no version, no change row.
-    assert_eq!(count(&db.pool, history).await, history_before);
-}
-
 // ----- 3. overlap -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

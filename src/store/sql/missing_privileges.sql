@@ -1,30 +1,39 @@
--- What the current database user may not do that a sync, prune or retire needs
--- (README, "Sync into your own database"): use the schema, read and write every
--- table of it, and draw from its sequences. Asked before the run starts, so that
--- a privilege missing on one table is a configuration error named at once, not a
--- failed apply weeks later, the first time a run needs it (a tag removed, say).
--- One line per object, its missing privileges listed. Each privilege is asked
--- on its own: has_table_privilege with a list answers whether any is held.
+-- What the current database user may not do that a sync needs, asked before the
+-- run starts: a privilege missing on one table is then a configuration error
+-- named at once, not a failed apply weeks later, the first time a run needs it
+-- (a tag removed, say). Exactly what the sync's statements do, table by table,
+-- and no more, so that no setup that works is refused: the DELETEs on disks and
+-- tags read the rows they delete (SELECT); the history triggers of
+-- instance_versions insert into fleet_count_changes as the job's user; the
+-- identity columns' sequences need no grant; the staging tables need TEMP on the
+-- database (PUBLIC has it unless revoked). One line per object, its missing
+-- privileges listed; each asked on its own (has_table_privilege with a list
+-- answers whether any is held). The schema's USAGE is checked first: without it
+-- nothing else can be.
+WITH needed (relname, privileges) AS (
+    VALUES ('instances', ARRAY['SELECT', 'INSERT', 'UPDATE']),
+           ('instance_versions', ARRAY['SELECT', 'INSERT', 'UPDATE']),
+           ('instance_changes', ARRAY['INSERT']),
+           ('instance_disks', ARRAY['SELECT', 'INSERT', 'DELETE']),
+           ('instance_tags', ARRAY['SELECT', 'INSERT', 'DELETE']),
+           ('sync_runs', ARRAY['SELECT', 'INSERT', 'UPDATE']),
+           ('sync_run_scopes', ARRAY['SELECT', 'INSERT']),
+           ('fleet_count_changes', ARRAY['INSERT'])
+)
 SELECT m.item
 FROM (
     SELECT 0 AS rank, 'USAGE on schema ecp' AS item
     WHERE NOT has_schema_privilege('ecp', 'USAGE')
     UNION ALL
-    SELECT 1, format('%s on ecp.%I', string_agg(p.privilege, ', ' ORDER BY p.n), c.relname)
-    FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'])
-        WITH ORDINALITY AS p (privilege, n)
-    WHERE n.nspname = 'ecp' AND c.relkind IN ('r', 'p')
-      AND NOT has_table_privilege(c.oid, p.privilege)
-    GROUP BY c.relname
+    SELECT 1, format('TEMP on database %I', current_database())
+    WHERE NOT has_database_privilege(current_database(), 'TEMP')
     UNION ALL
-    SELECT 2, format('USAGE on sequence ecp.%I', c.relname)
-    FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = 'ecp' AND c.relkind = 'S'
-      -- Guarded: the server may test this before the filters above, and it
-      -- fails on a relation that is no sequence.
-      AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'USAGE') END
+    SELECT 2, format('%s on ecp.%I', string_agg(p.privilege, ', ' ORDER BY p.n), c.relname)
+    FROM needed d
+    JOIN pg_class c ON c.relname = d.relname
+    JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = 'ecp'
+    CROSS JOIN unnest(d.privileges) WITH ORDINALITY AS p (privilege, n)
+    WHERE NOT has_table_privilege(c.oid, p.privilege)
+    GROUP BY c.relname
 ) m
 ORDER BY m.rank, m.item

@@ -91,6 +91,10 @@ pub struct Page {
     pub repeated: Vec<RawInstance>,
     /// `repeated.len()`.
     pub duplicates: u64,
+    /// Instances of this page the crawl had never listed before (a repeat from
+    /// farther back than the recent pages is in `instances` but not counted
+    /// here; two ids of one 64-bit hash count once).
+    pub new_instances: u64,
     /// No page follows: the crawl is complete once this one is consumed.
     pub is_last: bool,
 }
@@ -242,6 +246,7 @@ async fn run(
             instances,
             repeated,
             duplicates,
+            new_instances: new,
             is_last,
         };
         if tx.send(Ok(out)).await.is_err() || is_last {

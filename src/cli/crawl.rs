@@ -33,7 +33,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let mut pages = crawl::spawn(client, request, args.api.crawl_options());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let (mut instances, mut duplicates) = (0u64, 0u64);
+    let (mut instances, mut distinct, mut duplicates) = (0u64, 0u64, 0u64);
     let mut total_count: Option<u64> = None;
     while let Some(page) = pages.recv().await {
         let page = page.context("crawl failed")?;
@@ -45,15 +45,18 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
             out.write_all(b"\n")?;
         }
         instances += page.instances.len() as u64;
+        distinct += page.new_instances;
         duplicates += page.duplicates;
         let counted = page.total_count.and_then(|n| u64::try_from(n).ok());
         total_count = total_count.max(counted);
         if page.is_last {
             out.flush()?;
             tracing::info!(pages = page.number, instances, duplicates, "crawl complete");
-            if let Some(short) = total_count.and_then(|n| crawl::clear_shortfall(instances, n)) {
+            // Distinct instances, as the service counts them: a repeat from far
+            // back must not make up for an instance the listing lost.
+            if let Some(short) = total_count.and_then(|n| crawl::clear_shortfall(distinct, n)) {
                 tracing::warn!(
-                    instances,
+                    instances = distinct,
                     total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the \

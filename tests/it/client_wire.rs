@@ -350,13 +350,18 @@ async fn a_cursor_that_wraps_around_to_the_start_is_stopped() {
                 max_pages: 1_000,
             },
         );
-        let (mut listed, mut error) = (0, None);
+        let (mut listed, mut new, mut error) = (0, 0, None);
         while let Some(page) = rx.recv().await {
             match page {
-                Ok(page) => listed += page.instances.len(),
+                Ok(page) => {
+                    listed += page.instances.len();
+                    new += page.new_instances;
+                }
                 Err(e) => error = Some(e),
             }
         }
+        // However many times they came back, the distinct instances.
+        assert_eq!(new, cycle * 2, "cycle {cycle}");
         let err = error.expect("the crawl must stop");
         let (first, last) = (cycle + 1, cycle + borne + 1);
         assert!(

@@ -325,6 +325,8 @@ struct FakeImds {
     tokens_seen: Mutex<Vec<Option<String>>>,
     /// How long the credentials it hands out live, when not six hours.
     lifetime: Mutex<Option<TimeDelta>>,
+    /// The token PUT takes the connection and answers only after this long.
+    put_delay: Mutex<Option<std::time::Duration>>,
 }
 
 impl FakeImds {
@@ -361,6 +363,10 @@ fn imds_app(v2_enabled: bool) -> (Arc<FakeImds>, Router) {
             put(
                 |State(s): State<Arc<FakeImds>>, headers: HeaderMap| async move {
                     s.token_puts.fetch_add(1, Ordering::SeqCst);
+                    let delay = *s.put_delay.lock().unwrap();
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
                     let ttl = headers.get("x-aliyun-ecs-metadata-token-ttl-seconds");
                     if !s.v2_enabled || ttl.is_none_or(|v| v != "21600") {
                         return (StatusCode::FORBIDDEN, String::new());
@@ -483,6 +489,31 @@ async fn imds_falls_back_to_v1_when_the_token_put_fails() {
 }
 
 #[tokio::test]
+async fn imds_falls_back_to_v1_when_the_token_put_is_not_answered_in_time() {
+    // The service takes the connection, then holds the PUT past the read timeout.
+    let (imds, endpoint) = fake_imds(false).await;
+    *imds.put_delay.lock().unwrap() = Some(std::time::Duration::from_secs(3));
+    let provider = EcsRamRoleProvider::new(&endpoint).unwrap();
+
+    let c = provider.credentials().await.unwrap();
+
+    assert_eq!(c.access_key_id, "STS.id-1");
+    assert_eq!(*imds.tokens_seen.lock().unwrap(), vec![None, None]);
+}
+
+#[tokio::test]
+async fn a_profile_naming_the_ecs_role_is_refused_when_metadata_is_disabled() {
+    let (imds, endpoint) = fake_imds(true).await;
+    let settings = ChainSettings::from_vars([(vars::ECS_METADATA_DISABLED, "true")])
+        .with_imds_endpoint(&endpoint);
+
+    let e = EcsRamRoleProvider::from_settings(&settings).unwrap_err();
+
+    assert!(e.0.contains(vars::ECS_METADATA_DISABLED), "{e}");
+    assert_eq!(imds.token_puts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn imds_v1_fallback_can_be_disabled() {
     let (imds, endpoint) = fake_imds(false).await;
     let settings = ChainSettings::from_vars([(vars::IMDSV1_DISABLED, "true")])
@@ -536,6 +567,26 @@ async fn credentials_uri_returns_metadata_shaped_credentials() {
 
     assert_eq!(c.access_key_id, "STS.id-7");
     assert_eq!(provider.name(), "credentials_uri");
+}
+
+#[tokio::test]
+async fn a_credentials_uri_is_named_without_its_query() {
+    let app = Router::new().route(
+        "/creds",
+        get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "down") }),
+    );
+    let base = serve(app).await;
+    let with_user = base.replacen("http://", "http://user:URI-PASSWORD@", 1);
+    let provider = UriProvider::new(format!("{with_user}/creds?auth=URI-TOKEN")).unwrap();
+
+    let e = provider.credentials().await.unwrap_err();
+
+    assert!(e.0.contains(&format!("{base}/creds")), "{e}");
+    assert!(
+        !e.0.contains("URI-TOKEN") && !e.0.contains("URI-PASSWORD"),
+        "{e}"
+    );
+    assert!(e.0.contains("not shown"), "{e}");
 }
 
 // ---------------------------------------------------------------- CLI profile

@@ -87,9 +87,16 @@ impl EcsRamRoleProvider {
     }
 
     /// From `ALIBABA_CLOUD_ECS_METADATA` (role name), `ALIBABA_CLOUD_IMDSV1_DISABLED`
-    /// and the endpoint override. `ALIBABA_CLOUD_ECS_METADATA_DISABLED` is the
-    /// chain's business, not checked here.
+    /// and the endpoint override. `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`
+    /// refuses it, as the SDKs' provider does: a profile naming the ECS role must
+    /// not probe the metadata service either.
     pub fn from_settings(settings: &ChainSettings) -> Result<Self, CredentialsError> {
+        if settings.flag(vars::ECS_METADATA_DISABLED) {
+            return Err(CredentialsError::new(format!(
+                "the ECS RAM role is disabled by {}=true",
+                vars::ECS_METADATA_DISABLED
+            )));
+        }
         let mut provider = EcsRamRoleProvider::new(settings.imds_endpoint())?
             .with_imdsv1_disabled(settings.flag(vars::IMDSV1_DISABLED));
         if let Some(role) = settings.var(vars::ECS_METADATA) {
@@ -127,8 +134,10 @@ impl EcsRamRoleProvider {
         let why = match response {
             // Nothing answering at all: no point in trying IMDSv1 at the same address.
             // Before the service ever answered, that means "not on ECS"; after, it
-            // is down for a moment, and asking again may work.
-            Err(e) if e.is_connect() || e.is_timeout() => {
+            // is down for a moment, and asking again may work. A service that took
+            // the connection but did not answer the PUT in time is asked without a
+            // token (below), as the SDKs do on any failure of the PUT.
+            Err(e) if e.is_connect() => {
                 let message = format!(
                     "ECS metadata service at {} is unreachable (not on ECS?): {}",
                     self.base_url,

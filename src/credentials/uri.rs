@@ -17,6 +17,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct UriProvider {
     uri: String,
+    /// The URI as messages name it: without its query or user info, where a
+    /// sidecar may put a token.
+    shown: String,
     http: reqwest::Client,
     cache: CredentialsCache,
 }
@@ -26,9 +29,20 @@ impl UriProvider {
 
     pub fn new(uri: impl Into<String>) -> Result<Self, CredentialsError> {
         let uri = uri.into();
-        reqwest::Url::parse(&uri).map_err(|e| {
-            CredentialsError::new(format!("credentials URI {uri:?} is not a URL: {e}"))
+        let mut shown = reqwest::Url::parse(&uri).map_err(|e| {
+            // Not the value: it may hold a token.
+            CredentialsError::new(format!("credentials URI is not a URL: {e}"))
         })?;
+        let hidden = shown.query().is_some() || !shown.username().is_empty();
+        shown.set_query(None);
+        shown.set_fragment(None);
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        let shown = if hidden {
+            format!("{shown} (query and user info not shown)")
+        } else {
+            shown.to_string()
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -39,6 +53,7 @@ impl UriProvider {
             .map_err(|e| CredentialsError::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(UriProvider {
             uri,
+            shown,
             http,
             cache: CredentialsCache::default(),
         })
@@ -55,8 +70,8 @@ impl UriProvider {
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let body = fetch_body(self.http.get(&self.uri))
             .await
-            .map_err(|e| e.map_message(|detail| format!("GET {} failed: {detail}", self.uri)))?;
-        MetadataCredentials::parse(&body, &format!("credentials URI {}", self.uri))
+            .map_err(|e| e.map_message(|detail| format!("GET {} failed: {detail}", self.shown)))?;
+        MetadataCredentials::parse(&body, &format!("credentials URI {}", self.shown))
     }
 }
 

@@ -159,8 +159,21 @@ pub(crate) fn sts_credentials(
     })?;
     parsed
         .credentials
-        .ok_or_else(|| CredentialsError::new(describe_error_body(200, body)))?
+        .ok_or_else(|| CredentialsError::new(missing_credentials(body)))?
         .into_expiring(source)
+}
+
+/// A 2xx answer without `Credentials`: an error body (its code and message), or
+/// else only the names of its keys, never its values (it may be credentials
+/// under another name).
+fn missing_credentials(body: &[u8]) -> String {
+    if let Ok(ApiErrorBody { code: Some(_), .. }) = serde_json::from_slice(body) {
+        return describe_error_body(200, body);
+    }
+    let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    format!("HTTP 200 without Credentials (keys: {keys})")
 }
 
 /// The common error body of Alibaba Cloud RPC APIs, STS included.
@@ -186,15 +199,44 @@ pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
         })
 }
 
+/// Where a service's text starts to quote the request back, secrets and all:
+/// STS's SignatureDoesNotMatch gives its string to sign, which holds every
+/// parameter, the caller's security token among them; a proxy's error page may
+/// echo the URL.
+const ECHO_MARKERS: [&str; 7] = [
+    "string to sign",
+    "stringtosign",
+    "securitytoken=",
+    "securitytoken%3d",
+    "accesskeysecret=",
+    "accesskeysecret%3d",
+    "signature=",
+];
+
+/// `text` up to the first place it quotes the request back (see
+/// [`ECHO_MARKERS`]), saying that the rest was left out.
+fn without_echo(text: &str) -> std::borrow::Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    match ECHO_MARKERS.iter().filter_map(|m| lower.find(m)).min() {
+        // ASCII lowercasing keeps byte offsets, so `at` is a boundary of `text`.
+        Some(at) => format!(
+            "{} [the rest is left out: it quotes the request, secrets included]",
+            text[..at].trim_end()
+        )
+        .into(),
+        None => text.into(),
+    }
+}
+
 /// Describes a non-2xx answer: the API error code and message when the body is the
-/// usual error JSON, else a short excerpt. Only ever called on error bodies, which
-/// carry no credentials.
+/// usual error JSON, else a short excerpt; either cut where it starts quoting the
+/// request back (see [`without_echo`]).
 pub(crate) fn describe_error_body(status: u16, body: &[u8]) -> String {
     if let Ok(err) = serde_json::from_slice::<ApiErrorBody>(body) {
         if let Some(code) = err.code {
             let mut out = format!("HTTP {status}, Code {code}");
             if let Some(message) = err.message.filter(|m| !m.is_empty()) {
-                out.push_str(&format!(": {message}"));
+                out.push_str(&format!(": {}", without_echo(&message)));
             }
             if let Some(id) = err.request_id {
                 out.push_str(&format!(" (RequestId {id})"));
@@ -213,7 +255,7 @@ pub(crate) fn describe_error_body(status: u16, body: &[u8]) -> String {
     } else {
         ""
     };
-    format!("HTTP {status}: {excerpt}{more}")
+    format!("HTTP {status}: {}{more}", without_echo(&excerpt))
 }
 
 /// Sends `request` and returns the body of a 2xx answer. Any other outcome is a
@@ -285,6 +327,34 @@ pub(crate) fn describe_transport_error(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_that_quotes_the_request_back_is_cut_before_the_quote() {
+        // STS's answer to a bad signature, with the caller's token in it.
+        let body = br#"{"RequestId":"R","Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:GET&%2F&AccessKeyId%3DSTS.x%26SecurityToken%3DTOKEN-SECRET%26Version"}"#;
+        let text = describe_error_body(400, body);
+        assert!(!text.contains("TOKEN-SECRET"), "{text}");
+        assert!(
+            text.contains("SignatureDoesNotMatch: Specified signature is not matched"),
+            "{text}"
+        );
+        assert!(text.contains("left out"), "{text}");
+        // A page echoing the URL.
+        let page = b"<html>400 Bad Request: /?Action=AssumeRole&SecurityToken=TOKEN-SECRET</html>";
+        let text = describe_error_body(400, page);
+        assert!(!text.contains("TOKEN-SECRET"), "{text}");
+        // A message that only names the token keeps all of it.
+        let expired = br#"{"Code":"InvalidSecurityToken.Expired","Message":"Specified SecurityToken is expired."}"#;
+        assert!(describe_error_body(400, expired).ends_with("Specified SecurityToken is expired."));
+    }
+
+    #[test]
+    fn an_answer_without_credentials_names_its_keys_not_their_values() {
+        let body = br#"{"credentials":{"AccessKeySecret":"LEAKED"},"RequestId":"R"}"#;
+        let err = sts_credentials(body, "STS AssumeRole").unwrap_err();
+        assert!(!err.0.contains("LEAKED"), "{err}");
+        assert!(err.0.contains("keys: RequestId, credentials"), "{err}");
+    }
 
     #[test]
     fn expiration_formats() {

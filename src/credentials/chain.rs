@@ -64,9 +64,13 @@ impl DefaultChain {
         if let Some((provider, _)) = self.chosen.get() {
             return provider.credentials().await;
         }
-        let (provider, credentials) = self.resolve().await?;
+        let (provider, credentials, skipped) = self.resolve().await?;
         let name = format!("{NAME_PREFIX}/{}", provider.name());
-        tracing::info!(provider = %name, "using credentials from the default chain");
+        // Why the providers before it gave none, said where it shows: a broken
+        // file of an earlier one (a malformed CLI config, a mode not supported)
+        // silently makes the job run as another identity otherwise.
+        tracing::info!(provider = %name, skipped = %skipped.join("; "),
+                       "using credentials from the default chain");
         let _ = self.chosen.set((provider, name));
         Ok(credentials)
     }
@@ -77,7 +81,7 @@ impl DefaultChain {
     /// chosen, so the next call resolves again.
     async fn resolve(
         &self,
-    ) -> Result<(Arc<dyn CredentialsProvider>, Credentials), CredentialsError> {
+    ) -> Result<(Arc<dyn CredentialsProvider>, Credentials, Vec<String>), CredentialsError> {
         let mut reasons: Vec<String> = Vec::new();
         let mut passing: Option<&str> = None;
         for (name, build) in STEPS {
@@ -89,7 +93,7 @@ impl DefaultChain {
                 }
             };
             match provider.credentials().await {
-                Ok(credentials) => return Ok((provider, credentials)),
+                Ok(credentials) => return Ok((provider, credentials, reasons)),
                 Err(e) => {
                     tracing::debug!(provider = name, reason = %e, "no credentials from this provider");
                     if e.is_transient() {

@@ -9,7 +9,7 @@ use ecp_inventory::api::Credentials;
 use ecp_inventory::simulator::{SimulatorConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use tokio::process::Command;
 
-use crate::helpers::{start_sim, test_db};
+use crate::helpers::{start_sim, test_db, TestDb};
 
 /// An empty home directory, so the credentials chain finds no aliyun CLI profile.
 fn empty_home() -> PathBuf {
@@ -208,6 +208,41 @@ async fn a_database_user_without_rights_exits_2_with_permission_denied() {
     );
 }
 
+/// A login role of the test database, granted `grants` (with `{role}` for its
+/// name) by the owner; its URL.
+async fn role_with(db: &TestDb, prefix: &str, grants: &str) -> (String, String) {
+    let role = format!("{prefix}_{}", &db.name[5..13]);
+    let sql =
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'; ") + &grants.replace("{role}", &role);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let url = with_user(&db.url, &role, "pw");
+    (role, url)
+}
+
+/// Runs `sql` as the test database's owner.
+async fn as_owner(db: &TestDb, sql: String) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
+
+/// `sync` of cn-shanghai from `endpoint` into `url`.
+async fn sync_shanghai(endpoint: &str, url: &str) -> Ran {
+    run(ecp_with_keys()
+        .args(["sync", "--endpoint", endpoint])
+        .args(["--database-url", url, "--region", "cn-shanghai"]))
+    .await
+}
+
+/// What the README grants a sync's user once the schema's owner migrated.
+const WRITER_GRANTS: &str = "GRANT USAGE ON SCHEMA ecp TO {role}; \
+     GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecp TO {role}; \
+     GRANT SELECT ON public._sqlx_migrations TO {role}; ";
+
 /// A user with the rights a sync needs on a migrated schema, and no more, syncs
 /// without --no-migrate: the current schema is not migrated again (the migrator
 /// would first try to create its ledger table, which this user may not).
@@ -219,22 +254,8 @@ async fn a_least_privileged_writer_syncs_a_current_schema() {
         ..Default::default()
     })
     .await;
-    let role = format!("ecp_writer_{}", &db.name[5..13]);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD 'pw'; \
-         GRANT USAGE ON SCHEMA ecp TO {role}; \
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecp TO {role}; \
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA ecp TO {role}; \
-         GRANT SELECT ON public._sqlx_migrations TO {role}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let url = with_user(&db.url, &role, "pw");
-    let ran = run(ecp_with_keys()
-        .args(["sync", "--endpoint", &running.endpoint()])
-        .args(["--database-url", &url, "--region", "cn-shanghai"]))
-    .await;
+    let (role, url) = role_with(&db, "ecp_writer", WRITER_GRANTS).await;
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(
         crate::helpers::count(
@@ -244,12 +265,7 @@ async fn a_least_privileged_writer_syncs_a_current_schema() {
         .await,
         1
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP OWNED BY {role}; DROP ROLE {role}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    as_owner(&db, format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
 }
 
 /// `--volatile-fields ''` is the empty list: a change of `SessionStatus`, `Rate`
@@ -465,22 +481,9 @@ async fn a_writer_missing_one_privilege_exits_2_naming_it_before_any_run() {
         ..Default::default()
     })
     .await;
-    let role = format!("ecp_partial_{}", &db.name[5..13]);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD 'pw'; \
-         GRANT USAGE ON SCHEMA ecp TO {role}; \
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecp TO {role}; \
-         REVOKE DELETE ON ecp.instance_tags FROM {role}; \
-         GRANT SELECT ON public._sqlx_migrations TO {role}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let url = with_user(&db.url, &role, "pw");
-    let ran = run(ecp_with_keys()
-        .args(["sync", "--endpoint", &running.endpoint()])
-        .args(["--database-url", &url, "--region", "cn-shanghai"]))
-    .await;
+    let grants = format!("{WRITER_GRANTS} REVOKE DELETE ON ecp.instance_tags FROM {{role}}");
+    let (role, url) = role_with(&db, "ecp_partial", &grants).await;
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
     ran.assert_one_error(2, "DELETE on ecp.instance_tags");
     // Nothing else: the identity columns' sequences need no grant.
     assert!(!ran.stderr.contains("INSERT on"), "{}", ran.stderr);
@@ -490,38 +493,26 @@ async fn a_writer_missing_one_privilege_exits_2_naming_it_before_any_run() {
         0
     );
     // The staging tables need TEMP, which PUBLIC has unless it is revoked.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "GRANT DELETE ON ecp.instance_tags TO {role}; \
-         REVOKE TEMP ON DATABASE \"{}\" FROM PUBLIC",
-        db.name
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let ran = run(ecp_with_keys()
-        .args(["sync", "--endpoint", &running.endpoint()])
-        .args(["--database-url", &url, "--region", "cn-shanghai"]))
+    let database = &db.name;
+    as_owner(
+        &db,
+        format!(
+            "GRANT DELETE ON ecp.instance_tags TO {role}; \
+             REVOKE TEMP ON DATABASE \"{database}\" FROM PUBLIC"
+        ),
+    )
     .await;
-    ran.assert_one_error(2, &format!("TEMP on database {}", db.name));
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
+    ran.assert_one_error(2, &format!("TEMP on database {database}"));
     // And with it, the sync goes through.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "GRANT TEMP ON DATABASE \"{}\" TO {role}",
-        db.name
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let ran = run(ecp_with_keys()
-        .args(["sync", "--endpoint", &running.endpoint()])
-        .args(["--database-url", &url, "--region", "cn-shanghai"]))
+    as_owner(
+        &db,
+        format!("GRANT TEMP ON DATABASE \"{database}\" TO {role}"),
+    )
     .await;
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP OWNED BY {role}; DROP ROLE {role}"
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    as_owner(&db, format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
 }
 
 #[tokio::test]

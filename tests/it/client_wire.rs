@@ -541,15 +541,7 @@ async fn a_recheck_the_service_does_not_filter_by_id_is_not_followed_through_the
     // it was not asked for and a cursor: it ignores the filter. The recheck
     // stops there instead of listing the region again, and, the listing being
     // short of its count, nothing is marked deleted.
-    let page = |ids: std::ops::Range<usize>, next: &str| {
-        let records: Vec<_> = ids.map(crate::helpers::record).collect();
-        Answer::json(
-            200,
-            serde_json::json!({"RequestId": "P", "TotalCount": 20, "NextToken": next,
-                               "InstanceModel": records})
-            .to_string(),
-        )
-    };
+    let page = |ids, next| listing_page(ids, 20, next);
     let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
     let (endpoint, requests) = scripted_server(move |n| match n {
         0 | 3 => Answer::json(200, regions),
@@ -586,15 +578,7 @@ async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to
     // deleted. Or it refuses the question (400 InvalidParameter, as a service
     // might answer ids it does not know): the listing alone decides, as it did
     // before any recheck, and the five are deleted.
-    let page = |ids: std::ops::Range<usize>, total: usize| {
-        let records: Vec<_> = ids.map(crate::helpers::record).collect();
-        Answer::json(
-            200,
-            serde_json::json!({"RequestId": "P", "TotalCount": total, "NextToken": "",
-                               "InstanceModel": records})
-            .to_string(),
-        )
-    };
+    let page = |ids, total| listing_page(ids, total, "");
     let error = |status: u16, code: &str| {
         Answer::json(
             status,
@@ -630,15 +614,7 @@ async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
     // Asked for the twelve others by id at once, the service refuses (as one
     // that takes at most ten ids might); asked ten, then two, it answers with
     // eleven of them: only the last one is gone.
-    let page = |ids: std::ops::Range<usize>, total: usize| {
-        let records: Vec<_> = ids.map(crate::helpers::record).collect();
-        Answer::json(
-            200,
-            serde_json::json!({"RequestId": "P", "TotalCount": total, "NextToken": "",
-                               "InstanceModel": records})
-            .to_string(),
-        )
-    };
+    let page = |ids, total| listing_page(ids, total, "");
     let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
     let (endpoint, requests) = scripted_server(move |n| match n {
         0 | 2 => Answer::json(200, regions),
@@ -756,6 +732,17 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
         .await
         .unwrap();
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
+}
+
+/// A page of DescribeAndroidInstances listing the helper records `ids`.
+fn listing_page(ids: std::ops::Range<usize>, total: usize, next: &str) -> Answer {
+    let records: Vec<_> = ids.map(crate::helpers::record).collect();
+    Answer::json(
+        200,
+        serde_json::json!({"RequestId": "P", "TotalCount": total, "NextToken": next,
+                           "InstanceModel": records})
+        .to_string(),
+    )
 }
 
 /// Settings that crawl cn-shanghai alone, the region the scripted servers list.

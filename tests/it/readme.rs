@@ -62,6 +62,16 @@ fn tool(args: &[&str]) -> Command {
     cmd
 }
 
+/// `crawl` of `region` from `endpoint`, which must succeed: its stdout and stderr.
+fn crawled(endpoint: &str, region: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["crawl", "--endpoint", endpoint, "--region", region];
+    args.extend_from_slice(extra);
+    let out = tool(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
 /// `sync --output json` against `endpoint` into `db_url`, which must succeed; its
 /// report.
 async fn sync_json(endpoint: &str, db_url: &str) -> serde_json::Value {
@@ -89,24 +99,8 @@ async fn sync_json(endpoint: &str, db_url: &str) -> serde_json::Value {
 #[test]
 fn simulate_then_crawl_prints_every_instance_of_the_region_once() {
     let sim = simulate(3000);
-    let out = tool(&[
-        "crawl",
-        "--endpoint",
-        &sim.endpoint,
-        "--region",
-        "cn-shanghai",
-        "--page-size",
-        "40",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let (stdout, _) = crawled(&sim.endpoint, "cn-shanghai", &["--page-size", "40"]);
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
         .collect();
@@ -246,21 +240,7 @@ fn crawl_prints_each_record_as_the_service_wrote_it_on_one_line() {
     let spread = "{\n  \"AndroidInstanceId\": \"acp-exact00000000001\",\n  \"RegionId\": \"cn-beijing\",\r\n  \"Rate\": 123456789012345678901234567890,\n  \"Zeta\": 2.4e2, \"Neg\": -0, \"Name\": \"a\\nb\"\n}";
     std::fs::write(&file, format!("{spread}\n")).unwrap();
     let sim = simulate_with(&["--fleet-file", file.to_str().unwrap()]);
-    let out = tool(&[
-        "crawl",
-        "--endpoint",
-        &sim.endpoint,
-        "--region",
-        "cn-beijing",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (stdout, _) = crawled(&sim.endpoint, "cn-beijing", &[]);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one record, one line: {stdout:?}");
     for exact in [
@@ -280,22 +260,12 @@ fn crawl_prints_each_record_as_the_service_wrote_it_on_one_line() {
 #[test]
 fn crawl_warns_of_a_listing_clearly_short_of_the_service_count() {
     let sim = simulate_with(&["--instances", "600", "--last-page-early", "2"]);
-    let out = tool(&[
-        "crawl",
-        "--endpoint",
+    let (stdout, stderr) = crawled(
         &sim.endpoint,
-        "--region",
         "cn-shanghai",
-        "--page-size",
-        "20",
-        "--log-format",
-        "json",
-    ])
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 40);
+        &["--page-size", "20", "--log-format", "json"],
+    );
+    assert_eq!(stdout.lines().count(), 40);
     let warning = stderr
         .lines()
         .find(|l| l.contains("clearly fewer instances"))

@@ -619,7 +619,7 @@ async fn recheck_unlisted(
         Some(ids) if !ids.is_empty() => ids,
         _ => return Ok(()),
     };
-    let mut found = 0u64;
+    let (mut found, mut answered, mut left_to_listing) = (0u64, false, 0usize);
     let (mut batch, mut rest) = (RECHECK_IDS_PER_REQUEST, unlisted.as_slice());
     while !rest.is_empty() {
         let ids = &rest[..batch.min(rest.len())];
@@ -638,10 +638,22 @@ async fn recheck_unlisted(
                     batch = RECHECK_IDS_AFTER_REFUSAL;
                     continue;
                 }
-                warn!(error = %e, unlisted = unlisted.len(),
-                      "the service refused to be asked by id for the instances the listing left \
-                       out; they are judged on the listing alone");
-                break;
+                if !answered {
+                    // Refused from the first question: the service does not
+                    // take it at all, and would refuse every other batch too.
+                    warn!(error = %e, unlisted = unlisted.len(),
+                          "the service refused to be asked by id for the instances the listing \
+                           left out; they are judged on the listing alone");
+                    break;
+                }
+                // Other batches were answered: this refusal is about these ids
+                // (ones the service does not know?); the rest are still asked.
+                warn!(error = %e, ids = ids.len(),
+                      "the service refused to be asked for some of the instances the listing left \
+                       out; those are judged on the listing alone");
+                left_to_listing += ids.len();
+                rest = &rest[ids.len()..];
+                continue;
             }
             Err(e) => {
                 warn!(error = %e, unlisted = unlisted.len(),
@@ -650,6 +662,7 @@ async fn recheck_unlisted(
                 break;
             }
         };
+        answered = true;
         let fetched_at = chrono::Utc::now();
         let rows = asked_for(page.instances, ids, settings, report);
         found += rows.len() as u64;
@@ -673,12 +686,13 @@ async fn recheck_unlisted(
         warn!(
             unlisted = unlisted.len(),
             still_there = found,
+            left_to_listing,
             "the listing left out instances that still exist (asked for by id): they are kept"
         );
     } else {
         info!(
             unlisted = unlisted.len(),
-            "instances the listing left out did not answer when asked for by id"
+            left_to_listing, "instances the listing left out did not answer when asked for by id"
         );
     }
     Ok(())

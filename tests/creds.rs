@@ -571,9 +571,12 @@ async fn credentials_uri_returns_metadata_shaped_credentials() {
 
 #[tokio::test]
 async fn a_credentials_uri_is_named_without_its_query() {
+    // A sidecar that quotes the request back in its refusal.
     let app = Router::new().route(
         "/creds",
-        get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "down") }),
+        get(|uri: axum::http::Uri| async move {
+            (StatusCode::UNAUTHORIZED, format!("unauthorized: {uri}"))
+        }),
     );
     let base = serve(app).await;
     let with_user = base.replacen("http://", "http://user:URI-PASSWORD@", 1);
@@ -582,10 +585,14 @@ async fn a_credentials_uri_is_named_without_its_query() {
     let e = provider.credentials().await.unwrap_err();
 
     assert!(e.0.contains(&format!("{base}/creds")), "{e}");
-    assert!(
-        !e.0.contains("URI-TOKEN") && !e.0.contains("URI-PASSWORD"),
-        "{e}"
-    );
+    assert!(e.0.contains("unauthorized: /creds?***"), "{e}");
+    let debug = format!("{provider:?}");
+    for text in [&e.0, &debug] {
+        assert!(
+            !text.contains("URI-TOKEN") && !text.contains("URI-PASSWORD"),
+            "{text}"
+        );
+    }
     assert!(e.0.contains("not shown"), "{e}");
 }
 

@@ -275,7 +275,8 @@ async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     } else {
         store.migrate().await?;
     }
-    store.check_privileges().await?;
+    let metrics = args.pushgateway_url.is_some() || args.metrics_file.is_some();
+    store.check_privileges(metrics).await?;
     if !args.no_progress && std::io::stderr().is_terminal() {
         progress::start();
     }

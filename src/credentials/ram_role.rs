@@ -139,6 +139,14 @@ impl RamRoleArnProvider {
         url.query_pairs_mut().extend_pairs(&params);
         // The query holds the source's security token: fetch_body's errors never
         // quote the URL.
+        // STS may quote the request back (its string to sign): the source's
+        // token and secret are hidden by value too, not only after the markers.
+        let token = source.security_token.as_ref().map(|t| t.expose());
+        let secrets: Vec<&str> = token
+            .into_iter()
+            .chain([source.access_key_secret.expose()])
+            .collect();
+        let say = |detail: String| say(super::wire::redact(&detail, &secrets));
         let body = fetch_body(self.http.get(url))
             .await
             .map_err(|e| e.map_message(say))?;

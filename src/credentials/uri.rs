@@ -14,7 +14,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// STS credentials from `GET <uri>`, refreshed before they expire.
-#[derive(Debug)]
 pub struct UriProvider {
     uri: String,
     /// The URI as messages name it: without its query or user info, where a
@@ -22,6 +21,15 @@ pub struct UriProvider {
     shown: String,
     http: reqwest::Client,
     cache: CredentialsCache,
+}
+
+/// The URI as messages show it: its query or user info may carry a token.
+impl std::fmt::Debug for UriProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UriProvider")
+            .field("uri", &self.shown)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UriProvider {
@@ -68,9 +76,25 @@ impl UriProvider {
     }
 
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
+        // What the URI may carry a token in, hidden in whatever the answer quotes.
+        let url = reqwest::Url::parse(&self.uri).ok();
+        let query = url.as_ref().and_then(|u| u.query()).unwrap_or("");
+        let password = url.as_ref().and_then(|u| u.password()).unwrap_or("");
+        let values: Vec<String> = url
+            .as_ref()
+            .map(|u| u.query_pairs().map(|(_, v)| v.into_owned()).collect())
+            .unwrap_or_default();
+        let secrets: Vec<&str> = [query, password]
+            .into_iter()
+            .chain(values.iter().map(String::as_str))
+            .collect();
+        let say = |detail: String| {
+            let detail = super::wire::redact(&detail, &secrets);
+            format!("GET {} failed: {detail}", self.shown)
+        };
         let body = fetch_body(self.http.get(&self.uri))
             .await
-            .map_err(|e| e.map_message(|detail| format!("GET {} failed: {detail}", self.shown)))?;
+            .map_err(|e| e.map_message(say))?;
         MetadataCredentials::parse(&body, &format!("credentials URI {}", self.shown))
     }
 }

@@ -203,15 +203,36 @@ pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
 /// STS's SignatureDoesNotMatch gives its string to sign, which holds every
 /// parameter, the caller's security token among them; a proxy's error page may
 /// echo the URL.
-const ECHO_MARKERS: [&str; 7] = [
+const ECHO_MARKERS: [&str; 12] = [
     "string to sign",
     "stringtosign",
     "securitytoken=",
     "securitytoken%3d",
+    "securitytoken\\u003d",
     "accesskeysecret=",
     "accesskeysecret%3d",
+    "accesskeysecret\\u003d",
+    "oidctoken=",
+    "oidctoken%3d",
+    "oidctoken\\u003d",
     "signature=",
 ];
+
+/// `detail` with each of `secrets` (those of four characters or more) replaced by
+/// `***`, as written and as percent-encoded once and twice (a query string, and
+/// a V1 string to sign that encodes the query again): what a service quotes back
+/// in a message is hidden even where no [`ECHO_MARKERS`] precedes it.
+pub(crate) fn redact(detail: &str, secrets: &[&str]) -> String {
+    let mut out = detail.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        let once = crate::api::sign::rfc3986(secret);
+        let twice = crate::api::sign::rfc3986(&once);
+        for form in [twice, once, (*secret).to_owned()] {
+            out = out.replace(&form, "***");
+        }
+    }
+    out
+}
 
 /// `text` up to the first place it quotes the request back (see
 /// [`ECHO_MARKERS`]), saying that the rest was left out.
@@ -346,6 +367,16 @@ mod tests {
         // A message that only names the token keeps all of it.
         let expired = br#"{"Code":"InvalidSecurityToken.Expired","Message":"Specified SecurityToken is expired."}"#;
         assert!(describe_error_body(400, expired).ends_with("Specified SecurityToken is expired."));
+    }
+
+    #[test]
+    fn secrets_are_redacted_as_written_and_percent_encoded() {
+        let token = "CAIS+tok/en=";
+        let once = crate::api::sign::rfc3986(token);
+        let twice = crate::api::sign::rfc3986(&once);
+        let text = format!("a {token} b {once} c {twice} d");
+        assert_eq!(redact(&text, &[token, "abc"]), "a *** b *** c *** d");
+        assert_eq!(redact("abc", &["abc"]), "abc", "too short to be a secret");
     }
 
     #[test]

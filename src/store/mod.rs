@@ -290,7 +290,8 @@ pub enum StoreError {
     UnknownScope { scope: Scope, known: Vec<String> },
     #[error(
         "permission denied: this database user lacks privileges a sync needs: {}; grant \
-         them as the schema's owner (README, \"Sync into your own database\")",
+         them as the owner of each (the schema's owner for its tables and function, the \
+         database's for TEMP; README, \"Sync into your own database\")",
         .missing.join("; ")
     )]
     MissingPrivileges { missing: Vec<String> },
@@ -353,7 +354,7 @@ impl Store {
     pub async fn check_schema(&self) -> Result<(), StoreError> {
         let latest = latest_migration();
         match schema_state(&self.pool).await? {
-            // Unreadable: the sync will say what it may not do.
+            // Unreadable: the sync's privilege check names what it may not read.
             SchemaState::Current | SchemaState::Unreadable => Ok(()),
             SchemaState::Behind { applied } => Err(StoreError::SchemaBehind { applied, latest }),
             SchemaState::Ahead { applied } => Err(StoreError::SchemaAhead { applied, latest }),
@@ -363,8 +364,10 @@ impl Store {
     /// Refuses a database user that may not do everything a sync can need: a
     /// privilege missing on one table would otherwise fail an apply only when a
     /// change first needs it. Call once the schema is current.
-    pub async fn check_privileges(&self) -> Result<(), StoreError> {
+    /// `metrics`: the run exports metrics, which count the current instances.
+    pub async fn check_privileges(&self, metrics: bool) -> Result<(), StoreError> {
         let missing: Vec<String> = sqlx::query_scalar(include_str!("sql/missing_privileges.sql"))
+            .bind(metrics)
             .fetch_all(&self.pool)
             .await?;
         if missing.is_empty() {

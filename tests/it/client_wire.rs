@@ -660,6 +660,44 @@ async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_recheck_batch_refused_after_others_were_answered_leaves_only_its_ids_to_the_listing() {
+    use ecp_inventory::sync;
+    // Run 1 lists sixty instances; run 2 lists thirty-five, counted thirty-five.
+    // Asked for the twenty-five others: all at once is refused, then the first
+    // ten are answered (they exist), the next ten refused, the last five
+    // answered. The ten refused are judged on the listing (deleted); the
+    // fifteen answered are kept.
+    let refused = || {
+        Answer::json(
+            400,
+            r#"{"RequestId":"E","Code":"InvalidParameter","Message":"no"}"#,
+        )
+    };
+    let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
+    let (endpoint, requests) = scripted_server(move |n| match n {
+        0 | 2 => Answer::json(200, regions),
+        1 => listing_page(0..60, 60, ""),
+        3 => listing_page(0..35, 35, ""),
+        4 | 6 => refused(),
+        _ => listing_page(35..60, 25, ""),
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+    let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.totals.deleted, 10, "{}", report.summary_line());
+    assert!(!report.scopes[0].deletions_withheld);
+    let requests = requests.lock().unwrap().clone();
+    let asked: Vec<usize> = requests[4..]
+        .iter()
+        .map(|r| r.matches("AndroidInstanceIds.").count())
+        .collect();
+    assert_eq!(asked, [25, 10, 10, 5]);
+}
+
+#[tokio::test]
 async fn a_redirect_is_reported_and_never_followed() {
     // Where the redirect points: it must never see a request.
     let (elsewhere, elsewhere_requests) =

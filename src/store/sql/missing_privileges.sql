@@ -9,7 +9,11 @@
 -- database (PUBLIC has it unless revoked). One line per object, its missing
 -- privileges listed; each asked on its own (has_table_privilege with a list
 -- answers whether any is held). The schema's USAGE is checked first: without it
--- nothing else can be.
+-- nothing else can be. Also: EXECUTE on the function the history triggers call
+-- (checked as the job's user; PUBLIC has it unless revoked), SELECT on the
+-- migrator's ledger (without it the schema's version cannot be checked), and,
+-- when $1 (metrics asked for), SELECT on what the metrics count.
+-- $1 metrics are exported.
 WITH needed (relname, privileges) AS (
     VALUES ('instances', ARRAY['SELECT', 'INSERT', 'UPDATE']),
            ('instance_versions', ARRAY['SELECT', 'INSERT', 'UPDATE']),
@@ -18,7 +22,8 @@ WITH needed (relname, privileges) AS (
            ('instance_tags', ARRAY['SELECT', 'INSERT', 'DELETE']),
            ('sync_runs', ARRAY['SELECT', 'INSERT', 'UPDATE']),
            ('sync_run_scopes', ARRAY['SELECT', 'INSERT']),
-           ('fleet_count_changes', ARRAY['INSERT'])
+           ('fleet_count_changes', ARRAY['INSERT']),
+           ('current_instances', CASE WHEN $1 THEN ARRAY['SELECT'] ELSE ARRAY[]::text[] END)
 )
 SELECT m.item
 FROM (
@@ -27,6 +32,14 @@ FROM (
     UNION ALL
     SELECT 1, format('TEMP on database %I', current_database())
     WHERE NOT has_database_privilege(current_database(), 'TEMP')
+    UNION ALL
+    SELECT 1, 'SELECT on public._sqlx_migrations'
+    WHERE to_regclass('public._sqlx_migrations') IS NOT NULL
+      AND NOT has_table_privilege('public._sqlx_migrations', 'SELECT')
+    UNION ALL
+    SELECT 1, 'EXECUTE on function ecp.quarter_hour_ceil(timestamptz)'
+    WHERE to_regprocedure('ecp.quarter_hour_ceil(timestamptz)') IS NOT NULL
+      AND NOT has_function_privilege('ecp.quarter_hour_ceil(timestamptz)', 'EXECUTE')
     UNION ALL
     SELECT 2, format('%s on ecp.%I', string_agg(p.privilege, ', ' ORDER BY p.n), c.relname)
     FROM needed d

@@ -503,14 +503,39 @@ async fn imds_falls_back_to_v1_when_the_token_put_is_not_answered_in_time() {
 
 #[tokio::test]
 async fn a_profile_naming_the_ecs_role_is_refused_when_metadata_is_disabled() {
-    let (imds, endpoint) = fake_imds(true).await;
-    let settings = ChainSettings::from_vars([(vars::ECS_METADATA_DISABLED, "true")])
+    let (_imds, endpoint) = fake_imds(true).await;
+    let home = TempDir::new();
+    home.write(
+        ".alibabacloud/credentials.ini",
+        "[ecs]\ntype = ecs_ram_role\nrole_name = some-role\n",
+    );
+    // isolated() sets ALIBABA_CLOUD_ECS_METADATA_DISABLED=true.
+    let settings = isolated(&home)
+        .with_var(vars::PROFILE, "ecs")
         .with_imds_endpoint(&endpoint);
 
-    let e = EcsRamRoleProvider::from_settings(&settings).unwrap_err();
+    let e = ProfileFileProvider::from_settings(&settings).unwrap_err();
 
     assert!(e.0.contains(vars::ECS_METADATA_DISABLED), "{e}");
-    assert_eq!(imds.token_puts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_token_put_not_answered_on_a_v2_only_service_is_named_in_the_refusal() {
+    // IMDSv2 required, and the PUT held past the read timeout: the GET without a
+    // token is refused, and the error says why there was no token.
+    let (imds, endpoint) = fake_imds(true).await;
+    *imds.put_delay.lock().unwrap() = Some(std::time::Duration::from_secs(3));
+
+    let e = EcsRamRoleProvider::new(&endpoint)
+        .unwrap()
+        .credentials()
+        .await
+        .unwrap_err();
+
+    assert!(
+        e.0.contains("asked without a token") && e.0.contains("timed out"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -486,8 +486,10 @@ impl Client {
         }
         if refused {
             let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            // With NO_PROXY set the host may well bypass the proxy: no hint then.
-            let bypass = env("NO_PROXY").or_else(|| env("no_proxy")).is_some();
+            // A host NO_PROXY names does not take the proxy: no hint then.
+            let no_proxy = env("NO_PROXY").or_else(|| env("no_proxy"));
+            let host = self.endpoint.host_str().unwrap_or("");
+            let bypass = no_proxy.is_some_and(|list| bypasses_proxy(host, &list.to_string_lossy()));
             if let Some(variable) = proxy_variable(self.endpoint.scheme(), env).filter(|_| !bypass)
             {
                 // The name only: a proxy URL may carry a password.
@@ -516,6 +518,26 @@ fn proxy_variable(
         _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
     };
     names.iter().copied().find(|name| env(name).is_some())
+}
+
+/// Whether a NO_PROXY list names `host`: `*`, the host itself, or a domain it
+/// is in (`example.com` and `.example.com` both cover `api.example.com`), as
+/// reqwest reads it (IP ranges aside, which are taken as naming the host).
+fn bypasses_proxy(host: &str, list: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    list.split(',')
+        .map(|entry| entry.trim().to_ascii_lowercase())
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| {
+            let domain = entry.trim_start_matches('.');
+            entry == "*"
+                || entry.contains('/')
+                || host == domain
+                || host.ends_with(&format!(".{domain}"))
+        })
 }
 
 enum ReadError {
@@ -1178,6 +1200,26 @@ mod tests {
             Some("ALL_PROXY")
         );
         assert_eq!(proxy_variable("https", set(&[])), None);
+    }
+
+    #[test]
+    fn no_proxy_names_a_host_by_itself_or_its_domain() {
+        assert!(bypasses_proxy("127.0.0.1", "localhost, 127.0.0.1"));
+        assert!(bypasses_proxy(
+            "eds-aic.cn-shanghai.aliyuncs.com",
+            ".aliyuncs.com"
+        ));
+        assert!(bypasses_proxy(
+            "eds-aic.cn-shanghai.aliyuncs.com",
+            "aliyuncs.com"
+        ));
+        assert!(bypasses_proxy("anything", "*"));
+        assert!(bypasses_proxy("[::1]", "::1"));
+        assert!(!bypasses_proxy(
+            "eds-aic.cn-shanghai.aliyuncs.com",
+            "localhost,127.0.0.1"
+        ));
+        assert!(!bypasses_proxy("notaliyuncs.com", "aliyuncs.com"));
     }
 
     #[test]

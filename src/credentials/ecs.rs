@@ -106,24 +106,45 @@ impl EcsRamRoleProvider {
     }
 
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
-        let token = self.session_token().await?;
+        let (token, why_none) = match self.session_token().await? {
+            Ok(token) => (Some(token), None),
+            Err(why) => (None, Some(why)),
+        };
+        // A request without a token that fails says why there was none: on an
+        // instance that requires IMDSv2 the refusal is the token's failure.
+        let without_token = |e: CredentialsError| match &why_none {
+            Some(why) => {
+                e.map_message(|m| format!("{m} (asked without a token: getting one failed: {why})"))
+            }
+            None => e,
+        };
+        self.fetch_with(token.as_deref())
+            .await
+            .map_err(without_token)
+    }
+
+    async fn fetch_with(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let role = match self.role_name.get() {
             Some(role) => role.clone(),
             None => {
-                let role = self.discover_role(token.as_deref()).await?;
+                let role = self.discover_role(token).await?;
                 self.role_name.get_or_init(|| role).clone()
             }
         };
         let path = format!("{ROLES_PATH}{role}");
-        let body = self.get(&path, token.as_deref()).await?;
+        let body = self.get(&path, token).await?;
         let fetched =
             MetadataCredentials::parse(&body, &format!("ECS metadata for RAM role {role}"))?;
         self.answered.store(true, Ordering::Relaxed);
         Ok(fetched)
     }
 
-    /// The IMDSv2 session token; `None` means carry on without one (IMDSv1).
-    async fn session_token(&self) -> Result<Option<String>, CredentialsError> {
+    /// The IMDSv2 session token, or why there is none, to carry on without one
+    /// (IMDSv1).
+    async fn session_token(&self) -> Result<Result<String, String>, CredentialsError> {
         let url = format!("{}{TOKEN_PATH}", self.base_url);
         let response = self
             .http
@@ -149,6 +170,19 @@ impl EcsRamRoleProvider {
                     CredentialsError::new(message)
                 });
             }
+            // Taken for a moment's trouble once the service has answered: with
+            // IMDSv1 refused, the refresh is then retried rather than failed.
+            Err(e)
+                if e.is_timeout()
+                    && self.imdsv1_disabled
+                    && self.answered.load(Ordering::Relaxed) =>
+            {
+                return Err(CredentialsError::transient(format!(
+                    "getting an ECS metadata token from {url} timed out ({}=true forbids \
+                     requests without one)",
+                    vars::IMDSV1_DISABLED
+                )));
+            }
             Err(e) => describe_transport_error(e),
             Ok(response) if response.status().is_success() => {
                 let token = response.text().await.map_err(|e| {
@@ -159,7 +193,7 @@ impl EcsRamRoleProvider {
                 })?;
                 let token = token.trim();
                 if !token.is_empty() {
-                    return Ok(Some(token.to_owned()));
+                    return Ok(Ok(token.to_owned()));
                 }
                 "the token was empty".to_owned()
             }
@@ -173,7 +207,7 @@ impl EcsRamRoleProvider {
             )));
         }
         tracing::debug!(reason = %why, "no ECS metadata token; continuing without (IMDSv1)");
-        Ok(None)
+        Ok(Err(why))
     }
 
     async fn discover_role(&self, token: Option<&str>) -> Result<String, CredentialsError> {

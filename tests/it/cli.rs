@@ -471,6 +471,58 @@ async fn crawl_with_a_wrong_secret_exits_2_as_sync_does() {
     assert_eq!(sim.stats().requests, 1, "an auth error is never retried");
 }
 
+/// Exactly what the privilege check asks for, and nothing more, is enough for a
+/// sync through every kind of change (the recheck by id of the deleted ones
+/// included).
+#[tokio::test]
+async fn the_privileges_the_check_asks_for_are_enough_for_every_kind_of_change() {
+    let db = test_db().await;
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances: 60,
+        regions: vec!["cn-shanghai".into()],
+        ..Default::default()
+    })
+    .await;
+    let grants = "GRANT USAGE ON SCHEMA ecp TO {role}; \
+         GRANT SELECT, INSERT, UPDATE ON ecp.instances, ecp.instance_versions, \
+             ecp.sync_runs TO {role}; \
+         GRANT INSERT ON ecp.instance_changes, ecp.fleet_count_changes TO {role}; \
+         GRANT SELECT, INSERT, DELETE ON ecp.instance_disks, ecp.instance_tags TO {role}; \
+         GRANT SELECT, INSERT ON ecp.sync_run_scopes TO {role}; \
+         GRANT SELECT ON public._sqlx_migrations TO {role}";
+    let (role, url) = role_with(&db, "ecp_exact", grants).await;
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    sim.churn(&ecp_inventory::simulator::ChurnSpec {
+        seed: 3,
+        create: 5,
+        delete: 5,
+        status: 5,
+        rename: 5,
+        retag: 10,
+        resize_disk: 5,
+        volatile: 5,
+    });
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Every kind of write happened: new, changed and deleted instances, tags
+    // and disks rewritten.
+    let kinds = crate::helpers::count(
+        &db.pool,
+        "SELECT count(DISTINCT change_kind) FROM ecp.instance_changes WHERE run_id = 2",
+    )
+    .await;
+    assert_eq!(kinds, 3, "created, updated and deleted in run 2");
+    let fields = crate::helpers::count(
+        &db.pool,
+        "SELECT count(*) FROM ecp.instance_changes WHERE run_id = 2 \
+         AND (field = 'disks' OR field LIKE 'tags.%')",
+    )
+    .await;
+    assert!(fields > 0, "tag and disk changes in run 2");
+    as_owner(&db, format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+}
+
 /// A privilege missing on one table is found before the run, not by the first
 /// apply that needs it (removing a tag needs DELETE on instance_tags).
 #[tokio::test]

@@ -556,10 +556,21 @@ async fn a_writer_missing_one_privilege_exits_2_naming_it_before_any_run() {
     .await;
     let ran = sync_shanghai(&running.endpoint(), &url).await;
     ran.assert_one_error(2, &format!("TEMP on database {database}"));
+    // The history triggers call a function as the job's user.
+    as_owner(
+        &db,
+        format!(
+            "GRANT TEMP ON DATABASE \"{database}\" TO {role}; \
+             REVOKE EXECUTE ON FUNCTION ecp.quarter_hour_ceil(timestamptz) FROM PUBLIC"
+        ),
+    )
+    .await;
+    let ran = sync_shanghai(&running.endpoint(), &url).await;
+    ran.assert_one_error(2, "EXECUTE on function ecp.quarter_hour_ceil");
     // And with it, the sync goes through.
     as_owner(
         &db,
-        format!("GRANT TEMP ON DATABASE \"{database}\" TO {role}"),
+        format!("GRANT EXECUTE ON FUNCTION ecp.quarter_hour_ceil(timestamptz) TO {role}"),
     )
     .await;
     let ran = sync_shanghai(&running.endpoint(), &url).await;

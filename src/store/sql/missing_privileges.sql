@@ -33,13 +33,17 @@ FROM (
     SELECT 1, format('TEMP on database %I', current_database())
     WHERE NOT has_database_privilege(current_database(), 'TEMP')
     UNION ALL
+    -- Found through the catalogs by oid: a name would need USAGE on its schema
+    -- just to be looked up, and fail the check where it should answer.
     SELECT 1, 'SELECT on public._sqlx_migrations'
-    WHERE to_regclass('public._sqlx_migrations') IS NOT NULL
-      AND NOT has_table_privilege('public._sqlx_migrations', 'SELECT')
+    FROM pg_class c
+    JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = 'public'
+    WHERE c.relname = '_sqlx_migrations' AND NOT has_table_privilege(c.oid, 'SELECT')
     UNION ALL
-    SELECT 1, 'EXECUTE on function ecp.quarter_hour_ceil(timestamptz)'
-    WHERE to_regprocedure('ecp.quarter_hour_ceil(timestamptz)') IS NOT NULL
-      AND NOT has_function_privilege('ecp.quarter_hour_ceil(timestamptz)', 'EXECUTE')
+    SELECT 1, format('EXECUTE on function ecp.%I', f.proname)
+    FROM pg_proc f
+    JOIN pg_namespace s ON s.oid = f.pronamespace AND s.nspname = 'ecp'
+    WHERE f.proname = 'quarter_hour_ceil' AND NOT has_function_privilege(f.oid, 'EXECUTE')
     UNION ALL
     SELECT 2, format('%s on ecp.%I', string_agg(p.privilege, ', ' ORDER BY p.n), c.relname)
     FROM needed d

@@ -572,7 +572,6 @@ async fn a_recheck_the_service_does_not_filter_by_id_is_not_followed_through_the
 
 #[tokio::test]
 async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to_the_listing() {
-    use ecp_inventory::sync;
     // Run 1 lists twenty instances; run 2 lists fifteen, counted fifteen: five
     // are gone. Asked for them by id, the service fails (503): nothing is marked
     // deleted. Or it refuses the question (400 InvalidParameter, as a service
@@ -597,11 +596,7 @@ async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to
             _ => recheck.clone(),
         })
         .await;
-        let db = crate::helpers::test_db().await;
-        let c = client(endpoint, 1, Duration::from_secs(5));
-        sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-        let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-        assert!(report.succeeded(), "{}", report.summary_line());
+        let (_db, report) = second_run_of_shanghai(endpoint).await;
         assert_eq!(report.totals.deleted, deleted, "{}", report.summary_line());
         assert_eq!(report.scopes[0].deletions_withheld, withheld);
     }
@@ -609,7 +604,6 @@ async fn a_recheck_that_fails_withholds_deletions_and_one_refused_leaves_them_to
 
 #[tokio::test]
 async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
-    use ecp_inventory::sync;
     // Run 1 lists thirty instances; run 2 lists eighteen, counted eighteen.
     // Asked for the twelve others by id at once, the service refuses (as one
     // that takes at most ten ids might); asked ten, then two, it answers with
@@ -629,11 +623,7 @@ async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
         _ => page(18..29, 11),
     })
     .await;
-    let db = crate::helpers::test_db().await;
-    let c = client(endpoint, 1, Duration::from_secs(5));
-    sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-    let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-    assert!(report.succeeded(), "{}", report.summary_line());
+    let (db, report) = second_run_of_shanghai(endpoint).await;
     assert_eq!(report.totals.deleted, 1, "{}", report.summary_line());
     assert!(!report.scopes[0].deletions_withheld);
     let requests = requests.lock().unwrap().clone();
@@ -661,7 +651,6 @@ async fn a_recheck_refused_for_too_many_ids_asks_again_ten_at_a_time() {
 
 #[tokio::test]
 async fn a_recheck_batch_refused_after_others_were_answered_leaves_only_its_ids_to_the_listing() {
-    use ecp_inventory::sync;
     // Run 1 lists sixty instances; run 2 lists thirty-five, counted thirty-five.
     // Asked for the twenty-five others: all at once is refused, then the first
     // ten are answered (they exist), the next ten refused, the last five
@@ -682,11 +671,7 @@ async fn a_recheck_batch_refused_after_others_were_answered_leaves_only_its_ids_
         _ => listing_page(35..60, 25, ""),
     })
     .await;
-    let db = crate::helpers::test_db().await;
-    let c = client(endpoint, 1, Duration::from_secs(5));
-    sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-    let report = sync::run(&db.store(), &c, &only_shanghai()).await.unwrap();
-    assert!(report.succeeded(), "{}", report.summary_line());
+    let (_db, report) = second_run_of_shanghai(endpoint).await;
     assert_eq!(report.totals.deleted, 10, "{}", report.summary_line());
     assert!(!report.scopes[0].deletions_withheld);
     let requests = requests.lock().unwrap().clone();
@@ -770,6 +755,24 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
         .await
         .unwrap();
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
+}
+
+/// Two syncs of cn-shanghai from `endpoint` into a new database; the second
+/// must succeed: the database and its report.
+async fn second_run_of_shanghai(
+    endpoint: String,
+) -> (crate::helpers::TestDb, ecp_inventory::sync::RunReport) {
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    let settings = only_shanghai();
+    ecp_inventory::sync::run(&db.store(), &c, &settings)
+        .await
+        .unwrap();
+    let report = ecp_inventory::sync::run(&db.store(), &c, &settings)
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    (db, report)
 }
 
 /// A page of DescribeAndroidInstances listing the helper records `ids`.

@@ -51,12 +51,20 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         total_count = total_count.max(counted);
         if page.is_last {
             out.flush()?;
-            tracing::info!(pages = page.number, instances, duplicates, "crawl complete");
+            // printed: the lines written (a repeat from far back is one more);
+            // distinct: the instances among them.
+            tracing::info!(
+                pages = page.number,
+                printed = instances,
+                distinct,
+                duplicates,
+                "crawl complete"
+            );
             // Distinct instances, as the service counts them: a repeat from far
             // back must not make up for an instance the listing lost.
             if let Some(short) = total_count.and_then(|n| crawl::clear_shortfall(distinct, n)) {
                 tracing::warn!(
-                    instances = distinct,
+                    distinct,
                     total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the \

@@ -203,11 +203,14 @@ pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
 /// STS's SignatureDoesNotMatch gives its string to sign, which holds every
 /// parameter, the caller's security token among them; a proxy's error page may
 /// echo the URL.
-const ECHO_MARKERS: [&str; 12] = [
+const ECHO_MARKERS: [&str; 15] = [
     "string to sign",
     "stringtosign",
     "securitytoken=",
     "securitytoken%3d",
+    "securitytoken%253d",
+    "accesskeysecret%253d",
+    "oidctoken%253d",
     "securitytoken\\u003d",
     "accesskeysecret=",
     "accesskeysecret%3d",
@@ -364,6 +367,9 @@ mod tests {
         let page = b"<html>400 Bad Request: /?Action=AssumeRole&SecurityToken=TOKEN-SECRET</html>";
         let text = describe_error_body(400, page);
         assert!(!text.contains("TOKEN-SECRET"), "{text}");
+        // Encoded twice, as a string to sign quoted in a URL would be.
+        let twice = b"denied: GET&%2F&SecurityToken%253DTOKEN-SECRET";
+        assert!(!describe_error_body(403, twice).contains("TOKEN-SECRET"));
         // A message that only names the token keeps all of it.
         let expired = br#"{"Code":"InvalidSecurityToken.Expired","Message":"Specified SecurityToken is expired."}"#;
         assert!(describe_error_body(400, expired).ends_with("Specified SecurityToken is expired."));

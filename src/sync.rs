@@ -606,9 +606,11 @@ const RECHECK_IDS_AFTER_REFUSAL: usize = 10;
 /// that still exist answer, are staged like any listed instance, and are not
 /// deleted. Those that do not answer are gone. An answer that cannot vouch for
 /// them (the service failed, or its answer has a next page) makes this run mark
-/// nothing deleted; a service that refuses the question (for ten ids, after a
-/// hundred were refused) leaves them to the listing alone, as before any recheck; a store that fails (a staged row
-/// refused) fails the scope, as it would at the apply.
+/// nothing deleted. A batch the service refuses is asked again ten ids at a
+/// time; a service that refuses from the first question leaves them all to the
+/// listing alone, as before any recheck, and a batch refused after others were
+/// answered leaves only its own. A store that fails (a staged row refused) fails
+/// the scope, as it would at the apply.
 async fn recheck_unlisted(
     client: &Client,
     staging: &mut crate::store::ScopeSync,

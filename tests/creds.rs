@@ -539,6 +539,23 @@ async fn a_token_put_not_answered_on_a_v2_only_service_is_named_in_the_refusal()
 }
 
 #[tokio::test]
+async fn a_token_put_timing_out_after_the_service_answered_is_an_outage_with_v1_refused() {
+    // Credentials that need a refresh at once, then a PUT held past the timeout.
+    let (imds, endpoint) = fake_imds(true).await;
+    *imds.lifetime.lock().unwrap() = Some(TimeDelta::seconds(30));
+    let provider = EcsRamRoleProvider::new(&endpoint)
+        .unwrap()
+        .with_imdsv1_disabled(true);
+    provider.credentials().await.unwrap();
+    *imds.put_delay.lock().unwrap() = Some(std::time::Duration::from_secs(3));
+
+    let e = provider.credentials().await.unwrap_err();
+
+    assert!(e.0.contains(vars::IMDSV1_DISABLED), "{e}");
+    assert!(e.is_transient(), "answered before: a moment's trouble: {e}");
+}
+
+#[tokio::test]
 async fn imds_v1_fallback_can_be_disabled() {
     let (imds, endpoint) = fake_imds(false).await;
     let settings = ChainSettings::from_vars([(vars::IMDSV1_DISABLED, "true")])

@@ -152,6 +152,7 @@ impl EcsRamRoleProvider {
             .header(TOKEN_TTL_HEADER, TOKEN_TTL_SECONDS)
             .send()
             .await;
+        let mut may_pass = false;
         let why = match response {
             // Nothing answering at all: no point in trying IMDSv1 at the same address.
             // Before the service ever answered, that means "not on ECS"; after, it
@@ -170,20 +171,12 @@ impl EcsRamRoleProvider {
                     CredentialsError::new(message)
                 });
             }
-            // Taken for a moment's trouble once the service has answered: with
-            // IMDSv1 refused, the refresh is then retried rather than failed.
-            Err(e)
-                if e.is_timeout()
-                    && self.imdsv1_disabled
-                    && self.answered.load(Ordering::Relaxed) =>
-            {
-                return Err(CredentialsError::transient(format!(
-                    "getting an ECS metadata token from {url} timed out ({}=true forbids \
-                     requests without one)",
-                    vars::IMDSV1_DISABLED
-                )));
+            Err(e) => {
+                // A moment's trouble once the service has answered: with IMDSv1
+                // refused below, the refresh is then retried rather than failed.
+                may_pass = e.is_timeout() && self.answered.load(Ordering::Relaxed);
+                describe_transport_error(e)
             }
-            Err(e) => describe_transport_error(e),
             Ok(response) if response.status().is_success() => {
                 let token = response.text().await.map_err(|e| {
                     CredentialsError::new(format!(
@@ -200,11 +193,16 @@ impl EcsRamRoleProvider {
             Ok(response) => format!("HTTP {}", response.status().as_u16()),
         };
         if self.imdsv1_disabled {
-            return Err(CredentialsError::new(format!(
+            let message = format!(
                 "getting an ECS metadata token from {url} failed ({why}) and {}=true forbids \
                  requests without one",
                 vars::IMDSV1_DISABLED
-            )));
+            );
+            return Err(if may_pass {
+                CredentialsError::transient(message)
+            } else {
+                CredentialsError::new(message)
+            });
         }
         tracing::debug!(reason = %why, "no ECS metadata token; continuing without (IMDSv1)");
         Ok(Err(why))

@@ -138,9 +138,8 @@ impl RamRoleArnProvider {
         url.set_path("/");
         url.query_pairs_mut().extend_pairs(&params);
         // The query holds the source's security token: fetch_body's errors never
-        // quote the URL.
-        // STS may quote the request back (its string to sign): the source's
-        // token and secret are hidden by value too, not only after the markers.
+        // quote the URL, but STS may quote the request back (its string to
+        // sign), so the source's token and secret are hidden by value too.
         let token = source.security_token.as_ref().map(|t| t.expose());
         let secrets: Vec<&str> = token
             .into_iter()

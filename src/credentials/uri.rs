@@ -19,6 +19,9 @@ pub struct UriProvider {
     /// The URI as messages name it: without its query or user info, where a
     /// sidecar may put a token.
     shown: String,
+    /// That query, its values and the password: hidden in whatever an answer
+    /// quotes back.
+    secrets: Vec<String>,
     http: reqwest::Client,
     cache: CredentialsCache,
 }
@@ -41,6 +44,13 @@ impl UriProvider {
             // Not the value: it may hold a token.
             CredentialsError::new(format!("credentials URI is not a URL: {e}"))
         })?;
+        let secrets: Vec<String> = shown
+            .query()
+            .into_iter()
+            .chain(shown.password())
+            .map(str::to_owned)
+            .chain(shown.query_pairs().map(|(_, v)| v.into_owned()))
+            .collect();
         let hidden = shown.query().is_some() || !shown.username().is_empty();
         shown.set_query(None);
         shown.set_fragment(None);
@@ -62,6 +72,7 @@ impl UriProvider {
         Ok(UriProvider {
             uri,
             shown,
+            secrets,
             http,
             cache: CredentialsCache::default(),
         })
@@ -76,18 +87,7 @@ impl UriProvider {
     }
 
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
-        // What the URI may carry a token in, hidden in whatever the answer quotes.
-        let url = reqwest::Url::parse(&self.uri).ok();
-        let query = url.as_ref().and_then(|u| u.query()).unwrap_or("");
-        let password = url.as_ref().and_then(|u| u.password()).unwrap_or("");
-        let values: Vec<String> = url
-            .as_ref()
-            .map(|u| u.query_pairs().map(|(_, v)| v.into_owned()).collect())
-            .unwrap_or_default();
-        let secrets: Vec<&str> = [query, password]
-            .into_iter()
-            .chain(values.iter().map(String::as_str))
-            .collect();
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         let say = |detail: String| {
             let detail = super::wire::redact(&detail, &secrets);
             format!("GET {} failed: {detail}", self.shown)

@@ -203,23 +203,12 @@ pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
 /// STS's SignatureDoesNotMatch gives its string to sign, which holds every
 /// parameter, the caller's security token among them; a proxy's error page may
 /// echo the URL.
-const ECHO_MARKERS: [&str; 15] = [
-    "string to sign",
-    "stringtosign",
-    "securitytoken=",
-    "securitytoken%3d",
-    "securitytoken%253d",
-    "accesskeysecret%253d",
-    "oidctoken%253d",
-    "securitytoken\\u003d",
-    "accesskeysecret=",
-    "accesskeysecret%3d",
-    "accesskeysecret\\u003d",
-    "oidctoken=",
-    "oidctoken%3d",
-    "oidctoken\\u003d",
-    "signature=",
-];
+const ECHO_MARKERS: [&str; 3] = ["string to sign", "stringtosign", "signature="];
+
+/// The parameters that carry a secret, lowercase, each followed in an echo by
+/// `=` as written, percent-encoded once or twice, or JSON-escaped.
+const SECRET_PARAMS: [&str; 3] = ["securitytoken", "accesskeysecret", "oidctoken"];
+const ECHOED_EQUALS: [&str; 4] = ["=", "%3d", "%253d", "\\u003d"];
 
 /// `detail` with each of `secrets` (those of four characters or more) replaced by
 /// `***`, as written and as percent-encoded once and twice (a query string, and
@@ -238,10 +227,14 @@ pub(crate) fn redact(detail: &str, secrets: &[&str]) -> String {
 }
 
 /// `text` up to the first place it quotes the request back (see
-/// [`ECHO_MARKERS`]), saying that the rest was left out.
+/// [`ECHO_MARKERS`] and [`SECRET_PARAMS`]), saying that the rest was left out.
 fn without_echo(text: &str) -> std::borrow::Cow<'_, str> {
     let lower = text.to_ascii_lowercase();
-    match ECHO_MARKERS.iter().filter_map(|m| lower.find(m)).min() {
+    let params = SECRET_PARAMS
+        .iter()
+        .flat_map(|p| ECHOED_EQUALS.iter().map(move |eq| format!("{p}{eq}")));
+    let markers = ECHO_MARKERS.iter().map(|m| (*m).to_owned()).chain(params);
+    match markers.filter_map(|m| lower.find(&m)).min() {
         // ASCII lowercasing keeps byte offsets, so `at` is a boundary of `text`.
         Some(at) => format!(
             "{} [the rest is left out: it quotes the request, secrets included]",

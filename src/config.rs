@@ -404,7 +404,7 @@ impl SourceConfig {
             .map(|rate| Arc::new(RateLimiter::new(rate)));
         config.stats = Arc::default();
         let client =
-            Client::new(self.provider(settings)?, config).map_err(|e| at(e.to_string()))?;
+            Client::new(self.provider(settings)?, config).map_err(|e| at(e.naming("endpoint")))?;
         Ok(Source {
             alias: self.alias.clone(),
             client,
@@ -538,6 +538,28 @@ credentials = "default"
             let e = ConfigFile::parse(text).unwrap_err().0;
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_bad_endpoint_is_named_as_the_files_key() {
+        let f = ConfigFile::parse(
+            "[[source]]\nalias = \"a\"\naccess_key_id = \"id\"\naccess_key_secret = \"s\"\n\
+             endpoint = \"https://eds-aic.cn-shanghai.aliyuncs.com/v1\"",
+        )
+        .unwrap();
+        let Err(err) = f.sources[0].source(
+            &ClientConfig::default(),
+            None,
+            &ChainSettings::from_vars::<&str, &str>([]),
+        ) else {
+            panic!("a bad endpoint was taken");
+        };
+        let err = err.0;
+        assert!(
+            err.starts_with("source \"a\": endpoint \"https://") && err.contains("path"),
+            "{err}"
+        );
+        assert!(!err.contains("--endpoint"), "{err}");
     }
 
     #[test]

@@ -87,21 +87,37 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Why a client could not be built: always a configuration mistake.
+/// Why a client could not be built: always a configuration mistake. Displayed
+/// as the flag's; [`ClientBuildError::naming`] names a config file's key instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
-    #[error("--endpoint {0:?} is not a valid URL: {1}")]
+    #[error("{}", self.naming("--endpoint"))]
     BadUrl(String, String),
-    #[error("--endpoint {0:?} must use http or https")]
+    #[error("{}", self.naming("--endpoint"))]
     BadScheme(String),
-    #[error(
-        "--endpoint {0:?} has a path, query or fragment, which the API does not take: it is \
-         served at the host's root; give the scheme, host and port only (such as \
-         https://eds-aic.cn-shanghai.aliyuncs.com)"
-    )]
+    #[error("{}", self.naming("--endpoint"))]
     NotAtRoot(String),
     #[error("could not set up the HTTP client: {0}")]
     Http(String),
+}
+
+impl ClientBuildError {
+    /// The message, with the endpoint named as `setting` (the flag, or the key
+    /// of the config file that set it).
+    pub fn naming(&self, setting: &str) -> String {
+        match self {
+            ClientBuildError::BadUrl(url, why) => {
+                format!("{setting} {url:?} is not a valid URL: {why}")
+            }
+            ClientBuildError::BadScheme(url) => format!("{setting} {url:?} must use http or https"),
+            ClientBuildError::NotAtRoot(url) => format!(
+                "{setting} {url:?} has a path, query or fragment, which the API does not take: \
+                 it is served at the host's root; give the scheme, host and port only (such as \
+                 https://eds-aic.cn-shanghai.aliyuncs.com)"
+            ),
+            ClientBuildError::Http(why) => format!("could not set up the HTTP client: {why}"),
+        }
+    }
 }
 
 impl Client {

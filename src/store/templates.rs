@@ -78,12 +78,17 @@ impl ApplySql {
                 .replace("{{i_typed_cols}}", &prefixed("i", &data))
                 .replace("{{tracked_s}}", &prefixed("s", &tracked_all))
                 .replace("{{tracked_i}}", &prefixed("i", &tracked_all))
-                // raw is staged as text (parsed only for the rows written).
+                // raw by its text: jsonb takes 4096 and 4096.0 for equal, but
+                // keeps each as written, and raw is the record as the API sent
+                // it last.
                 .replace(
                     "{{volatile_s}}",
-                    &prefixed("s", &vol).replace("s.raw", "s.raw::jsonb"),
+                    &prefixed("s", &vol).replace("s.raw", "s.raw::text"),
                 )
-                .replace("{{volatile_i}}", &prefixed("i", &vol))
+                .replace(
+                    "{{volatile_i}}",
+                    &prefixed("i", &vol).replace("i.raw", "i.raw::text"),
+                )
                 .replace("{{field_values}}", &field_values)
                 .replace("{{set_typed}}", &set_typed)
                 .replace(

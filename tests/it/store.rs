@@ -955,6 +955,33 @@ async fn records_written_differently_but_saying_the_same_are_unchanged() {
     assert_eq!(write_fingerprint(&db.pool).await, before, "no row written");
 }
 
+/// A number that comes back written otherwise (4096, then 4096.0) is equal as
+/// jsonb, which still keeps each as written: raw takes the new writing, as a
+/// volatile change.
+#[tokio::test]
+async fn a_number_written_anew_reaches_raw() {
+    let db = test_db().await;
+    let store = db.store();
+    let mut records = fleet(3);
+    records[0].insert("Memory".into(), json!(4096));
+    let opts = ApplyOptions::default();
+    sync(&store, "cn-shanghai", &records, at(1), &opts)
+        .await
+        .unwrap();
+    records[0].insert("Memory".into(), json!(4096.0));
+    let counts = sync(&store, "cn-shanghai", &records, at(2), &opts)
+        .await
+        .unwrap();
+    assert_eq!((counts.volatile, counts.updated), (1, 0), "{counts:?}");
+    let memory: String = sqlx::query_scalar(
+        "SELECT raw->>'Memory' FROM ecp.instances WHERE instance_id = 'acp-000000'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(memory, "4096.0");
+}
+
 #[tokio::test]
 async fn volatile_only_changes_update_the_row_without_history() {
     let db = test_db().await;

@@ -18,11 +18,13 @@
 --             lists nothing new, so its instances move on this scope's next
 --             unfiltered crawl but one. Runs, not times, tell "since": scopes of
 --             one run are crawled in any order, and at any moment of it.
---   volatile  only volatile columns or raw differ (current row only)
+--   volatile  only volatile columns or raw differ (current row only); raw by
+--             its text, as jsonb writes it: 4096 and 4096.0 are equal jsonb
+--             values, yet raw keeps each as the API wrote it
 --   rehash    only the digest differs: the same values digested otherwise (a
 --             build that digests records another way). Only the digest is
 --             written, which keeps the next runs on the cheap path; raw keeps
---             its stored value, equal as jsonb, and is not written again.
+--             its stored value, the same text, and is not written again.
 -- An instance whose content_hash equals the staged one (same digest of every
 -- staged value), still current in the same scope, is unchanged without further
 -- comparison: the common case costs one join and one 16-byte comparison. Any

@@ -767,7 +767,15 @@ impl Parser {
         for (i, item) in items.iter().enumerate() {
             let field = format!("{key}[{i}]");
             let tag_key = match item.get("Key") {
-                Some(Value::String(k)) if !k.is_empty() => k.clone(),
+                // NULs are dropped when stored: a key of NULs alone is none.
+                Some(Value::String(k)) if k.chars().any(|c| c != '\0') => k.clone(),
+                // A scalar of another JSON type reads as text, as a value does.
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(other @ (Value::Array(_) | Value::Object(_))) => {
+                    self.problem(&format!("{field}.Key"), other, "expected a string");
+                    continue;
+                }
                 _ => {
                     self.problem(&field, item, "tag without a Key");
                     continue;
@@ -1170,6 +1178,24 @@ mod tests {
             digest(r#"{"K\u0000":1,"K":2}"#),
             digest(r#"{"K":2,"K\u0000":1}"#)
         );
+    }
+
+    #[test]
+    fn a_tag_key_reads_as_text_like_its_value() {
+        let raw = obj(json!({"AndroidInstanceId": "acp-1",
+            "Tags": [{"Key": 7, "Value": 5}, {"Key": true, "Value": "t"},
+                     {"Key": "\u{0}", "Value": "nul"}, {"Key": "", "Value": "empty"},
+                     {"Key": ["k"], "Value": "list"}]}));
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+        let kept: Vec<(&str, Option<&str>)> = n
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_deref()))
+            .collect();
+        assert_eq!(kept, [("7", Some("5")), ("true", Some("t"))]);
+        // The three others are reported, each where it was (and the NUL too).
+        let fields: Vec<&str> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["Tags[2]", "Tags[3]", "Tags[4].Key", "Tags"]);
     }
 
     #[test]

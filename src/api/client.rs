@@ -236,6 +236,9 @@ impl Client {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
+            if error.is_throttling() {
+                self.config.stats.record_throttled();
+            }
             if !error.is_retryable() {
                 return Err(error);
             }
@@ -283,7 +286,7 @@ impl Client {
                     "retrying"
                 );
             }
-            self.config.stats.record_retry(error.is_throttling());
+            self.config.stats.record_retry();
             tokio::time::sleep(delay).await;
         }
     }

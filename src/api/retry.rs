@@ -76,11 +76,14 @@ impl CallStats {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn record_retry(&self, throttled: bool) {
+    pub fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
-        if throttled {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    /// An answer that refused the call for the rate: counted whether or not
+    /// it is retried (the last one of a call that gives up is not).
+    pub fn record_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> u64 {

@@ -171,6 +171,23 @@ async fn any_throttling_answer_is_retried() {
     }
 }
 
+/// Every throttled answer counts, the last one of a call that gives up too.
+#[tokio::test]
+async fn a_call_given_up_on_throttling_counts_every_refusal() {
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(
+            400,
+            r#"{"RequestId":"R","Code":"Throttling.User","Message":"Request was denied due to user flow control."}"#,
+        )
+    })
+    .await;
+    let c = client(endpoint, 3, Duration::from_secs(5));
+    let err = one_page(&c).await.unwrap_err();
+    assert!(err.to_string().contains("Throttling.User"), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 3);
+    assert_eq!((c.stats().retries(), c.stats().throttled()), (2, 3));
+}
+
 #[tokio::test]
 async fn an_xml_error_is_read_and_a_parameter_error_not_retried() {
     let (endpoint, requests) = scripted_server(|_| Answer {

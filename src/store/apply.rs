@@ -412,8 +412,9 @@ fn s_stats(s: &ScopeSync) -> ScopeStats {
 }
 
 const RECORD_SCOPE: &str = include_str!("sql/record_scope.sql");
-/// A given-up scope's line yields to one the scope wrote itself.
-const RECORD_GIVEN_UP: &str = concat!(
+/// A line written on another connection than the scope's own yields to one the
+/// scope wrote itself.
+const RECORD_ELSEWHERE: &str = concat!(
     include_str!("sql/record_scope.sql"),
     "ON CONFLICT (run_id, source, biz_region_id) DO NOTHING"
 );
@@ -446,8 +447,36 @@ pub(crate) async fn record_scope(
         error,
     };
     let (run_id, scope) = (s.run_id, s.scope.clone());
-    insert_scope_line(&mut s.conn, RECORD_SCOPE, run_id, &scope, &stats, &line).await
+    let Err(first) =
+        insert_scope_line(&mut s.conn, RECORD_SCOPE, run_id, &scope, &stats, &line).await
+    else {
+        return Ok(());
+    };
+    // The scope's own connection may be what failed (the server restarted, the
+    // session was ended): the line then goes through the pool, as the run's own
+    // does, or the ledger would not say that the scope was crawled, nor why it
+    // failed. (If the first try reached the server after all, its line stands.)
+    // Briefly, for a connection and then for the statement: a server that is
+    // down is waited for once, by the run's own line, and a lock held elsewhere
+    // must not keep the process from ending.
+    debug!(%scope, error = %first, "recording the scope on another connection");
+    let acquired = tokio::time::timeout(RECORD_ELSEWHERE_WITHIN, s.store.pool.acquire()).await;
+    let Ok(Ok(mut conn)) = acquired else {
+        return Err(first);
+    };
+    let mut tx = conn.begin().await?;
+    sqlx::raw_sql(RECORD_ELSEWHERE_TIMEOUT)
+        .execute(&mut *tx)
+        .await?;
+    insert_scope_line(&mut tx, RECORD_ELSEWHERE, run_id, &scope, &stats, &line).await?;
+    tx.commit().await?;
+    Ok(())
 }
+
+/// How long a scope's line waits for another connection when its own failed,
+/// and for its statement there.
+const RECORD_ELSEWHERE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+const RECORD_ELSEWHERE_TIMEOUT: &str = "SET LOCAL statement_timeout = '5s'";
 
 /// Records a scope whose staging connection is gone: it was given up on a
 /// signal, dropped wherever its work stood. Its own line may have been written
@@ -472,7 +501,7 @@ pub(crate) async fn record_given_up(
         snapshot_at: None,
         error: Some(g.error),
     };
-    insert_scope_line(conn, RECORD_GIVEN_UP, run_id, g.scope, &stats, &line).await
+    insert_scope_line(conn, RECORD_ELSEWHERE, run_id, g.scope, &stats, &line).await
 }
 
 async fn insert_scope_line(

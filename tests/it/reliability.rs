@@ -663,6 +663,9 @@ async fn a_connection_lost_mid_crawl_fails_clearly_and_applies_nothing() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     wait_backends_gone(&db).await;
     assert_eq!(visible(&db.pool).await, before, "nothing partially applied");
+    let (complete, applied, error) = last_scope_line(&db).await;
+    assert_eq!((complete, applied), (false, false));
+    assert!(!error.is_empty());
 
     next_run_recovers(&db, &sim, &running).await;
 }
@@ -680,14 +683,32 @@ async fn a_connection_lost_mid_apply_rolls_it_back() {
         .await
         .unwrap();
     assert!(ok);
-    let out = child.wait_with_output().await.unwrap();
+    // Let go at once: the scope's line, written on another connection, takes
+    // the same lock.
     blocker.rollback().await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.lines().any(|l| l.starts_with("error:")), "{stderr}");
     wait_backends_gone(&db).await;
     assert_eq!(visible(&db.pool).await, before, "rolled back");
+    let (complete, applied, error) = last_scope_line(&db).await;
+    assert_eq!((complete, applied), (true, false));
+    assert!(!error.is_empty());
     next_run_recovers(&db, &sim, &running).await;
+}
+
+/// The ledger line of the latest run's only scope, written even when the
+/// scope's own connection is the one that was lost: complete, applied, error.
+async fn last_scope_line(db: &TestDb) -> (bool, bool, String) {
+    let (complete, applied, error): (bool, bool, Option<String>) = sqlx::query_as(
+        "SELECT complete, applied, error FROM ecp.sync_run_scopes \
+         WHERE run_id = (SELECT max(run_id) FROM ecp.sync_runs)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("a line for the scope");
+    (complete, applied, error.unwrap_or_default())
 }
 
 // ----- 5. bad answers from the API -----------------------------------------------

@@ -668,7 +668,7 @@ async fn recheck_unlisted(
         let fetched_at = chrono::Utc::now();
         let rows = asked_for(page.instances, ids, settings, report);
         found += rows.len() as u64;
-        staging.push_page(fetched_at, &rows).await?;
+        staging.push_records(fetched_at, &rows).await?;
         // All the ids asked for fit one page: a next page means the service
         // did not filter by id, or cut its answer short. Following it could list
         // the whole region again, for every hundred ids.

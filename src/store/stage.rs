@@ -149,14 +149,24 @@ impl ScopeSync {
         &self.scope
     }
 
-    /// Stages one page of records, fetched at `observed_at`. Pages must come in
-    /// crawl order: when an instance shows up twice, the later one wins.
+    /// Stages one page of the listing, fetched at `observed_at`. Pages must come
+    /// in crawl order: when an instance shows up twice, the later one wins.
     pub async fn push_page(
         &mut self,
         observed_at: DateTime<Utc>,
         records: &[Normalized],
     ) -> Result<(), StoreError> {
         self.pages += 1;
+        self.push_records(observed_at, records).await
+    }
+
+    /// Stages records fetched at `observed_at` that are no page of the listing
+    /// (the answer to a recheck by id): `pages_fetched` counts the listing's.
+    pub async fn push_records(
+        &mut self,
+        observed_at: DateTime<Utc>,
+        records: &[Normalized],
+    ) -> Result<(), StoreError> {
         // Microseconds, as Postgres keeps them, cut the way sqlx cuts a bound
         // time: COPY text with nanoseconds is rounded instead, and the instances
         // of the last page then seemed changed a microsecond after the crawl's

@@ -520,6 +520,15 @@ async fn a_listing_that_loses_pages_behind_repeats_or_a_smaller_last_count_delet
         assert!(report.succeeded(), "run {run}: {}", report.summary_line());
         let scope = &report.scopes[0];
         assert_eq!(scope.pages, PAGES as u64, "run {run}");
+        // The ledger counts the listing's pages, as the report does: the
+        // recheck is a request, not a page.
+        let ledger: i64 =
+            sqlx::query_scalar("SELECT pages_fetched FROM ecp.sync_run_scopes WHERE run_id = $1")
+                .bind(report.run_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(ledger, PAGES as i64, "run {run}");
         assert_eq!(
             scope.total_count,
             Some((PER_PAGE * PAGES) as u64),

@@ -21,7 +21,8 @@ pub const JOB: &str = "ecp_inventory";
 pub struct FleetFacts {
     /// `(source, biz_region_id, status, count)` of the current instances.
     pub instances: Vec<(String, String, String, i64)>,
-    /// `(status, count)` of every run in the ledger.
+    /// `(status, count)` of the runs in the ledger that have ended: a run still
+    /// `running` may end `abandoned`, and a counter's series must not fall.
     pub runs: Vec<(String, i64)>,
 }
 
@@ -33,10 +34,12 @@ impl FleetFacts {
         )
         .fetch_all(pool)
         .await?;
-        let runs =
-            sqlx::query_as("SELECT status, count(*) FROM ecp.sync_runs GROUP BY 1 ORDER BY 1")
-                .fetch_all(pool)
-                .await?;
+        let runs = sqlx::query_as(
+            "SELECT status, count(*) FROM ecp.sync_runs WHERE status <> 'running' \
+                 GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await?;
         Ok(FleetFacts { instances, runs })
     }
 }
@@ -205,7 +208,7 @@ pub fn render(report: &RunReport, facts: &FleetFacts, finished_at: f64) -> Strin
     e.family(
         "ecp_inventory_runs_total",
         "counter",
-        "Runs recorded in ecp.sync_runs, by status.",
+        "Runs recorded in ecp.sync_runs, by how they ended.",
     );
     for (status, n) in &facts.runs {
         e.sample("ecp_inventory_runs_total", &[("status", status)], *n as f64);

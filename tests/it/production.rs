@@ -832,3 +832,25 @@ async fn sigterm_while_a_source_lists_its_regions_records_the_run_failed() {
         "{stderr}"
     );
 }
+
+/// The run counter counts runs that have ended: one still `running` (another
+/// process's, or one killed that the next run will mark abandoned) is not a
+/// series that could later fall.
+#[tokio::test]
+async fn the_run_counter_leaves_out_runs_still_running() {
+    let db = test_db().await;
+    sqlx::query(
+        "INSERT INTO ecp.sync_runs (status, tool_version) \
+         VALUES ('running', 't'), ('failed', 't'), ('abandoned', 't'), ('abandoned', 't')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let facts = ecp_inventory::metrics::FleetFacts::query(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        facts.runs,
+        [("abandoned".to_owned(), 2), ("failed".to_owned(), 1)]
+    );
+}

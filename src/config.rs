@@ -403,8 +403,14 @@ impl SourceConfig {
             .or(default_rate)
             .map(|rate| Arc::new(RateLimiter::new(rate)));
         config.stats = Arc::default();
-        let client =
-            Client::new(self.provider(settings)?, config).map_err(|e| at(e.naming("endpoint")))?;
+        let client = Client::new(self.provider(settings)?, config).map_err(|e| {
+            // Named where it was set: this source's key, or the flag it inherits.
+            at(e.naming(if self.endpoint.is_some() {
+                "endpoint"
+            } else {
+                "--endpoint"
+            }))
+        })?;
         Ok(Source {
             alias: self.alias.clone(),
             client,
@@ -560,6 +566,26 @@ credentials = "default"
             "{err}"
         );
         assert!(!err.contains("--endpoint"), "{err}");
+        // A source without the key takes the flag's endpoint, and names the flag.
+        let f = ConfigFile::parse(
+            "[[source]]\nalias = \"b\"\naccess_key_id = \"id\"\naccess_key_secret = \"s\"",
+        )
+        .unwrap();
+        let base = ClientConfig {
+            endpoint: "https://x.example/v1".into(),
+            ..ClientConfig::default()
+        };
+        let Err(err) =
+            f.sources[0].source(&base, None, &ChainSettings::from_vars::<&str, &str>([]))
+        else {
+            panic!("a bad endpoint was taken");
+        };
+        assert!(
+            err.0
+                .starts_with("source \"b\": --endpoint \"https://x.example/v1\""),
+            "{}",
+            err.0
+        );
     }
 
     #[test]

@@ -76,9 +76,7 @@ pub fn describe_db(e: &sqlx::Error) -> String {
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
         },
-        sqlx::Error::Io(io) if connection_lost(io.kind()) => format!("{io}: {LOST}"),
         sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::Protocol(what) if what.contains("EOF") => format!("{what}: {LOST}"),
         sqlx::Error::PoolTimedOut => {
             "timed out waiting for a database connection: the server may be down, restarting \
              or out of connections"
@@ -88,19 +86,28 @@ pub fn describe_db(e: &sqlx::Error) -> String {
     }
 }
 
-/// What a connection that broke in the middle of the run means for its data.
-const LOST: &str = "the connection to PostgreSQL was lost (the server restarted, or \
-     ended the session); what the run had not committed was rolled back, and the next run \
-     goes on from the last committed state";
-
-/// Whether an I/O error is a connection that was there and broke, rather than
-/// one that could not be made.
-fn connection_lost(kind: std::io::ErrorKind) -> bool {
+/// A database error met by a run, which has connected already: as
+/// [`describe_db`] says it, and for a connection that broke, what that means for
+/// the run's data. (Not for the first connection: one that a proxy without a
+/// server behind it resets was never there to lose.)
+pub fn describe_db_in_run(e: &sqlx::Error) -> String {
     use std::io::ErrorKind::*;
-    matches!(
-        kind,
-        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
-    )
+    let text = describe_db(e);
+    match e {
+        sqlx::Error::Io(io)
+            if matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            ) =>
+        {
+            format!(
+                "{text}: the connection to PostgreSQL was lost (the server restarted, or \
+                 ended the session); what the run had not committed was rolled back, and the \
+                 next run goes on from the last committed state"
+            )
+        }
+        _ => text,
+    }
 }
 
 /// The exit code for an error chain: the first link that knows its kind decides.
@@ -182,17 +189,19 @@ mod tests {
 
     #[test]
     fn a_connection_lost_mid_run_says_so_and_what_became_of_the_data() {
-        let lost = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
-        let text = describe_db(&sqlx::Error::Io(lost));
+        let io = |kind, text| sqlx::Error::Io(std::io::Error::new(kind, text));
+        let lost = io(std::io::ErrorKind::BrokenPipe, "Broken pipe");
+        let text = describe_db_in_run(&lost);
         assert!(
             text.starts_with("Broken pipe: ") && text.contains("was lost"),
             "{text}"
         );
-        let eof = sqlx::Error::Protocol("expected to read 5 bytes, got 0 bytes at EOF".into());
-        assert!(describe_db(&eof).contains("was lost"));
-        // A connection never made was not lost.
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert_eq!(describe_db(&sqlx::Error::Io(refused)), "refused");
+        let eof = io(std::io::ErrorKind::UnexpectedEof, "early eof");
+        assert!(describe_db_in_run(&eof).contains("was lost"));
+        // A connection never made was not lost, nor is the first one reset.
+        let refused = io(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(describe_db_in_run(&refused), "refused");
+        assert_eq!(describe_db(&lost), "Broken pipe");
     }
 
     #[derive(Debug, thiserror::Error)]

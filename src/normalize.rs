@@ -767,8 +767,12 @@ impl Parser {
         for (i, item) in items.iter().enumerate() {
             let field = format!("{key}[{i}]");
             let tag_key = match item.get("Key") {
-                // NULs are dropped when stored: a key of NULs alone is none.
                 Some(Value::String(k)) if k.chars().any(|c| c != '\0') => k.clone(),
+                // NULs are dropped when stored: a key of NULs alone would be "".
+                Some(Value::String(k)) if !k.is_empty() => {
+                    self.problem(&field, item, "the tag's Key is NUL characters alone");
+                    continue;
+                }
                 // A scalar of another JSON type reads as text, as a value does.
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Bool(b)) => b.to_string(),

@@ -365,7 +365,9 @@ pub(crate) async fn run_scopes(
                     // staging and lock end with its connection, an open apply rolls
                     // back. A scope that has finished is kept (biased: checked
                     // first), and one whose COMMIT is on its way is waited for: its
-                    // outcome is the server's now, a matter of milliseconds. The
+                    // outcome is the server's now, a matter of milliseconds (a few
+                    // seconds if the connection broke and the scope's failure is
+                    // recorded on another, see apply::record_scope). The
                     // flag is set with no await before the COMMIT is sent, so a
                     // scope dropped here never committed.
                     tokio::select! {
@@ -837,8 +839,8 @@ pub(crate) async fn sync_scope(
             .await
         {
             report.failed(&e);
-            // Say so in the ledger if the connection still works (it does when
-            // the server refused what was staged); the staged rows are dropped.
+            // Say so in the ledger (on another connection if this one is what
+            // failed); the staged rows are dropped.
             if let Err(record_err) = staging.give_up(&e.to_string()).await {
                 warn!(error = %record_err, "could not record the failed scope");
             }

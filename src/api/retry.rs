@@ -81,7 +81,7 @@ impl CallStats {
     }
 
     /// An answer that refused the call for the rate: counted whether or not
-    /// it is retried (the last one of a call that gives up is not).
+    /// it is retried (the last one of a call that gives up is not retried).
     pub fn record_throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
     }

@@ -87,8 +87,7 @@ pub(crate) async fn apply(
         }
         Err(e) => {
             // The last rows were refused or the transaction rolled back; say why
-            // in the ledger if the connection still works (it does for a refused
-            // deletion or a row the server would not take).
+            // in the ledger (on another connection if this one is what failed).
             if let Err(record_err) = record_scope(
                 &mut s,
                 true,
@@ -456,27 +455,34 @@ pub(crate) async fn record_scope(
     // session was ended): the line then goes through the pool, as the run's own
     // does, or the ledger would not say that the scope was crawled, nor why it
     // failed. (If the first try reached the server after all, its line stands.)
-    // Briefly, for a connection and then for the statement: a server that is
-    // down is waited for once, by the run's own line, and a lock held elsewhere
-    // must not keep the process from ending.
+    // Within a few seconds: a server that is down is waited for once, by the
+    // run's own line, and a lock held elsewhere must not keep the process from
+    // ending. If this fails too, the first failure is the one to tell.
     debug!(%scope, error = %first, "recording the scope on another connection");
-    let acquired = tokio::time::timeout(RECORD_ELSEWHERE_WITHIN, s.store.pool.acquire()).await;
-    let Ok(Ok(mut conn)) = acquired else {
-        return Err(first);
+    let elsewhere = async {
+        let mut conn = s.store.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(RECORD_ELSEWHERE_TIMEOUT)
+            .execute(&mut *tx)
+            .await?;
+        insert_scope_line(&mut tx, RECORD_ELSEWHERE, run_id, &scope, &stats, &line).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
     };
-    let mut tx = conn.begin().await?;
-    sqlx::raw_sql(RECORD_ELSEWHERE_TIMEOUT)
-        .execute(&mut *tx)
-        .await?;
-    insert_scope_line(&mut tx, RECORD_ELSEWHERE, run_id, &scope, &stats, &line).await?;
-    tx.commit().await?;
-    Ok(())
+    match tokio::time::timeout(RECORD_ELSEWHERE_WITHIN, elsewhere).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(second)) => {
+            debug!(%scope, error = %second, "could not record the scope on another connection");
+            Err(first)
+        }
+        Err(_) => Err(first),
+    }
 }
 
-/// How long a scope's line waits for another connection when its own failed,
-/// and for its statement there.
+/// How long a scope's line may take on another connection when its own
+/// failed, and its statement there.
 const RECORD_ELSEWHERE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
-const RECORD_ELSEWHERE_TIMEOUT: &str = "SET LOCAL statement_timeout = '5s'";
+const RECORD_ELSEWHERE_TIMEOUT: &str = "SET LOCAL statement_timeout = '4s'";
 
 /// Records a scope whose staging connection is gone: it was given up on a
 /// signal, dropped wherever its work stood. Its own line may have been written

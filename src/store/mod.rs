@@ -221,9 +221,9 @@ impl Default for StoreConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Said whole by `describe_db`; not a `source`, so that printing the chain
-    /// does not add sqlx's own text of it.
-    #[error("database error: {}", crate::error::describe_db(.0))]
+    /// Said whole by `describe_db_in_run`; not a `source`, so that printing the
+    /// chain does not add sqlx's own text of it.
+    #[error("database error: {}", crate::error::describe_db_in_run(.0))]
     Database(sqlx::Error),
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

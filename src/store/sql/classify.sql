@@ -20,7 +20,8 @@
 --             one run are crawled in any order, and at any moment of it.
 --   volatile  only volatile columns or raw differ (current row only); raw by
 --             its text, as jsonb writes it: 4096 and 4096.0 are equal jsonb
---             values, yet raw keeps each as the API wrote it
+--             values, yet raw keeps each one's scale as the API wrote it (not
+--             an exponent: 1e2 is kept as 100)
 --   rehash    only the digest differs: the same values digested otherwise (a
 --             build that digests records another way). Only the digest is
 --             written, which keeps the next runs on the cheap path; raw keeps

@@ -198,8 +198,11 @@ impl ConfigFile {
             s.regions().map_err(at)?;
             s.filters().map_err(at)?;
             if let Some(r) = s.rate_limit {
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(at(format!("rate_limit must be positive, not {r}")));
+                if !crate::api::ratelimit::is_valid_rate(r) {
+                    return Err(at(format!(
+                        "rate_limit is requests a second, one a day (0.0000116) at least, \
+                         not {r}"
+                    )));
                 }
             }
             s.naive_time_zone().map_err(at)?;

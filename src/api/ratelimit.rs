@@ -12,10 +12,21 @@ pub struct RateLimiter {
     next_slot: Mutex<Instant>,
 }
 
+/// The slowest rate a limiter takes: one request a day. A slower one is a
+/// mistake (1e-300 for 1e3, say), and its interval would overflow a `Duration`.
+pub const SLOWEST_RATE: f64 = 1.0 / 86_400.0;
+
+/// Whether `per_second` is a rate a limiter takes: finite, from
+/// [`SLOWEST_RATE`] on.
+pub fn is_valid_rate(per_second: f64) -> bool {
+    per_second.is_finite() && per_second >= SLOWEST_RATE
+}
+
 impl RateLimiter {
-    /// `per_second` requests a second at most, evenly spaced (no bursts).
+    /// `per_second` requests a second at most, evenly spaced (no bursts); see
+    /// [`is_valid_rate`].
     pub fn new(per_second: f64) -> Self {
-        assert!(per_second > 0.0, "a rate limit must be positive");
+        assert!(is_valid_rate(per_second), "a rate limit from one a day on");
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / per_second),
             next_slot: Mutex::new(Instant::now()),

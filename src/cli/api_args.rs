@@ -1,7 +1,6 @@
 //! Flags shared by every subcommand that calls the API.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::api::client::DEFAULT_ENDPOINT;
 use crate::api::credentials::CredentialsProvider;
@@ -49,18 +48,23 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
-        positive("--timeout-secs", self.timeout_secs)?;
-        positive("--max-retry-secs", self.max_retry_secs)?;
-        positive("--rate-limit", self.rate_limit)?;
+        let timeout = super::seconds("--timeout-secs", self.timeout_secs, false)?;
+        let max_elapsed = super::seconds("--max-retry-secs", self.max_retry_secs, false)?;
+        if !crate::api::ratelimit::is_valid_rate(self.rate_limit) {
+            return Err(ConfigError::new(format!(
+                "--rate-limit is requests a second, one a day (0.0000116) at least, not {}",
+                self.rate_limit
+            )));
+        }
         if self.max_attempts == 0 {
             return Err(ConfigError::new("--max-attempts must be at least 1"));
         }
         Ok(ClientConfig {
             endpoint: self.endpoint.clone(),
-            timeout: Duration::from_secs_f64(self.timeout_secs),
+            timeout,
             retry: RetryPolicy {
                 max_attempts: self.max_attempts,
-                max_elapsed: Duration::from_secs_f64(self.max_retry_secs),
+                max_elapsed,
                 ..RetryPolicy::default()
             },
             rate_limiter: Some(Arc::new(RateLimiter::new(self.rate_limit))),
@@ -93,16 +97,6 @@ impl ApiArgs {
         let provider: Arc<dyn CredentialsProvider> = chain.into();
         let client = Client::new(provider, self.client_config()?).map_err(ConfigError::from)?;
         Ok(client)
-    }
-}
-
-fn positive(flag: &str, value: f64) -> Result<(), ConfigError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(ConfigError::new(format!(
-            "{flag} must be a positive number, not {value}"
-        )))
     }
 }
 

@@ -16,6 +16,28 @@ use clap::{Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 pub use api_args::{ApiArgs, FilterArgs};
+
+/// The longest a flag of seconds may ask for: a year. Past that the number is a
+/// mistake, and a `Duration` cannot hold every float (1e20 panicked).
+const LONGEST_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// The flag `flag`'s `value`, seconds, as a `Duration`: more than zero (or zero
+/// too, if `zero_ok`), a year at most.
+pub(crate) fn seconds(
+    flag: &str,
+    value: f64,
+    zero_ok: bool,
+) -> Result<std::time::Duration, crate::error::ConfigError> {
+    let least_ok = if zero_ok { value >= 0.0 } else { value > 0.0 };
+    if value.is_finite() && least_ok && value <= LONGEST_SECONDS {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        let least = if zero_ok { "zero" } else { "more than zero" };
+        Err(crate::error::ConfigError::new(format!(
+            "{flag} must be {least} and at most {LONGEST_SECONDS} (a year), not {value}"
+        )))
+    }
+}
 pub use db::{connect, DbArgs};
 pub use prune::{parse_age, PruneArgs};
 pub use sync::{OutputFormat, SyncArgs};

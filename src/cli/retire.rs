@@ -1,8 +1,6 @@
 //! `ecp-inventory retire`: the current instances of a region, or of every region
 //! of an account, marked deleted on the operator's word.
 
-use std::time::Duration;
-
 use super::db::{connect, DbArgs};
 use super::OutputFormat;
 use crate::error::ConfigError;
@@ -45,9 +43,7 @@ impl RetireArgs {
                 "--source is empty: name the account alias whose regions to retire",
             ));
         }
-        if !(self.lock_wait_secs.is_finite() && self.lock_wait_secs >= 0.0) {
-            return Err(ConfigError::new("--lock-wait-secs must be zero or more"));
-        }
+        super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
         if self.regions.iter().any(|r| r.trim().is_empty()) {
             return Err(ConfigError::new("--region is empty: name a region, or all"));
         }
@@ -85,7 +81,7 @@ pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
     let (run_id, scopes) = if args.dry_run || scopes.is_empty() {
         (None, store.retirement_plan(&scopes).await?)
     } else {
-        let lock_wait = Duration::from_secs_f64(args.lock_wait_secs);
+        let lock_wait = super::seconds("--lock-wait-secs", args.lock_wait_secs, true)?;
         let (run_id, retired) = store
             .retire(env!("CARGO_PKG_VERSION"), &scopes, lock_wait)
             .await?;
@@ -199,6 +195,12 @@ mod tests {
                 "--region",
                 "cn-beijing",
                 "--lock-wait-secs=-1",
+            ],
+            &[
+                "--source=a",
+                "--region",
+                "cn-beijing",
+                "--lock-wait-secs=1e20",
             ],
         ] {
             let args = parse(bad).unwrap();

@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use chrono::FixedOffset;
 
@@ -153,9 +152,7 @@ impl SyncArgs {
                 "--max-delete-share must be between 0 and 1",
             ));
         }
-        if !(self.lock_wait_secs.is_finite() && self.lock_wait_secs >= 0.0) {
-            return Err(ConfigError::new("--lock-wait-secs must be zero or more"));
-        }
+        let lock_wait = super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
         if self.concurrency == 0 {
             return Err(ConfigError::new("--concurrency must be at least 1"));
         }
@@ -194,7 +191,7 @@ impl SyncArgs {
             normalize: NormalizeOptions {
                 naive_time_zone: self.naive_time_zone,
             },
-            lock_wait: Duration::from_secs_f64(self.lock_wait_secs),
+            lock_wait,
             concurrency: self.concurrency,
         })
     }
@@ -364,6 +361,42 @@ pub fn print_report(report: &RunReport, format: OutputFormat) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_and_rates_out_of_range_are_refused_by_name() {
+        use clap::Parser;
+        for (flag, value) in [
+            ("--lock-wait-secs", "1e20"),
+            ("--lock-wait-secs", "-1"),
+            ("--timeout-secs", "1e20"),
+            ("--timeout-secs", "0"),
+            ("--max-retry-secs", "inf"),
+            ("--rate-limit", "1e-300"),
+            ("--rate-limit", "0"),
+        ] {
+            let cli = crate::cli::Cli::try_parse_from([
+                "ecp-inventory".to_owned(),
+                "sync".to_owned(),
+                format!("{flag}={value}"),
+            ])
+            .unwrap();
+            let crate::cli::Command::Sync(args) = cli.command else {
+                panic!("not a sync");
+            };
+            let err = match (args.settings(), args.api.client_config()) {
+                (Err(e), _) | (_, Err(e)) => e.to_string(),
+                _ => panic!("{flag}={value} was taken"),
+            };
+            assert!(err.starts_with(flag), "{err}");
+        }
+        // A lock wait of zero is a choice: fail at once when the lock is held.
+        let cli = crate::cli::Cli::try_parse_from(["ecp-inventory", "sync", "--lock-wait-secs=0"])
+            .unwrap();
+        let crate::cli::Command::Sync(args) = cli.command else {
+            panic!("not a sync");
+        };
+        assert!(args.settings().is_ok());
+    }
 
     #[test]
     fn the_volatile_fields_default_is_the_stores() {

@@ -198,12 +198,7 @@ impl ConfigFile {
             s.regions().map_err(at)?;
             s.filters().map_err(at)?;
             if let Some(r) = s.rate_limit {
-                if !crate::api::ratelimit::is_valid_rate(r) {
-                    return Err(at(format!(
-                        "rate_limit is requests a second, one a day (0.0000116) at least, \
-                         not {r}"
-                    )));
-                }
+                crate::api::ratelimit::check_rate("rate_limit", r).map_err(at)?;
             }
             s.naive_time_zone().map_err(at)?;
         }

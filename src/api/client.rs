@@ -89,17 +89,21 @@ impl std::fmt::Debug for Client {
 
 /// Why a client could not be built: always a configuration mistake. Displayed
 /// as the flag's; [`ClientBuildError::naming`] names a config file's key instead.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ClientBuildError {
-    #[error("{}", self.naming("--endpoint"))]
     BadUrl(String, String),
-    #[error("{}", self.naming("--endpoint"))]
     BadScheme(String),
-    #[error("{}", self.naming("--endpoint"))]
     NotAtRoot(String),
-    #[error("could not set up the HTTP client: {0}")]
     Http(String),
 }
+
+impl std::fmt::Display for ClientBuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.naming("--endpoint"))
+    }
+}
+
+impl std::error::Error for ClientBuildError {}
 
 impl ClientBuildError {
     /// The message, with the endpoint named as `setting` (the flag, or the key

@@ -16,17 +16,26 @@ pub struct RateLimiter {
 /// mistake (1e-300 for 1e3, say), and its interval would overflow a `Duration`.
 pub const SLOWEST_RATE: f64 = 1.0 / 86_400.0;
 
-/// Whether `per_second` is a rate a limiter takes: finite, from
-/// [`SLOWEST_RATE`] on.
-pub fn is_valid_rate(per_second: f64) -> bool {
-    per_second.is_finite() && per_second >= SLOWEST_RATE
+/// `per_second` if a limiter takes it (finite, from [`SLOWEST_RATE`] on), else
+/// why not, naming the flag or key that set it.
+pub fn check_rate(setting: &str, per_second: f64) -> Result<f64, String> {
+    if per_second.is_finite() && per_second >= SLOWEST_RATE {
+        Ok(per_second)
+    } else {
+        Err(format!(
+            "{setting} is requests a second, one a day (0.0000116) at least, not {per_second}"
+        ))
+    }
 }
 
 impl RateLimiter {
     /// `per_second` requests a second at most, evenly spaced (no bursts); see
-    /// [`is_valid_rate`].
+    /// [`check_rate`].
     pub fn new(per_second: f64) -> Self {
-        assert!(is_valid_rate(per_second), "a rate limit from one a day on");
+        assert!(
+            check_rate("rate", per_second).is_ok(),
+            "a rate limit from one a day on"
+        );
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / per_second),
             next_slot: Mutex::new(Instant::now()),

@@ -50,12 +50,8 @@ impl ApiArgs {
     pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
         let timeout = super::seconds("--timeout-secs", self.timeout_secs, false)?;
         let max_elapsed = super::seconds("--max-retry-secs", self.max_retry_secs, false)?;
-        if !crate::api::ratelimit::is_valid_rate(self.rate_limit) {
-            return Err(ConfigError::new(format!(
-                "--rate-limit is requests a second, one a day (0.0000116) at least, not {}",
-                self.rate_limit
-            )));
-        }
+        let rate = crate::api::ratelimit::check_rate("--rate-limit", self.rate_limit)
+            .map_err(ConfigError::new)?;
         if self.max_attempts == 0 {
             return Err(ConfigError::new("--max-attempts must be at least 1"));
         }
@@ -67,7 +63,7 @@ impl ApiArgs {
                 max_elapsed,
                 ..RetryPolicy::default()
             },
-            rate_limiter: Some(Arc::new(RateLimiter::new(self.rate_limit))),
+            rate_limiter: Some(Arc::new(RateLimiter::new(rate))),
             stats: Arc::default(),
         })
     }

@@ -16,6 +16,9 @@ use clap::{Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 pub use api_args::{ApiArgs, FilterArgs};
+pub use db::{connect, DbArgs};
+pub use prune::{parse_age, PruneArgs};
+pub use sync::{OutputFormat, SyncArgs};
 
 /// The longest a flag of seconds may ask for: a year. Past that the number is a
 /// mistake, and a `Duration` cannot hold every float (1e20 panicked).
@@ -32,15 +35,16 @@ pub(crate) fn seconds(
     if value.is_finite() && least_ok && value <= LONGEST_SECONDS {
         Ok(std::time::Duration::from_secs_f64(value))
     } else {
-        let least = if zero_ok { "zero" } else { "more than zero" };
+        let least = if zero_ok {
+            "zero or more"
+        } else {
+            "more than zero"
+        };
         Err(crate::error::ConfigError::new(format!(
-            "{flag} must be {least} and at most {LONGEST_SECONDS} (a year), not {value}"
+            "{flag} must be {least}, and at most {LONGEST_SECONDS} (a year), not {value}"
         )))
     }
 }
-pub use db::{connect, DbArgs};
-pub use prune::{parse_age, PruneArgs};
-pub use sync::{OutputFormat, SyncArgs};
 
 /// Keeps an always-current, fully historied inventory of Alibaba Cloud Elastic
 /// Cloud Phone instances in PostgreSQL.

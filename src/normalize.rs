@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::model::{mend_escapes, RawInstance};
+use crate::api::model::{mend_escapes, Mended, RawInstance};
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -389,9 +389,41 @@ pub fn normalize(
     let disks = p.disks(raw);
     let mut tags = p.tags(raw, "Tags", TagKind::User);
     tags.extend(p.tags(raw, "BizTags", TagKind::Biz));
+    for (field, mended) in &record.mended {
+        // A field whose column could not take the mended value is reported
+        // already, once is enough.
+        let reported = p.problems.iter().any(|q| {
+            q.field == *field
+                || q.field
+                    .strip_prefix(field.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if reported {
+            continue;
+        }
+        let value = raw.get(field).unwrap_or(&Value::Null);
+        match mended {
+            Mended::HalfSurrogate => p.stored_otherwise(
+                field,
+                value,
+                "held half of a UTF-16 surrogate pair (a character cut in two), which \
+                 PostgreSQL cannot hold",
+                "with U+FFFD in its place, in its column and in raw",
+            ),
+            Mended::HugeNumber => p.stored_otherwise(
+                field,
+                value,
+                "held a number past a 64-bit float's range",
+                "as the text of its digits where it is read; raw keeps the number",
+            ),
+        }
+    }
     // A NUL can only come as the escape `\u0000`.
     let escapes_nul = record.text.get().contains("\\u0000");
-    let raw_digest = raw_digest(raw, record.text.get(), escapes_nul);
+    // A number read as its text would digest as that text: the record's own
+    // text tells the two apart.
+    let text_only = escapes_nul || record.mended.iter().any(|(_, m)| *m == Mended::HugeNumber);
+    let raw_digest = raw_digest(raw, record.text.get(), text_only);
     let raw = if escapes_nul {
         for (key, value) in raw {
             if key.contains('\0') || holds_nul(value) {
@@ -423,13 +455,14 @@ pub fn normalize(
 /// service that reorders its keys) is unchanged, and its row is not rewritten.
 /// Where the parsed record may say less than the stored one, the digest is of
 /// the text itself, so that no change of a value can go unseen: a number the
-/// parse may have rounded (a fraction, an exponent, past 64 bits), or an
-/// escaped NUL (dropped from what is stored, where keys that differ by one
-/// alone become one key). The API's own fields have neither.
-fn raw_digest(fields: &Map<String, Value>, text: &str, escapes_nul: bool) -> [u8; 32] {
+/// parse may have rounded (a fraction, an exponent, past 64 bits) or read as
+/// its text (past a float's range), or an escaped NUL (dropped from what is
+/// stored, where keys that differ by one alone become one key). The API's own
+/// fields have none of these.
+fn raw_digest(fields: &Map<String, Value>, text: &str, text_only: bool) -> [u8; 32] {
     let mut content = Vec::with_capacity(text.len() + 512);
     content.push(b'c');
-    if !escapes_nul && feed_map(&mut content, fields).is_some() {
+    if !text_only && feed_map(&mut content, fields).is_some() {
         return Sha256::digest(&content).into();
     }
     let mut digest = Sha256::new();
@@ -1114,11 +1147,47 @@ mod tests {
     }
 
     #[test]
+    fn a_mended_field_is_reported_once_and_digested_by_its_text() {
+        let mended = |text: &str| crate::api::model::mend_record(text).unwrap();
+        let opts = NormalizeOptions::default();
+        let n = normalize(
+            mended(r#"{"AndroidInstanceId":"acp-1","Memory":1e400,"Odd":1e400,"AndroidInstanceName":"a\ud83d"}"#),
+            &opts,
+        )
+        .unwrap();
+        let mut fields: Vec<&str> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        fields.sort_unstable();
+        // Memory's own problem (not an integer) says it: one line a field.
+        assert_eq!(fields, ["AndroidInstanceName", "Memory", "Odd"]);
+        assert_eq!(n.row.instance_name.as_deref(), Some("a\u{FFFD}"));
+        assert_eq!(n.row.memory_mib, None);
+
+        // The same fields, the number sent as a string: another record.
+        let huge = normalize(
+            mended(r#"{"AndroidInstanceId":"acp-1","Odd":1e400}"#),
+            &opts,
+        )
+        .unwrap();
+        let text = r#"{"AndroidInstanceId":"acp-1","Odd":"1e400"}"#;
+        let string = normalize(
+            RawInstance {
+                fields: serde_json::from_str(text).unwrap(),
+                text: RawValue::from_string(text.to_owned()).unwrap(),
+                mended: Vec::new(),
+            },
+            &opts,
+        )
+        .unwrap();
+        assert_ne!(huge.raw_digest, string.raw_digest);
+    }
+
+    #[test]
     fn raw_is_the_text_as_sent_except_for_nul_characters() {
         let text = r#"{ "AndroidInstanceId": "acp-1",  "Z": 1, "A": [true] }"#;
         let record = RawInstance {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
+            mended: Vec::new(),
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(n.raw.get(), text, "spacing and key order kept");
@@ -1127,6 +1196,7 @@ mod tests {
         let record = RawInstance {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
+            mended: Vec::new(),
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(
@@ -1143,6 +1213,7 @@ mod tests {
         let record = RawInstance {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
+            mended: Vec::new(),
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(

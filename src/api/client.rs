@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::credentials::CredentialsProvider;
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
-    kind_of, mend_escapes, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
+    kind_of, mend_record, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
     DescribeRegionsResponse, RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES,
     ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
@@ -907,29 +907,22 @@ pub fn parse_instance_page(
         if kind != "an object" {
             return Err(bad(format!("InstanceModel[{i}] is {kind}, not an object")));
         }
-        let (fields, text) = match serde_json::from_str::<Map<String, Value>>(item.get()) {
-            Ok(fields) => (fields, item.to_owned()),
+        let record = match serde_json::from_str::<Map<String, Value>>(item.get()) {
+            Ok(fields) => RawInstance {
+                fields,
+                text: item.to_owned(),
+                mended: Vec::new(),
+            },
+            // A string cut in the middle of a character outside the BMP (an
+            // emoji in a name truncated by some service) leaves half of its
+            // UTF-16 pair; a number may be past what a float holds. One such
+            // field must not fail the region on every run: it is mended, and
+            // normalize reports it.
             Err(e) => {
-                // A string cut in the middle of a character outside the BMP (an
-                // emoji in a name truncated by some service) leaves half of its
-                // UTF-16 pair, which neither serde nor PostgreSQL will take. One
-                // such name must not fail the region on every run: the half is
-                // replaced with U+FFFD, in the fields and in raw.
-                let mended = mend_escapes(item.get())
-                    .ok_or_else(|| bad(format!("InstanceModel[{i}]: {e}")))?;
-                let fields: Map<String, Value> = serde_json::from_str(&mended)
-                    .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
-                let instance_id = fields.get("AndroidInstanceId").and_then(|v| v.as_str());
-                tracing::warn!(
-                    instance_id = instance_id.unwrap_or(""),
-                    "a string held half of a UTF-16 surrogate pair; stored with U+FFFD in its place"
-                );
-                let text = RawValue::from_string(mended)
-                    .map_err(|e| bad(format!("InstanceModel[{i}]: {e}")))?;
-                (fields, text)
+                mend_record(item.get()).ok_or_else(|| bad(format!("InstanceModel[{i}]: {e}")))?
             }
         };
-        instances.push(RawInstance { fields, text });
+        instances.push(record);
     }
     Ok(InstancePage {
         request_id,
@@ -942,6 +935,7 @@ pub fn parse_instance_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::model::{mend_escapes, Mended};
 
     #[test]
     fn half_a_surrogate_pair_is_replaced_and_a_whole_one_kept() {
@@ -972,6 +966,48 @@ mod tests {
             "{}",
             record.text.get()
         );
+        assert_eq!(
+            record.mended,
+            [("AndroidInstanceName".to_owned(), Mended::HalfSurrogate)]
+        );
+    }
+
+    #[test]
+    fn a_record_with_a_number_past_a_float_is_read_with_the_number_as_text() {
+        let big = "9".repeat(310);
+        let body = format!(
+            r#"{{"RequestId":"R","InstanceModel":[{{"AndroidInstanceId":"acp-1","Memory":1e400,"X":{{"Y":[-2.5E+999,"1e400 \"q\"",3]}},"Name":"n\ud83d","Z":{big},"Dup":1e999,"Dup":7}}]}}"#
+        );
+        let page = parse_instance_page("A", 200, body.as_bytes()).unwrap();
+        let record = &page.instances[0];
+        assert_eq!(record.fields["Memory"], "1e400");
+        assert_eq!(
+            record.fields["X"],
+            serde_json::json!({"Y": ["-2.5E+999", "1e400 \"q\"", 3]})
+        );
+        assert_eq!(record.fields["Z"], big.as_str());
+        // The last of a repeated key, as serde reads it: nothing to mend there.
+        assert_eq!(record.fields["Dup"], 7);
+        assert_eq!(record.fields["Name"], "n\u{FFFD}");
+        // raw keeps the numbers as sent (jsonb holds them), the half pair mended.
+        let text = record.text.get();
+        assert!(text.contains(r#""Memory":1e400,"#), "{text}");
+        assert!(text.contains(&format!(r#""Z":{big},"#)), "{text}");
+        assert!(text.contains(r#""Name":"n\uFFFD""#), "{text}");
+        let mut mended = record.mended.clone();
+        mended.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            mended,
+            [
+                ("Memory".to_owned(), Mended::HugeNumber),
+                ("Name".to_owned(), Mended::HalfSurrogate),
+                ("X".to_owned(), Mended::HugeNumber),
+                ("Z".to_owned(), Mended::HugeNumber),
+            ]
+        );
+        // What serde refuses for another reason is still a bad answer.
+        let body = br#"{"RequestId":"R","InstanceModel":[{"AndroidInstanceId":"acp-1","M":1e400,"N":01}]}"#;
+        assert!(parse_instance_page("A", 200, body).is_err());
     }
 
     #[test]

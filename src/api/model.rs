@@ -183,6 +183,21 @@ impl Params {
 pub struct RawInstance {
     pub fields: Map<String, Value>,
     pub text: Box<RawValue>,
+    /// The top-level fields that had to be mended before the record could be
+    /// read at all (see [`mend_record`]); empty for every record read as sent.
+    pub mended: Vec<(String, Mended)>,
+}
+
+/// What was mended in a field of a record that serde refused as sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mended {
+    /// Half of a UTF-16 surrogate pair (a character cut in two), which neither
+    /// serde nor PostgreSQL takes: U+FFFD in its place, in the field and in raw.
+    HalfSurrogate,
+    /// A number past a 64-bit float's range (`1e400`, an integer of 310
+    /// digits), which serde cannot hold: the field reads the text of its digits,
+    /// raw keeps the number.
+    HugeNumber,
 }
 
 impl RawInstance {
@@ -192,6 +207,100 @@ impl RawInstance {
     }
 }
 
+/// A record serde refused as sent, read with what it cannot take mended (see
+/// [`Mended`]), or `None` if something else is wrong with it (the caller
+/// reports serde's error). Its text, which becomes raw, has half surrogates
+/// replaced and numbers as sent (jsonb takes them). Read only after a failed
+/// parse, so it costs the common record nothing.
+pub fn mend_record(sent: &str) -> Option<RawInstance> {
+    let surrogates = mend_surrogates(sent);
+    let text = surrogates.as_deref().unwrap_or(sent);
+    // Member by member, so that each mend is told with its field; a key given
+    // twice keeps its last value, as when the whole record parses.
+    let members: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    let mut fields = Map::new();
+    let mut mended = Vec::new();
+    for (key, value) in members {
+        // The replacement is written as this escape: a field that holds it was
+        // mended (or sent it so, in a record that had one mended elsewhere).
+        if surrogates.is_some() && (value.get().contains("\\uFFFD") || key.contains('\u{FFFD}')) {
+            mended.push((key.clone(), Mended::HalfSurrogate));
+        }
+        let value = match serde_json::from_str::<Value>(value.get()) {
+            Ok(v) => v,
+            Err(_) => {
+                let quoted = quote_numbers(value.get(), past_f64)?;
+                mended.push((key.clone(), Mended::HugeNumber));
+                serde_json::from_str(&quoted).ok()?
+            }
+        };
+        fields.insert(key, value);
+    }
+    if mended.is_empty() {
+        return None;
+    }
+    Some(RawInstance {
+        fields,
+        text: RawValue::from_string(text.to_owned()).ok()?,
+        mended,
+    })
+}
+
+/// A number token a 64-bit float cannot hold (serde reads every number that is
+/// not a 64-bit integer as one, and refuses one that overflows it).
+fn past_f64(token: &str) -> bool {
+    token.parse::<f64>().map_or(true, f64::is_infinite)
+}
+
+/// The JSON text with every number that `refused` picks written as a string of
+/// its characters, or `None` if it picks none. Numbers are found outside
+/// strings; everything else is left byte for byte.
+fn quote_numbers(text: &str, refused: impl Fn(&str) -> bool) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 8);
+    let (mut copied, mut at, mut quoted) = (0, 0, false);
+    while at < b.len() {
+        match b[at] {
+            b'"' => {
+                // Past the string: an escape skips the character it escapes.
+                at += 1;
+                while at < b.len() && b[at] != b'"' {
+                    at += if b[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < b.len()
+                    && matches!(b[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    at += 1;
+                }
+                let token = &text[start..at];
+                if refused(token) {
+                    out.push_str(&text[copied..start]);
+                    out.push('"');
+                    out.push_str(token);
+                    out.push('"');
+                    copied = at;
+                    quoted = true;
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    quoted.then(|| {
+        out.push_str(&text[copied.min(text.len())..]);
+        out
+    })
+}
+
+/// The JSON text with half of every UTF-16 surrogate pair replaced with
+/// `\uFFFD`, or `None` if it has none; NULs are left to [`mend_escapes`].
+pub fn mend_surrogates(text: &str) -> Option<String> {
+    mend(text, false)
+}
+
 /// The JSON text with the `\uXXXX` escapes that neither serde nor PostgreSQL
 /// will take mended, or `None` if it has none: half of a UTF-16 surrogate pair
 /// becomes `\uFFFD` (serde refuses it), and NUL (`\u0000`, which jsonb and text
@@ -199,6 +308,10 @@ impl RawInstance {
 /// byte for byte, numbers included. Backslashes occur only inside strings in
 /// JSON, so escapes are found without tracking strings.
 pub fn mend_escapes(text: &str) -> Option<String> {
+    mend(text, true)
+}
+
+fn mend(text: &str, drop_nul: bool) -> Option<String> {
     fn code_at(b: &[u8], at: usize) -> Option<u16> {
         let hex = b.get(at..at + 6)?;
         // Four hex digits exactly (from_str_radix would also take a sign).
@@ -221,7 +334,7 @@ pub fn mend_escapes(text: &str) -> Option<String> {
                 continue;
             }
             Some(0xD800..=0xDFFF) => "\\uFFFD",
-            Some(0) => "",
+            Some(0) if drop_nul => "",
             Some(_) => {
                 at += 6;
                 continue;
@@ -271,7 +384,11 @@ pub fn kind_of(v: &RawValue) -> &'static str {
 impl From<Map<String, Value>> for RawInstance {
     fn from(fields: Map<String, Value>) -> Self {
         let text = serde_json::value::to_raw_value(&fields).expect("a JSON map always serializes");
-        RawInstance { fields, text }
+        RawInstance {
+            fields,
+            text,
+            mended: Vec::new(),
+        }
     }
 }
 

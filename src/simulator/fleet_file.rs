@@ -6,7 +6,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::api::model::{kind_of, RawInstance};
+use crate::api::model::{kind_of, mend_record, RawInstance};
 
 /// The instance objects of a fleet file, in the order the file lists them, each
 /// with its text as the file has it: that text is what the simulator serves,
@@ -25,12 +25,12 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
         let which = n + 1;
         match kind_of(value) {
             "an object" => {
-                let object: Map<String, Value> =
-                    serde_json::from_str(value.get()).map_err(|e| format!("not JSON: {e}"))?;
+                let object = fields_of(value)?;
                 if !object.contains_key("InstanceModel") {
                     records.push(RawInstance {
                         fields: object,
                         text: value.to_owned(),
+                        mended: Vec::new(),
                     });
                     continue;
                 }
@@ -99,13 +99,24 @@ fn push_all(records: &mut Vec<RawInstance>, items: &RawValue, which: usize) -> R
                 kind_of(item)
             ));
         }
-        let fields = serde_json::from_str(item.get()).map_err(|e| format!("not JSON: {e}"))?;
         records.push(RawInstance {
-            fields,
+            fields: fields_of(item)?,
             text: item.to_owned(),
+            mended: Vec::new(),
         });
     }
     Ok(())
+}
+
+/// An object's fields, read as the job reads a record (a number past a float's
+/// range as its text, see [`mend_record`]), so that the simulator can serve what
+/// the job must withstand; its text is served as written all the same.
+fn fields_of(object: &RawValue) -> Result<Map<String, Value>, String> {
+    serde_json::from_str(object.get()).or_else(|e| {
+        mend_record(object.get())
+            .map(|record| record.fields)
+            .ok_or_else(|| format!("not JSON: {e}"))
+    })
 }
 
 #[cfg(test)]

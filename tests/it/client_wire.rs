@@ -886,6 +886,42 @@ async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
         (name.as_str(), raw_name.as_str()),
         ("phone \u{FFFD}", "phone \u{FFFD}")
     );
+    assert_eq!(
+        report.scopes[0].field_problems, 1,
+        "the mended name is reported"
+    );
+}
+
+#[tokio::test]
+async fn a_number_past_a_float_is_stored_as_sent_not_a_failed_region() {
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","Memory":1e400,"ImageId":-1E+400,"Extra":[1e999,2]},{"AndroidInstanceId":"acp-2","Memory":8192}]}"#,
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    // Memory cannot be read as an integer; ImageId reads as text; Extra is kept.
+    assert_eq!(report.scopes[0].field_problems, 3);
+    let row: (Option<i32>, Option<String>, String, String) = sqlx::query_as(
+        "SELECT memory_mib, image_id, raw ->> 'Memory', raw -> 'Extra' ->> 1 \
+         FROM ecp.instances WHERE instance_id = 'acp-1'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(row.0, None);
+    assert_eq!(row.1.as_deref(), Some("-1E+400"));
+    assert_eq!(
+        row.2,
+        format!("1{}", "0".repeat(400)),
+        "raw keeps the number"
+    );
+    assert_eq!(row.3, "2");
+    let memory: Option<i32> =
+        sqlx::query_scalar("SELECT memory_mib FROM ecp.instances WHERE instance_id = 'acp-2'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(memory, Some(8192));
 }
 
 #[tokio::test]

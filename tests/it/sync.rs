@@ -461,6 +461,7 @@ async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
         records[0] = RawInstance {
             fields: serde_json::from_str(&text).unwrap(),
             text: RawValue::from_string(text).unwrap(),
+            mended: Vec::new(),
         };
         let (_sim, running) = start_sim(SimulatorConfig {
             records: Some(records),

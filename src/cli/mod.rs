@@ -81,25 +81,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Every subcommand takes negative numbers as values (`--lock-wait-secs -5`), so
+/// that the flag's own check says what it accepts, rather than clap taking the
+/// value for an unknown flag.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Crawl every region, store instances with their history, record the run.
     ///
     /// Example: ecp-inventory sync --database-url postgres://... --region all
+    #[command(allow_negative_numbers = true)]
     Sync(sync::SyncArgs),
     /// Apply pending database migrations (sync does this itself unless --no-migrate).
+    #[command(allow_negative_numbers = true)]
     Migrate(migrate::MigrateArgs),
     /// The whole job on an embedded default: a local PostgreSQL, the simulated
     /// API, two syncs with churn between them, and what changed.
+    #[command(allow_negative_numbers = true)]
     Demo(demo::DemoArgs),
     /// Crawl every page of one scope and print each instance as one JSON line.
     ///
     /// Example: ecp-inventory crawl --endpoint http://127.0.0.1:8790 --region cn-shanghai
+    #[command(allow_negative_numbers = true)]
     Crawl(crawl::CrawlArgs),
     /// Remove history older than a horizon (versions that ended, changes observed
     /// before it); the fleet as of any instant inside the horizon is unchanged.
     ///
     /// Example: ecp-inventory prune --older-than 400d
+    #[command(allow_negative_numbers = true)]
     Prune(prune::PruneArgs),
     /// Mark every current instance of a region, or of all regions of an account,
     /// deleted: for an account closed or a region given up, which no sync will
@@ -107,6 +115,7 @@ pub enum Command {
     /// Recorded as a run of its own; a later sync that lists one restores it.
     ///
     /// Example: ecp-inventory retire --source old-account --region all --dry-run
+    #[command(allow_negative_numbers = true)]
     Retire(retire::RetireArgs),
     /// Serve a simulated Elastic Cloud Phone API on loopback, for trying the tool and for tests
     ///
@@ -124,11 +133,13 @@ pub enum Command {
     ///
     /// Example: curl -X POST localhost:8790/_sim/churn -d '{"seed": 1, "status": 20}'
     #[command(verbatim_doc_comment)]
+    #[command(allow_negative_numbers = true)]
     Simulate(crate::simulator::SimulateArgs),
     /// Benchmark the pipeline on a local PostgreSQL and the simulator: first
     /// sync, no-change and churned re-syncs, against a plain COPY of the same rows.
     ///
     /// Example: ecp-inventory bench --sizes 10000,100000 --json bench.json
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
 }
 

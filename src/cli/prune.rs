@@ -15,7 +15,9 @@ pub struct PruneArgs {
     /// Remove versions that ended, and changes observed, longer ago than this:
     /// a number and a unit, s, m, h, d or w (e.g. 400d, 12h, 2w). Questions about
     /// any instant inside the horizon keep their answers.
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    // Hyphen values allowed so that `-1d` reaches parse_age, which says what
+    // an age is, rather than clap taking it for an unknown flag.
+    #[arg(long, value_name = "AGE", value_parser = parse_age, allow_hyphen_values = true)]
     pub older_than: Duration,
 
     /// Count what would be removed; remove nothing.
@@ -32,6 +34,11 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
+    if s.starts_with('-') {
+        return Err(format!(
+            "{s:?} is not an age: an age counts back from now, so it has no sign (400d, 12h, 2w)"
+        ));
+    }
     let n: u64 = number.parse().map_err(|_| {
         format!("{s:?} is not an age like 400d, 12h or 2w (a whole number, then its unit)")
     })?;
@@ -116,6 +123,22 @@ mod tests {
         assert!(err.contains("whole") && !err.contains("unit must"), "{err}");
         assert!(parse_age("3x").unwrap_err().contains("unit must be"));
         assert_eq!(parse_age("36h"), Ok(Duration::from_secs(36 * 3600)));
+    }
+
+    #[test]
+    fn a_negative_age_is_refused_as_an_age_not_an_unknown_flag() {
+        use clap::Parser;
+        let err = crate::cli::Cli::try_parse_from([
+            "ecp-inventory",
+            "prune",
+            "--older-than",
+            "-1d",
+            "--database-url",
+            "postgres://localhost/x",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("has no sign"), "{err}");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct SyncArgs {
 
     /// Refuse to apply a crawl that would mark more than this share of a scope
     /// deleted.
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.5)]
     pub max_delete_share: f64,
 
     /// Apply even a crawl that deletes more than --max-delete-share, or that
@@ -368,18 +368,16 @@ mod tests {
         for (flag, value) in [
             ("--lock-wait-secs", "1e20"),
             ("--lock-wait-secs", "-1"),
+            ("--max-delete-share", "-0.5"),
             ("--timeout-secs", "1e20"),
             ("--timeout-secs", "0"),
             ("--max-retry-secs", "inf"),
             ("--rate-limit", "1e-300"),
             ("--rate-limit", "0"),
         ] {
-            let cli = crate::cli::Cli::try_parse_from([
-                "ecp-inventory".to_owned(),
-                "sync".to_owned(),
-                format!("{flag}={value}"),
-            ])
-            .unwrap();
+            // Apart, as typed: a negative value is a value, not a flag.
+            let cli =
+                crate::cli::Cli::try_parse_from(["ecp-inventory", "sync", flag, value]).unwrap();
             let crate::cli::Command::Sync(args) = cli.command else {
                 panic!("not a sync");
             };

@@ -613,16 +613,22 @@ const RECHECK_IDS_AFTER_REFUSAL: usize = 10;
 /// listing alone, as before any recheck, and a batch refused after others were
 /// answered leaves only its own. A store that fails (a staged row refused) fails
 /// the scope, as it would at the apply.
+///
+/// True when every instance the listing left out was asked for and answered
+/// (or none was left out): the instances the apply would mark deleted are then
+/// gone on the service's word, whatever its `TotalCount` said during the crawl.
 async fn recheck_unlisted(
     client: &Client,
     staging: &mut crate::store::ScopeSync,
     settings: &SyncSettings,
     report: &mut ScopeReport,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let unlisted = match staging.unlisted(RECHECK_AT_MOST).await? {
-        Some(ids) if !ids.is_empty() => ids,
-        _ => return Ok(()),
+        Some(ids) if ids.is_empty() => return Ok(true),
+        Some(ids) => ids,
+        None => return Ok(false),
     };
+    let mut vouched = true;
     let (mut found, mut answered, mut left_to_listing) = (0u64, false, 0usize);
     let (mut batch, mut rest) = (RECHECK_IDS_PER_REQUEST, unlisted.as_slice());
     while !rest.is_empty() {
@@ -648,6 +654,7 @@ async fn recheck_unlisted(
                     warn!(error = %e, unlisted = unlisted.len(),
                           "the service refused to be asked by id for the instances the listing \
                            left out; they are judged on the listing alone");
+                    vouched = false;
                     break;
                 }
                 // Other batches were answered: this refusal is about these ids
@@ -656,6 +663,7 @@ async fn recheck_unlisted(
                       "the service refused to be asked for some of the instances the listing left \
                        out; those are judged on the listing alone");
                 left_to_listing += ids.len();
+                vouched = false;
                 rest = &rest[ids.len()..];
                 continue;
             }
@@ -686,6 +694,8 @@ async fn recheck_unlisted(
         rest = &rest[ids.len()..];
     }
     report.instances += found;
+    // A recheck that could not vouch withheld the deletions already.
+    vouched &= !report.deletions_withheld;
     if found > 0 {
         warn!(
             unlisted = unlisted.len(),
@@ -699,7 +709,7 @@ async fn recheck_unlisted(
             left_to_listing, "instances the listing left out did not answer when asked for by id"
         );
     }
-    Ok(())
+    Ok(vouched)
 }
 
 /// The records of a recheck that were asked for, normalized. Any other was
@@ -884,37 +894,56 @@ pub(crate) async fn sync_scope(
         );
     }
     report.deletions_withheld = !filtered && report.skipped > 0;
+    let mut unlisted_asked = false;
     if !filtered && !settings.apply.filtered && !report.deletions_withheld {
-        if let Err(e) = recheck_unlisted(client, &mut staging, settings, report).await {
-            report.failed(&e);
-            if let Err(record_err) = staging.fail(&e.to_string()).await {
-                warn!(error = %record_err, "could not record the failed scope");
+        match recheck_unlisted(client, &mut staging, settings, report).await {
+            Ok(vouched) => unlisted_asked = vouched,
+            Err(e) => {
+                report.failed(&e);
+                if let Err(record_err) = staging.fail(&e.to_string()).await {
+                    warn!(error = %record_err, "could not record the failed scope");
+                }
+                return;
             }
-            return;
         }
     }
     // A listing that ends clearly short of the service's own count may have lost
     // pages (the reference's pagination traps): the apply, which knows how many
     // distinct instances were staged, then writes what was returned and marks
-    // nothing deleted.
+    // nothing deleted, unless every instance it would mark was asked for by id
+    // and did not answer (the count then was of instances deleted while the
+    // crawl ran, or the service overcounts).
     let options = ApplyOptions {
         filtered: filtered || settings.apply.filtered || report.deletions_withheld,
         total_count: report.total_count,
+        unlisted_asked,
         ..settings.apply.clone()
     };
     staging.report_commit_to(committing);
     match staging.apply(&options).await {
         Ok(counts) => {
-            if let Some(short) = counts.shortfall {
-                warn!(
+            match counts.shortfall {
+                Some(short) if unlisted_asked => warn!(
                     returned = counts.seen + report.skipped,
                     total_count = report.total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the service \
-                     counted; no instance is marked deleted this run, and if this repeats, \
-                     instances may be missing from the listing"
-                );
-                report.deletions_withheld |= !filtered;
+                     counted; every stored instance it left out was asked for by id, so those \
+                     gone are marked deleted, but instances new since the last run may be missing \
+                     from the listing (deleted while it ran, or counted wrong, if this repeats)"
+                ),
+                Some(short) => {
+                    warn!(
+                        returned = counts.seen + report.skipped,
+                        total_count = report.total_count,
+                        short,
+                        "the crawl reached its last page with clearly fewer instances than the \
+                         service counted; no instance is marked deleted this run, and if this \
+                         repeats, instances may be missing from the listing"
+                    );
+                    report.deletions_withheld |= !filtered;
+                }
+                None => {}
             }
             info!(
                 instances = report.instances,

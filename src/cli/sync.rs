@@ -186,7 +186,7 @@ impl SyncArgs {
                 filtered: false,
                 max_delete_share: self.max_delete_share,
                 allow_mass_delete: self.allow_mass_delete,
-                total_count: None,
+                ..ApplyOptions::default()
             },
             normalize: NormalizeOptions {
                 naive_time_zone: self.naive_time_zone,

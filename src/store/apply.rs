@@ -30,6 +30,10 @@ pub struct ApplyOptions {
     /// clearly fewer distinct instances may have lost some of its pages: what it
     /// returned is written, but nothing is marked deleted (see [`crate::crawl::clear_shortfall`]).
     pub total_count: Option<u64>,
+    /// Every instance current in the scope that the crawl did not list was
+    /// asked for by id and did not answer: the instances a deletion would mark
+    /// are gone on the service's word, so a shortfall does not withhold it.
+    pub unlisted_asked: bool,
 }
 
 impl Default for ApplyOptions {
@@ -39,6 +43,7 @@ impl Default for ApplyOptions {
             max_delete_share: 0.5,
             allow_mass_delete: false,
             total_count: None,
+            unlisted_asked: false,
         }
     }
 }
@@ -199,7 +204,7 @@ async fn apply_in_transaction(
     let shortfall = opts.total_count.and_then(|counted| {
         crate::crawl::clear_shortfall(seen as u64 + stats.skipped as u64, counted)
     });
-    let filtered = opts.filtered || shortfall.is_some();
+    let filtered = opts.filtered || (shortfall.is_some() && !opts.unlisted_asked);
     // The scope's previous complete crawl returned every instance still current
     // in it, each at some moment between its start and its last page. The change
     // feed's previously_observed_at takes the start, so that a change reported

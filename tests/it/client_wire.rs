@@ -783,6 +783,62 @@ async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     assert!(scope_error.contains("InvalidParameter"), "{scope_error}");
 }
 
+#[tokio::test]
+async fn instances_deleted_while_the_crawl_runs_are_marked_deleted_once_asked_for() {
+    use ecp_inventory::sync;
+    // Run 1 lists 60 instances on six pages. In run 2, the last ten are deleted
+    // after its first page, which still counts 60: five pages list the 50 left,
+    // counted 50. The largest count is clearly short of what was listed, but the
+    // ten left out are asked for by id and do not answer: they are gone on the
+    // service's word, and marked deleted (they used to stay current).
+    let page = |n: usize, ids: std::ops::Range<usize>, total: usize, last: bool| {
+        let records: Vec<_> = ids.map(crate::helpers::record).collect();
+        let next = if last {
+            String::new()
+        } else {
+            format!("t{}", n + 1)
+        };
+        serde_json::json!({"RequestId": format!("P{n}"), "TotalCount": total,
+                           "NextToken": next, "InstanceModel": records})
+        .to_string()
+    };
+    let regions = r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"}]}"#;
+    let mut answers = vec![regions.to_owned()];
+    for k in 1..=6 {
+        answers.push(page(k, (k - 1) * 10..k * 10, 60, k == 6));
+    }
+    answers.push(regions.to_owned());
+    for k in 1..=5 {
+        answers.push(page(
+            k,
+            (k - 1) * 10..k * 10,
+            if k == 1 { 60 } else { 50 },
+            k == 5,
+        ));
+    }
+    answers.push(page(1, 0..0, 0, true));
+    let (endpoint, requests) =
+        scripted_server(move |n| Answer::json(200, answers[n].clone())).await;
+    let db = crate::helpers::test_db().await;
+    let settings = only_shanghai();
+    let c = client(endpoint, 1, Duration::from_secs(5));
+    sync::run(&db.store(), &c, &settings).await.unwrap();
+    let report = sync::run(&db.store(), &c, &settings).await.unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].total_count, Some(60));
+    assert!(!report.scopes[0].deletions_withheld);
+    assert_eq!(report.totals.deleted, 10, "{}", report.summary_line());
+    let current =
+        crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.current_instances").await;
+    assert_eq!(current, 50);
+    let requests = requests.lock().unwrap();
+    let last = requests.last().unwrap();
+    assert!(
+        last.contains("AndroidInstanceIds.10=") && !last.contains("AndroidInstanceIds.11="),
+        "the ten left out, asked for by id: {last}"
+    );
+}
+
 /// Two syncs of cn-shanghai from `endpoint` into a new database; the second
 /// must succeed: the database and its report.
 async fn second_run_of_shanghai(

@@ -553,8 +553,10 @@ fn each_once(regions: &[String]) -> Vec<String> {
 
 /// Named regions must be ones `DescribeRegions` lists: the API answers an unknown
 /// `BizRegionId` with an empty list, and a typo would otherwise be a silent, empty
-/// success. If the list cannot be had for another reason than credentials, the
-/// regions are crawled as given.
+/// success. If the service refuses the question for another reason than
+/// credentials, the regions are crawled as given; if it did not answer once
+/// the retries were spent (the endpoint unreachable, the service down), that is
+/// the error: the listing would spend the same retries again for nothing.
 pub(crate) async fn check_regions(
     client: &Client,
     regions: &[String],
@@ -562,7 +564,9 @@ pub(crate) async fn check_regions(
     let regions = each_once(regions);
     let known = match list_regions(client).await {
         Ok(known) => known,
-        Err(SyncError::Regions(e)) if e.is_auth() => return Err(SyncError::Regions(e)),
+        Err(SyncError::Regions(e)) if e.is_auth() || matches!(e, ApiError::GaveUp { .. }) => {
+            return Err(SyncError::Regions(e))
+        }
         Err(e) => {
             warn!(error = %e, "could not check the named regions against DescribeRegions");
             return Ok(regions);

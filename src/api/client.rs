@@ -859,6 +859,10 @@ pub fn parse_instance_page(
     }
     let top: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| bad_response(action, status, body, e))?;
+    let names_a_page = top.request_id.is_some()
+        || top.total_count.is_some()
+        || top.next_token.is_some()
+        || top.instance_model.is_some();
     let request_id = match top.request_id {
         Some(Value::String(s)) => Some(s),
         _ => None,
@@ -872,6 +876,16 @@ pub fn parse_instance_page(
     };
     if let Some(error) = top.marks.error(action, status, request_id.clone()) {
         return Err(error);
+    }
+    // Every answer of the service names its request; a JSON object with none of
+    // a page's fields (`{}` from a proxy or a gateway in trouble) is no page, and
+    // read as one it would end the crawl as a last, empty page.
+    if !names_a_page {
+        return Err(bad(
+            "the body has none of a page's fields (RequestId, TotalCount, NextToken, \
+             InstanceModel): not an answer of the service"
+                .into(),
+        ));
     }
     let total_count = match top.total_count {
         None | Some(Value::Null) => None,
@@ -1008,6 +1022,31 @@ mod tests {
         // What serde refuses for another reason is still a bad answer.
         let body = br#"{"RequestId":"R","InstanceModel":[{"AndroidInstanceId":"acp-1","M":1e400,"N":01}]}"#;
         assert!(parse_instance_page("A", 200, body).is_err());
+    }
+
+    #[test]
+    fn an_object_with_none_of_a_pages_fields_is_no_page() {
+        for body in [
+            &b"{}"[..],
+            br#"{"Data":{"Items":[]}}"#,
+            br#"{"InstanceModel":null}"#,
+        ] {
+            let err = parse_instance_page("A", 200, body).unwrap_err();
+            assert!(
+                err.to_string().contains("none of a page's fields"),
+                "{}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // One of them is enough: an empty last page, as the reference reads it.
+        for body in [
+            &br#"{"RequestId":"R"}"#[..],
+            br#"{"InstanceModel":[]}"#,
+            br#"{"TotalCount":0}"#,
+        ] {
+            let page = parse_instance_page("A", 200, body).unwrap();
+            assert!(page.instances.is_empty() && page.next_token.is_none());
+        }
     }
 
     #[test]

@@ -37,12 +37,13 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let mut total_count: Option<u64> = None;
     while let Some(page) = pages.recv().await {
         let page = page.context("crawl failed")?;
-        for instance in &page.instances {
-            // The record's own text, not its parsed fields written anew: those
-            // would turn 123456789012345678901234567890 into 1.2345678901234568e29
-            // and 2.4e2 into 240.0, and a replay of this file would differ.
-            out.write_all(model::on_one_line(instance.text.get()).as_bytes())?;
-            out.write_all(b"\n")?;
+        match print(&mut out, &page.instances) {
+            // The reader went away (`| head`): nobody is left to print for.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::debug!("stdout closed: the crawl stops");
+                return Ok(());
+            }
+            written => written?,
         }
         instances += page.instances.len() as u64;
         distinct += page.new_instances;
@@ -50,7 +51,10 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         let counted = page.total_count.and_then(|n| u64::try_from(n).ok());
         total_count = total_count.max(counted);
         if page.is_last {
-            out.flush()?;
+            match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                flushed => flushed?,
+            }
             // printed: the lines written (a repeat from far back is one more);
             // distinct: the instances among them.
             tracing::info!(
@@ -68,12 +72,24 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
                     total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the \
-                     service counted: pages may have been lost (try again; sync would mark \
-                     nothing deleted on such a crawl)"
+                     service counted: pages may have been lost (try again; sync asks by id \
+                     for the stored instances such a crawl left out before marking any deleted)"
                 );
             }
             return Ok(());
         }
     }
     anyhow::bail!("the crawl ended without reaching its last page")
+}
+
+/// One page's instances, a line each: the record's own text, not its parsed
+/// fields written anew, which would turn 123456789012345678901234567890 into
+/// 1.2345678901234568e29 and 2.4e2 into 240.0 (a replay of the output would
+/// differ).
+fn print(out: &mut impl Write, instances: &[model::RawInstance]) -> std::io::Result<()> {
+    for instance in instances {
+        out.write_all(model::on_one_line(instance.text.get()).as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }

@@ -418,6 +418,17 @@ async fn a_reader_gone_before_the_summary_does_not_fail_a_finished_command() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    // crawl prints as it goes: a reader gone stops it, quietly (it said
+    // "error: Broken pipe" and exited 1).
+    let mut child = ecp_with_keys()
+        .args(["crawl", "--endpoint", &endpoint, "--region", "cn-hangzhou"])
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "crawl: {stderr}");
+    assert!(!stderr.contains("error"), "crawl: {stderr}");
     let runs = crate::helpers::count(
         &db.pool,
         "SELECT count(*) FROM ecp.sync_runs WHERE status = 'succeeded'",

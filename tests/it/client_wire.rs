@@ -1052,6 +1052,38 @@ async fn a_key_refused_the_listing_but_not_the_regions_is_a_configuration_failur
 }
 
 #[tokio::test]
+async fn a_service_that_does_not_answer_the_regions_check_is_not_asked_again_for_pages() {
+    // Named regions are checked with DescribeRegions first. Its retries spent,
+    // the run ends there: the listing would spend them once more (twice the
+    // wait, with defaults up to four minutes, before the same error).
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(
+            503,
+            r#"{"RequestId":"R5","Code":"ServiceUnavailable","Message":"busy"}"#,
+        )
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 2, Duration::from_secs(5));
+    let report = ecp_inventory::sync::run(&db.store(), &c, &only_shanghai())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 1, "{}", report.summary_line());
+    let requests = requests.lock().unwrap();
+    assert_eq!(
+        requests.len(),
+        2,
+        "two attempts at DescribeRegions, no page"
+    );
+    assert!(requests.iter().all(|r| r.contains("DescribeRegions")));
+    let error = report.scopes[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("ServiceUnavailable") && error.contains("gave up"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
     // Retries spent.
     let (endpoint, requests) = scripted_server(|_| {

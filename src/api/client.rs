@@ -328,12 +328,20 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(action, e))?;
         let status = response.status().as_u16();
+        // The gateway's RequestId also comes as a header: it names the request when
+        // the body is not JSON (a proxy's page, a redirect, a truncated or oversized answer).
+        let header_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
         if response.status().is_redirection() {
             let location = header_text(response.headers(), "location").unwrap_or("nowhere");
             return Err(ApiError::BadResponse {
                 action: action.to_owned(),
                 status,
-                request_id: None,
+                request_id: header_id,
                 detail: format!(
                     "the endpoint redirects to {location}; a signed request is not sent \
                      on: set the endpoint to the API's own address"
@@ -362,14 +370,24 @@ impl Client {
             };
             (waits, content_type)
         });
-        // The gateway's RequestId also comes as a header: it names the request when
-        // the body is not JSON (a proxy's page, a truncated or oversized answer).
-        let header_id = response
-            .headers()
-            .get("x-acs-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
+        // No encoding is asked for (no Accept-Encoding), and none is read: a body
+        // sent compressed anyway would otherwise be reported as bytes that are
+        // not JSON.
+        if let Some(encoding) = header_text(response.headers(), "content-encoding")
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        {
+            return Err(ApiError::BadResponse {
+                action: action.to_owned(),
+                status,
+                request_id: header_id,
+                detail: format!(
+                    "the body came with Content-Encoding {encoding}, which this client did not \
+                     ask for and does not read (a proxy in between that compresses answers?)"
+                ),
+                retry_after: error_headers.and_then(|(w, _)| w.standard),
+            });
+        }
         let body = read_limited(response).await.map_err(|e| match e {
             ReadError::TooLarge => ApiError::BadResponse {
                 action: action.to_owned(),

@@ -32,6 +32,11 @@ fn service_hint(code: &str) -> &'static str {
             "; check the AccessKey id (ALIBABA_CLOUD_ACCESS_KEY_ID, or the source's credentials)"
         }
         "InvalidTimeStamp.Expired" => "; check this machine's clock (NTP): it is more than 15 minutes off",
+        // Each request, each attempt too, is signed with a new random nonce.
+        "SignatureNonceUsed" => {
+            "; this job signs every request with a new nonce, so something between it and the \
+             service (a proxy that retries?) sent one request twice"
+        }
         "Forbidden.RAM" | "NoPermission" => {
             "; the RAM user or role lacks a permission: grant it eds-aic:DescribeAndroidInstances \
              and eds-aic:DescribeRegions"
@@ -276,6 +281,9 @@ mod tests {
         assert!(!service(400, "InvalidParameter")
             .to_string()
             .contains("check"));
+        assert!(service(400, "SignatureNonceUsed")
+            .to_string()
+            .contains("sent one request twice"));
     }
 
     #[test]

@@ -716,7 +716,10 @@ async fn a_redirect_is_reported_and_never_followed() {
     let location = format!("{elsewhere}/login");
     let (endpoint, requests) = scripted_server(move |_| Answer {
         status: 302,
-        headers: vec![("location", location.clone())],
+        headers: vec![
+            ("location", location.clone()),
+            ("x-acs-request-id", "R-302".into()),
+        ],
         body: String::new(),
     })
     .await;
@@ -736,6 +739,7 @@ async fn a_redirect_is_reported_and_never_followed() {
         "{err}"
     );
     assert!(!err.is_retryable(), "{err}");
+    assert_eq!(err.request_id(), Some("R-302"), "{err}");
     assert_eq!(requests.lock().unwrap().len(), 1);
     assert!(
         elsewhere_requests.lock().unwrap().is_empty(),
@@ -1080,6 +1084,26 @@ async fn a_service_that_does_not_answer_the_regions_check_is_not_asked_again_for
     assert!(
         error.contains("ServiceUnavailable") && error.contains("gave up"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_compressed_body_nobody_asked_for_is_named_as_such() {
+    let (endpoint, requests) = scripted_server(|_| {
+        Answer::json(200, "\u{1f}\u{8b}\u{8}binary").with_header("content-encoding", "gzip")
+    })
+    .await;
+    let err = one_page(&client(endpoint, 1, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Content-Encoding gzip"), "{text}");
+    assert!(!text.contains("binary"), "no bytes of the body: {text}");
+    let requests = requests.lock().unwrap();
+    assert!(
+        !requests[0].to_ascii_lowercase().contains("accept-encoding"),
+        "none asked for: {}",
+        requests[0]
     );
 }
 

@@ -932,9 +932,9 @@ pub(crate) async fn sync_scope(
                     total_count = report.total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the service \
-                     counted; every stored instance it left out was asked for by id, so those \
-                     gone are marked deleted, but instances new since the last run may be missing \
-                     from the listing (deleted while it ran, or counted wrong, if this repeats)"
+                     counted; the stored instances it left out were asked for by id, and those \
+                     gone are marked deleted; instances created since the last run may still be \
+                     missing from the listing (if this repeats, the service's count may be wrong)"
                 ),
                 Some(short) => {
                     warn!(

@@ -155,6 +155,13 @@ fn parse_error(text: &str, e: &toml::de::Error) -> String {
             (_, true) => {}
         }
     }
+    // One `[source]` is a table where a list belongs; two are the same table
+    // twice. Either way toml's message does not say what to write.
+    if text.lines().any(|l| l.trim() == "[source]") {
+        message.push_str(
+            "; each source is one entry of a list: write its header [[source]], not [source]",
+        );
+    }
     match e.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
@@ -471,6 +478,15 @@ credentials = "default"
             assert!(!err.contains(secret), "{err}");
             assert!(!err.contains("12345"), "{err}");
             assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_source_written_as_a_table_says_to_write_a_list() {
+        let one = "[source]\nalias = \"x\"\nregions = [\"cn-hangzhou\"]\n";
+        for text in [one.to_owned(), format!("{one}{one}")] {
+            let err = ConfigFile::parse(&text).unwrap_err().0;
+            assert!(err.contains("write its header [[source]]"), "{err}");
         }
     }
 

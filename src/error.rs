@@ -151,6 +151,15 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     EXIT_FAILED
 }
 
+/// A server error's text without the position sqlx gives it (" at line 3655"):
+/// a line of the job's own migration SQL, which tells a user nothing.
+pub fn without_sql_position(text: &str) -> &str {
+    match text.rsplit_once(" at line ") {
+        Some((head, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => text,
+    }
+}
+
 /// `text` on one line, its runs of whitespace (line breaks too) made one space:
 /// a service or server message may span several lines.
 pub fn one_line(text: &str) -> String {
@@ -220,6 +229,16 @@ mod tests {
         let e = anyhow::Error::new(ConfigError::new("bad flag")).context("starting");
         assert_eq!(exit_code(&e), EXIT_CONFIG);
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), EXIT_FAILED);
+    }
+
+    #[test]
+    fn a_position_in_the_jobs_own_sql_is_left_out() {
+        assert_eq!(
+            without_sql_position("permission denied for schema public at line 3655"),
+            "permission denied for schema public"
+        );
+        assert_eq!(without_sql_position("at line 7 of it"), "at line 7 of it");
+        assert_eq!(without_sql_position("ends at line "), "ends at line ");
     }
 
     #[test]

@@ -73,9 +73,23 @@ impl LocalPostgres {
     pub fn start(dir: &Path, settings: &[(&str, &str)]) -> Result<Self, PgLocalError> {
         let bin_dir = Self::find_binaries()?;
         std::fs::create_dir_all(dir)?;
-        let dir = dir.canonicalize()?;
+        let mut dir = dir.canonicalize()?;
         let run_as = running_as_root().then_some(UNPRIVILEGED_USER);
         if let Some(user) = run_as {
+            if !reaches(user, &dir) {
+                // Under a directory only root may enter (root's home, mode 700):
+                // the server could not get to its data. The cluster goes to a
+                // place named after the one asked for, found again next time.
+                let elsewhere = reachable_stand_in(&dir);
+                tracing::warn!(
+                    asked = %dir.display(),
+                    used = %elsewhere.display(),
+                    "the {user} user cannot enter the directory asked for the local PostgreSQL: \
+                     its cluster is kept elsewhere"
+                );
+                std::fs::create_dir_all(&elsewhere)?;
+                dir = elsewhere.canonicalize()?;
+            }
             run("chown", Command::new("chown").arg("-R").arg(user).arg(&dir))?;
         }
         let data_dir = dir.join("data");
@@ -212,11 +226,39 @@ impl LocalPostgres {
             Some(user) => {
                 let mut c = Command::new("runuser");
                 c.args(["-u", user, "--"]).arg(path);
+                // initdb goes back to the directory it started in, which the
+                // user may not enter (root's); the cluster's own directory it may.
+                if let Some(dir) = self.data_dir.parent() {
+                    c.current_dir(dir);
+                }
                 c
             }
             None => Command::new(path),
         }
     }
+}
+
+/// Whether `user` may enter `dir` (every directory above it included).
+fn reaches(user: &str, dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", user, "--", "test", "-x"])
+        .arg(dir)
+        .current_dir("/")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A directory anyone may enter, named after `dir`: under the system's temporary
+/// directory, `/root/x/.ecp-demo/postgres` becomes
+/// `ecp-inventory-pg/root_x_.ecp-demo_postgres` there.
+fn reachable_stand_in(dir: &Path) -> PathBuf {
+    let name: String = dir
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    std::env::temp_dir().join("ecp-inventory-pg").join(name)
 }
 
 /// /proc/self belongs to the effective user of this process.

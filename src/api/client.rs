@@ -109,11 +109,27 @@ impl ClientBuildError {
     /// The message, with the endpoint named as `setting` (the flag, or the key
     /// of the config file that set it).
     pub fn naming(&self, setting: &str) -> String {
+        // `127.0.0.1:8790` is no URL, `localhost:8790` one of scheme "localhost".
+        let scheme_hint = |url: &str| {
+            if url.contains("://") {
+                String::new()
+            } else {
+                format!(" (with its scheme: https://{url}, or http:// for a simulator)")
+            }
+        };
         match self {
             ClientBuildError::BadUrl(url, why) => {
-                format!("{setting} {url:?} is not a valid URL: {why}")
+                format!(
+                    "{setting} {url:?} is not a valid URL: {why}{}",
+                    scheme_hint(url)
+                )
             }
-            ClientBuildError::BadScheme(url) => format!("{setting} {url:?} must use http or https"),
+            ClientBuildError::BadScheme(url) => {
+                format!(
+                    "{setting} {url:?} must use http or https{}",
+                    scheme_hint(url)
+                )
+            }
             ClientBuildError::NotAtRoot(url) => format!(
                 "{setting} {url:?} has a path, query or fragment, which the API does not take: \
                  it is served at the host's root; give the scheme, host and port only (such as \
@@ -1299,6 +1315,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--endpoint"), "{err}");
+        assert!(!err.to_string().contains("with its scheme"), "{err}");
+        // Host and port without a scheme, parsed as no URL or as a scheme.
+        for endpoint in ["127.0.0.1:8790", "localhost:8790"] {
+            let err = Client::new(
+                super::super::Credentials::new("AK", "S"),
+                ClientConfig {
+                    endpoint: endpoint.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("https://{endpoint}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

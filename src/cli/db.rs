@@ -96,10 +96,20 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         Err(e) => Err(e),
     };
     let pool = pool.map_err(|e| {
-        let message = format!(
+        let mut message = format!(
             "cannot connect to PostgreSQL at {target}: {}",
             describe_db(&e)
         );
+        let wrong_password = e
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == INVALID_PASSWORD);
+        if wrong_password && !gives_password(url) && std::env::var_os("PGPASSWORD").is_none() {
+            message.push_str(
+                "; the URL gives no password: postgres://user:PASSWORD@host/database (or \
+                 PGPASSWORD, or a line in ~/.pgpass)",
+            );
+        }
         // A wrong password, an unknown user or database, TLS the server does not
         // offer or a certificate that does not verify: the invocation is wrong, and
         // trying again will not help (exit 2). Anything else may pass (exit 1).
@@ -114,6 +124,14 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         }
     })?;
     Ok(pool)
+}
+
+/// SQLSTATE of a password the server refused (or one it asked for and did not get).
+const INVALID_PASSWORD: &str = "28P01";
+
+/// Whether a PostgreSQL URL has a password in it (an empty one counts as none).
+fn gives_password(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
 }
 
 /// TLS the server does not offer, or a certificate that does not verify: the
@@ -167,7 +185,23 @@ fn check_tls_files(url: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_tls_files, connect};
+    use super::{check_tls_files, connect, gives_password};
+
+    #[test]
+    fn a_url_without_a_password_is_told_apart() {
+        assert!(gives_password("postgres://u:pw@h/db"));
+        assert!(gives_password(
+            "postgresql://u:p%40ss@h:5433/db?sslmode=require"
+        ));
+        for url in [
+            "postgres://u@h/db",
+            "postgres://u:@h/db",
+            "postgres://h/db",
+            "not a url",
+        ] {
+            assert!(!gives_password(url), "{url}");
+        }
+    }
 
     #[tokio::test]
     async fn a_url_that_does_not_parse_is_said_why_without_its_password() {

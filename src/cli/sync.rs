@@ -21,7 +21,8 @@ use std::borrow::Cow;
 pub enum OutputFormat {
     /// One summary line on stdout.
     Text,
-    /// The run report as one JSON object on stdout.
+    /// What the command did as one JSON object on stdout (for sync, the run
+    /// report).
     Json,
 }
 

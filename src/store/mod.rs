@@ -57,15 +57,24 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 /// Brings the schema up to date. Safe to run on every start. A schema a newer
 /// build migrated is refused as such (an image rolled back), before the
 /// migrator's own complaint that a migration it does not know was applied.
+/// A schema already current is left alone: the migrator would first create its
+/// ledger table if missing, which a database user with only the rights a sync
+/// needs may not do.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    if let SchemaState::Ahead { applied } = schema_state(pool).await? {
-        return Err(StoreError::SchemaAhead {
-            applied,
-            latest: latest_migration(),
-        });
+    match schema_state(pool).await? {
+        SchemaState::Current => return Ok(()),
+        SchemaState::Ahead { applied } => {
+            return Err(StoreError::SchemaAhead {
+                applied,
+                latest: latest_migration(),
+            })
+        }
+        SchemaState::Behind { .. } | SchemaState::Unreadable => {}
     }
-    MIGRATOR.run(pool).await?;
-    Ok(())
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        m if is_permission_denied(&m) => StoreError::MigrationDenied(m),
+        m => StoreError::Migrate(m),
+    })
 }
 
 /// How many of the migrations a database has applied (0 for a fresh one).
@@ -230,16 +239,17 @@ pub enum StoreError {
     #[error(
         "the schema needs migrating, or this database user may not read \
          public._sqlx_migrations to see that it is current, and it may not change the \
-         schema ({0}): run `ecp-inventory migrate` once as the schema's owner, then sync \
+         schema ({}): run `ecp-inventory migrate` once as the schema's owner, then sync \
          with --no-migrate (ECP_NO_MIGRATE=true) as this user, or grant it SELECT on \
-         public._sqlx_migrations"
+         public._sqlx_migrations", crate::error::without_sql_position(&.0.to_string())
     )]
-    MigrationDenied(#[source] sqlx::migrate::MigrateError),
+    MigrationDenied(sqlx::migrate::MigrateError),
     #[error(
         "the database's schema (migrations up to {applied}) is not the one this version of \
-         ecp-inventory needs (up to {latest}): run `ecp-inventory migrate` (as the schema's \
+         ecp-inventory needs (up to {latest}){}: run `ecp-inventory migrate` (as the schema's \
          owner), which applies what is missing or says what differs, or sync without \
-         --no-migrate"
+         --no-migrate",
+        if *.applied == 0 { "; none was ever applied here: is this the right database?" } else { "" }
     )]
     SchemaBehind { applied: i64, latest: i64 },
     #[error(
@@ -336,17 +346,9 @@ impl Store {
         &self.pool
     }
 
-    /// Brings the schema up to date before a sync. A schema already current is
-    /// left alone: the migrator would first create its ledger table if missing,
-    /// which a database user with only the rights a sync needs may not do.
+    /// Brings the schema up to date before a sync (see [`migrate`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if schema_state(&self.pool).await? == SchemaState::Current {
-            return Ok(());
-        }
-        migrate(&self.pool).await.map_err(|e| match e {
-            StoreError::Migrate(m) if is_permission_denied(&m) => StoreError::MigrationDenied(m),
-            e => e,
-        })
+        migrate(&self.pool).await
     }
 
     /// For `sync --no-migrate`, `prune` and `retire`: the schema must already be

@@ -206,6 +206,25 @@ async fn a_database_user_without_rights_exits_2_with_permission_denied() {
         crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.sync_runs").await,
         0
     );
+
+    // `migrate` as this user names the way out, without a line of the job's
+    // own SQL ("at line 3655"); once it may see that the schema is current,
+    // there is nothing to migrate, and it says so.
+    let migrate = |url: String| async move {
+        run(ecp_with_keys().args(["migrate", "--database-url", &url])).await
+    };
+    let ran = migrate(url.clone()).await;
+    ran.assert_one_error(2, "schema's owner");
+    assert!(!ran.stderr.contains("at line"), "{}", ran.stderr);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT SELECT ON public._sqlx_migrations TO {role}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let ran = migrate(url).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("already up to date"), "{}", ran.stdout);
 }
 
 /// A login role of the test database, granted `grants` (with `{role}` for its
@@ -330,6 +349,8 @@ async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
             "{}",
             ran.stderr
         );
+        // Perhaps the wrong database altogether.
+        assert!(ran.stderr.contains("the right database?"), "{}", ran.stderr);
     }
 
     // A schema a newer version migrated is refused too, and said to be newer.

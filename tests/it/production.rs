@@ -649,6 +649,68 @@ async fn the_readonly_role_can_select_and_cannot_write() {
     .await;
 }
 
+/// A local cluster a test started, stopped however the test ends.
+struct Stopped(ecp_inventory::pg_local::LocalPostgres);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+    }
+}
+
+/// Run as root, the local PostgreSQL runs as the postgres user, who may not
+/// enter a directory only root may (root's home is mode 700): a cluster asked
+/// for under one is kept where the server can reach it, and starts. The demo,
+/// the README's first command, failed there with "initdb failed: could not
+/// change directory".
+#[tokio::test]
+async fn a_local_cluster_asked_for_where_its_server_cannot_enter_still_starts() {
+    use ecp_inventory::pg_local::LocalPostgres;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let root_only = TempDir::new();
+    std::fs::set_permissions(&root_only.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let asked = root_only.0.join("demo").join("postgres");
+    let cluster_dir = asked.clone();
+    let pg = tokio::task::spawn_blocking(move || {
+        LocalPostgres::start(&cluster_dir, &[("fsync", "off")])
+    })
+    .await
+    .unwrap()
+    .expect("a local PostgreSQL under a directory only its owner may enter");
+    let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let stand_in = pg.data_dir().parent().unwrap().to_owned();
+    // Stopped, then its directory removed (as the asked-for one is, with the
+    // test's), however the test ends.
+    struct Cleaned(LocalPostgres, Option<std::path::PathBuf>);
+    impl Drop for Cleaned {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+            if let Some(dir) = &self.1 {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let pg = Cleaned(pg, as_root.then(|| stand_in.clone()));
+    if as_root {
+        assert!(
+            !stand_in.starts_with(&root_only.0),
+            "kept at {}",
+            stand_in.display()
+        );
+    }
+    let mut conn = sqlx::PgConnection::connect(&pg.0.url("postgres"))
+        .await
+        .unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    drop(pg);
+}
+
 /// Managed PostgreSQL services often accept TLS connections only. A server that
 /// refuses any other (pg_hba `hostnossl ... reject`) still takes the job's
 /// writes when the URL says `sslmode=require`, and refuses them otherwise, so
@@ -685,12 +747,6 @@ async fn a_database_that_requires_tls_is_reached_with_sslmode_require() {
     .unwrap()
     .expect("a local PostgreSQL with TLS");
     // Stopped however the test ends (its directory goes with `dir`).
-    struct Stopped(LocalPostgres);
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            let _ = self.0.stop();
-        }
-    }
     let pg = Stopped(pg);
     let pg = &pg.0;
     std::fs::write(

@@ -1055,18 +1055,23 @@ async fn a_key_refused_the_listing_but_not_the_regions_is_a_configuration_failur
     assert_eq!(report.exit_code(), 2, "{}", report.summary_line());
 }
 
-#[tokio::test]
-async fn a_service_that_does_not_answer_the_regions_check_is_not_asked_again_for_pages() {
-    // Named regions are checked with DescribeRegions first. Its retries spent,
-    // the run ends there: the listing would spend them once more (twice the
-    // wait, with defaults up to four minutes, before the same error).
-    let (endpoint, requests) = scripted_server(|_| {
+/// A server that answers every request 503 ServiceUnavailable (RequestId R5).
+async fn always_unavailable() -> (String, Requests) {
+    scripted_server(|_| {
         Answer::json(
             503,
             r#"{"RequestId":"R5","Code":"ServiceUnavailable","Message":"busy"}"#,
         )
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_the_regions_check_is_not_asked_again_for_pages() {
+    // Named regions are checked with DescribeRegions first. Its retries spent,
+    // the run ends there: the listing would spend them once more (twice the
+    // wait, with defaults up to four minutes, before the same error).
+    let (endpoint, requests) = always_unavailable().await;
     let db = crate::helpers::test_db().await;
     let c = client(endpoint, 2, Duration::from_secs(5));
     let report = ecp_inventory::sync::run(&db.store(), &c, &only_shanghai())
@@ -1110,13 +1115,7 @@ async fn a_compressed_body_nobody_asked_for_is_named_as_such() {
 #[tokio::test]
 async fn a_call_given_up_on_says_after_how_many_attempts_and_why() {
     // Retries spent.
-    let (endpoint, requests) = scripted_server(|_| {
-        Answer::json(
-            503,
-            r#"{"RequestId":"R5","Code":"ServiceUnavailable","Message":"busy"}"#,
-        )
-    })
-    .await;
+    let (endpoint, requests) = always_unavailable().await;
     let err = one_page(&client(endpoint, 3, Duration::from_secs(5)))
         .await
         .unwrap_err();

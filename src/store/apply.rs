@@ -327,6 +327,10 @@ async fn apply_in_transaction(
                listed them too; they stay there (do two sources name one account?)");
     }
 
+    if counts.updated > 0 {
+        warn_of_moves(&mut tx, &scope).await?;
+    }
+
     // Instances left in another scope are only counted: nothing to write for them.
     if kinds.iter().any(|(kind, _)| kind != "elsewhere") {
         write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;
@@ -379,6 +383,31 @@ async fn write_changes(
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.refill_disks_tags.as_str()))
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Instances that move here from another scope, whose latest crawls no longer
+/// list them, are said, scope by scope: a real move of region is rare, and an
+/// alias misspelt in one run's `--source` moves a whole region (and back, once
+/// the right alias runs again), which is better seen in the log than in the
+/// history alone.
+async fn warn_of_moves(tx: &mut PgConnection, scope: &Scope) -> Result<(), StoreError> {
+    let moves: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT i.source, i.biz_region_id, count(*) FROM ecp_apply a \
+         JOIN ecp.instances i ON i.instance_id = a.instance_id \
+         WHERE a.kind = 'updated' AND (i.source <> $1 OR i.biz_region_id <> $2) \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(&scope.source)
+    .bind(&scope.biz_region_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (source, region, instances) in moves {
+        warn!(%scope, from = %format!("{source}/{region}"), instances,
+              "instances move here from another scope, whose latest crawls no longer list \
+               them (moved to another region, or an account alias renamed? A misspelt \
+               --source moves them until the right alias runs again)");
+    }
     Ok(())
 }
 

@@ -257,6 +257,41 @@ async fn sync_shanghai(endpoint: &str, url: &str) -> Ran {
     .await
 }
 
+/// A misspelt `--source` moves the region's instances to it from its second
+/// run on (as a renamed alias would): said in the log, naming the scope they
+/// came from, where the summary only counted them as updated.
+#[tokio::test]
+async fn instances_that_move_from_another_scope_are_said_to() {
+    let db = test_db().await;
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 60,
+        ..Default::default()
+    })
+    .await;
+    let endpoint = running.endpoint();
+    let ran = sync_shanghai(&endpoint, &db.url).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let misspelt = || async {
+        run(ecp_with_keys()
+            .args(["sync", "--endpoint", &endpoint, "--source", "defualt"])
+            .args(["--database-url", &db.url, "--region", "cn-shanghai"]))
+        .await
+    };
+    // The first run of the new alias leaves them where they are (two sources
+    // naming one account?); the second moves them.
+    let first = misspelt().await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(!first.stderr.contains("move here"), "{}", first.stderr);
+    let second = misspelt().await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let line = second
+        .stderr
+        .lines()
+        .find(|l| l.contains("instances move here from another scope"))
+        .unwrap_or_else(|| panic!("no warning of the move: {}", second.stderr));
+    assert!(line.contains("default/cn-shanghai"), "{line}");
+}
+
 /// What the README grants a sync's user once the schema's owner migrated.
 const WRITER_GRANTS: &str = "GRANT USAGE ON SCHEMA ecp TO {role}; \
      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecp TO {role}; \

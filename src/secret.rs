@@ -43,18 +43,23 @@ impl From<&str> for Secret {
     }
 }
 
-/// A URL without the password it may carry (a database's, a Pushgateway's), to
-/// show or log. One that does not parse is not shown at all.
+/// A URL without the password it may carry (a database's, a Pushgateway's), or
+/// a client key's, to show or log. One that does not parse is not shown at all.
 pub fn without_password(url: &str) -> String {
     let Ok(mut parsed) = reqwest::Url::parse(url) else {
         return "(a URL that does not parse)".to_owned();
     };
     let _ = parsed.set_password(None);
-    // PostgreSQL's URLs may also carry it as a parameter.
-    if parsed.query_pairs().any(|(name, _)| name == "password") {
+    // PostgreSQL's URLs may also carry it as a parameter (libpq's `sslpassword`
+    // is the client key's), and sqlx takes a client key inline (`sslkey`).
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        name.contains("pass") || name == "sslkey" || name == "ssl-key"
+    };
+    if parsed.query_pairs().any(|(name, _)| secret(&name)) {
         let kept: Vec<(String, String)> = parsed
             .query_pairs()
-            .filter(|(name, _)| name != "password")
+            .filter(|(name, _)| !secret(name))
             .map(|(n, v)| (n.into_owned(), v.into_owned()))
             .collect();
         parsed.set_query(None);
@@ -88,6 +93,13 @@ mod tests {
         assert!(!without_password("postgres://u:pw@[bad").contains("pw"));
         assert_eq!(
             without_password("postgres://u@db/ecp?password=pw&sslmode=require"),
+            "postgres://u@db/ecp?sslmode=require"
+        );
+        // The client key's passphrase and an inline key, whatever their case.
+        assert_eq!(
+            without_password(
+                "postgres://u@db/ecp?sslpassword=kp&SSLKEY=k&Password=p&sslmode=require"
+            ),
             "postgres://u@db/ecp?sslmode=require"
         );
     }

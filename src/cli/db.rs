@@ -40,6 +40,11 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         url.get(..scheme.len())
             .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
     });
+    let url = &if scheme_ok {
+        known_parameters_only(url)?
+    } else {
+        url.to_owned()
+    };
     let parsed = if scheme_ok {
         // sqlx's reasons name the part (the port, the sslmode value), never
         // the password; it repeats its own prefix, said once here.
@@ -57,6 +62,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
              (expected postgres://user:password@host:port/database)"
         ))
     })?;
+    // A password with a character a URL reserves, not percent-encoded, ends
+    // the user part early: the rest of it becomes host, port or database name,
+    // which messages would then print.
+    if options.get_host().contains('@') || options.get_database().is_some_and(|d| d.contains('@')) {
+        return Err(unencoded_password().into());
+    }
     check_tls_files(url)?;
     // Named in pg_stat_activity, so a DBA can tell the job's sessions apart. A URL
     // that sets its own application_name keeps it.
@@ -126,6 +137,74 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
+/// The parameters sqlx reads from a URL's query (sqlx-postgres's
+/// `options/parse.rs`); it logs any other at warn level, value and all, and
+/// the value may be a secret (libpq's `sslpassword`).
+const KNOWN_PARAMETERS: [&str; 17] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+];
+
+/// `url` without the query parameters sqlx does not read (the job never
+/// needs them), each said by name if it looks like one; `options` stays
+/// (sqlx reads it too).
+fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // sqlx says why, without the URL.
+        return Ok(url.to_owned());
+    };
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if pairs.iter().any(|(k, _)| k.contains('@')) {
+        return Err(unencoded_password());
+    }
+    let (kept, dropped): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(k, _)| KNOWN_PARAMETERS.contains(&k.as_str()) || k == "options");
+    if dropped.is_empty() {
+        return Ok(url.to_owned());
+    }
+    for (key, _) in &dropped {
+        let named = key.len() <= 64
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        tracing::warn!(
+            parameter = if named { key.as_str() } else { "(not shown)" },
+            "the database URL has a parameter this job does not use; it is left out"
+        );
+    }
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
+    Ok(parsed.to_string())
+}
+
+fn unencoded_password() -> ConfigError {
+    ConfigError::new(
+        "DATABASE_URL / --database-url does not read as user:password@host: a '/', '?', '#' \
+         or '@' in the password must be percent-encoded (%2F, %3F, %23, %40)",
+    )
+}
+
 /// SQLSTATE of a password the server refused (or one it asked for and did not get).
 const INVALID_PASSWORD: &str = "28P01";
 
@@ -188,6 +267,15 @@ mod tests {
     use super::{check_tls_files, connect, gives_password};
 
     #[test]
+    fn parameters_sqlx_does_not_read_are_left_out_unseen() {
+        let url = "postgres://u:p@h/db?sslpassword=KeyPass9&sslmode=disable&Password=x&options=-c%20a%3Db";
+        let kept = super::known_parameters_only(url).unwrap();
+        assert_eq!(kept, "postgres://u:p@h/db?sslmode=disable&options=-c+a%3Db");
+        let plain = "postgres://u:p@h/db?sslmode=disable";
+        assert_eq!(super::known_parameters_only(plain).unwrap(), plain);
+    }
+
+    #[test]
     fn a_url_without_a_password_is_told_apart() {
         assert!(gives_password("postgres://u:pw@h/db"));
         assert!(gives_password(
@@ -209,6 +297,15 @@ mod tests {
             ("postgres://u:Pw9secret@db:notaport/ecp", "port"),
             ("postgres://u:Pw9secret@db/ecp?sslmode=bogus", "bogus"),
             ("mysql://u:Pw9secret@db/ecp", "postgres://"),
+            // A reserved character in the password, not percent-encoded.
+            (
+                "postgres://u:5432/Pw9secret@127.0.0.1:1/ecp",
+                "percent-encoded",
+            ),
+            (
+                "postgres://u:1234?Pw9secret@127.0.0.1:1/ecp",
+                "percent-encoded",
+            ),
         ] {
             let err = format!("{:#}", connect(url, 1).await.unwrap_err());
             assert!(err.contains(why), "{url}: {err}");

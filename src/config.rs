@@ -138,21 +138,41 @@ pub struct Source {
     pub naive_time_zone: Option<FixedOffset>,
 }
 
+/// An environment variable's name as they are written: capitals, digits and
+/// underscores. Anything else in a `*_env` key may be the secret itself.
+fn looks_like_a_variable(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Where the TOML went wrong and what was wrong, without the text around it:
 /// toml's own message quotes the offending line, and its type errors quote the
 /// value, either of which may be an access key secret.
 fn parse_error(text: &str, e: &toml::de::Error) -> String {
     let mut message = String::with_capacity(e.message().len());
-    let mut quoted = false;
+    // Strings are quoted "…"; other values `…` after their type (serde's
+    // "invalid type: integer `42`"), where names of keys are `…` too and stay.
+    let mut quoted: Option<char> = None;
     for c in e.message().trim().chars() {
         match (c, quoted) {
-            ('"', false) => {
+            ('"', None) => {
                 message.push_str("\"…\"");
-                quoted = true;
+                quoted = Some('"');
             }
-            ('"', true) => quoted = false,
-            (c, false) => message.push(c),
-            (_, true) => {}
+            ('`', None)
+                if ["integer ", "floating point ", "boolean ", "character "]
+                    .iter()
+                    .any(|kind| message.ends_with(kind)) =>
+            {
+                message.push_str("`…`");
+                quoted = Some('`');
+            }
+            (c, Some(end)) if c == end => quoted = None,
+            (c, None) => message.push(c),
+            (_, Some(_)) => {}
         }
     }
     // One `[source]` is a table where a list belongs; two are the same table
@@ -262,10 +282,13 @@ impl SourceConfig {
         }
         match self.credentials.as_deref() {
             None | Some("default") => {}
-            Some(other) => {
-                return Err(format!(
-                    "credentials = {other:?}: the only value is \"default\" (the default chain)"
-                ))
+            // Not quoted back: a secret written in the wrong key would be.
+            Some(_) => {
+                return Err(
+                    "credentials has one value, \"default\" (the default chain); this one is \
+                     not shown"
+                        .into(),
+                )
             }
         }
         if self.credentials.is_some() && ways > 0 {
@@ -361,15 +384,27 @@ impl SourceConfig {
         Ok(match self.credential_kind().map_err(at)? {
             CredentialKind::DefaultChain => Arc::new(DefaultChain::new(settings.clone())),
             CredentialKind::EnvVars { id, secret, token } => {
-                let get = |var: &str| {
-                    settings
-                        .var(var)
-                        .map(str::to_owned)
-                        .ok_or_else(|| at(format!("environment variable {var} is not set")))
+                let get = |key: &str, var: &str| {
+                    settings.var(var).map(str::to_owned).ok_or_else(|| {
+                        at(if looks_like_a_variable(var) {
+                            format!("environment variable {var} ({key}) is not set")
+                        } else {
+                            // The secret itself, written where its variable's
+                            // name belongs? Not quoted back.
+                            format!(
+                                "the environment variable {key} names is not set, and its name \
+                                 (not shown) is not one a variable usually has: is the value \
+                                 itself written there?"
+                            )
+                        })
+                    })
                 };
-                let mut c = Credentials::new(get(&id)?, Secret::new(get(&secret)?));
+                let mut c = Credentials::new(
+                    get("access_key_id_env", &id)?,
+                    Secret::new(get("access_key_secret_env", &secret)?),
+                );
                 if let Some(t) = token {
-                    c = c.with_security_token(Secret::new(get(&t)?));
+                    c = c.with_security_token(Secret::new(get("security_token_env", &t)?));
                 }
                 Arc::new(StaticProvider::new(c, name))
             }
@@ -470,6 +505,15 @@ credentials = "default"
                 format!("access_key_secret = \"{secret}\"\nrate_limit = \"{secret}\""),
                 "line 5",
             ),
+            // A secret of digits alone, unquoted, is a number of the wrong type.
+            (
+                "access_key_secret = 8675309111222".to_owned(),
+                "integer `…`",
+            ),
+            (
+                "access_key_secret = 8675309.111222".to_owned(),
+                "floating point `…`",
+            ),
         ] {
             let text = format!(
                 "[[source]]\nalias = \"x\"\naccess_key_id = \"id\"\n{line}\nregions = [\"cn-hangzhou\"]\n"
@@ -477,6 +521,7 @@ credentials = "default"
             let err = ConfigFile::parse(&text).unwrap_err().0;
             assert!(!err.contains(secret), "{err}");
             assert!(!err.contains("12345"), "{err}");
+            assert!(!err.contains("8675309"), "{err}");
             assert!(err.contains(expected), "{line}: {err}");
         }
     }
@@ -599,6 +644,29 @@ credentials = "default"
                 .starts_with("source \"b\": --endpoint \"https://x.example/v1\""),
             "{}",
             err.0
+        );
+    }
+
+    #[test]
+    fn a_secret_written_where_a_name_belongs_is_not_quoted_back() {
+        let err = ConfigFile::parse(
+            "[[source]]\nalias = \"a\"\ncredentials = \"SEKRIT-AAA111\"\nregions = [\"cn-hangzhou\"]\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            err.contains("\"default\"") && !err.contains("SEKRIT"),
+            "{err}"
+        );
+        let f = ConfigFile::parse(
+            "[[source]]\nalias = \"a\"\naccess_key_id_env = \"ID\"\naccess_key_secret_env = \"Sekrit9aaa111bbb\"\nregions = [\"cn-hangzhou\"]\n",
+        )
+        .unwrap();
+        let settings = ChainSettings::from_vars([("ID", "LTAIabc")]);
+        let err = f.sources[0].provider(&settings).unwrap_err().0;
+        assert!(
+            err.contains("access_key_secret_env") && !err.contains("Sekrit9"),
+            "{err}"
         );
     }
 

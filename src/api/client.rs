@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::credentials::CredentialsProvider;
+use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
     kind_of, mend_record, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
@@ -21,6 +21,7 @@ use super::model::{
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
 use super::sign::{sha256_hex, sign_v3, V3Input, EMPTY_SHA256};
+use crate::secret::Secret;
 
 /// The China site's control-plane endpoint; the international site's is
 /// `https://eds-aic.ap-southeast-1.aliyuncs.com`.
@@ -326,7 +327,24 @@ impl Client {
                     transient: e.is_transient(),
                     detail: e.0,
                 })?;
-        let headers = self.signed_headers(action, params, &credentials)?;
+        // An endpoint (or a proxy before it) may quote the request back in its
+        // error, the security token header included.
+        let secrets = [
+            Some(credentials.access_key_secret.expose()),
+            credentials.security_token.as_ref().map(Secret::expose),
+        ];
+        self.attempt_with(action, params, &credentials)
+            .await
+            .map_err(|e| e.redacted(&secrets))
+    }
+
+    async fn attempt_with(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        credentials: &Credentials,
+    ) -> Result<(u16, Vec<u8>, Option<String>), ApiError> {
+        let headers = self.signed_headers(action, params, credentials)?;
         let mut url = self.endpoint.clone();
         url.set_path("/");
         // Form encoding on the wire, as the Python SDK does (space as `+`); the

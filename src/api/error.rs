@@ -182,6 +182,48 @@ impl ApiError {
         }
     }
 
+    /// The error with every occurrence of `secrets` in the text the answer
+    /// carried (its message, a bad answer's excerpt) replaced with `***`, as
+    /// written and percent-encoded: an endpoint or a proxy that quotes the
+    /// request back may quote the security token.
+    pub fn redacted(self, secrets: &[Option<&str>]) -> Self {
+        let secrets: Vec<&str> = secrets.iter().flatten().copied().collect();
+        let clean = |text: String| crate::credentials::redact(&text, &secrets);
+        match self {
+            ApiError::Service {
+                action,
+                status,
+                code,
+                message,
+                request_id,
+                retry_after,
+                x_acs_retry_after,
+            } => ApiError::Service {
+                action,
+                status,
+                code: clean(code),
+                message: clean(message),
+                request_id,
+                retry_after,
+                x_acs_retry_after,
+            },
+            ApiError::BadResponse {
+                action,
+                status,
+                request_id,
+                detail,
+                retry_after,
+            } => ApiError::BadResponse {
+                action,
+                status,
+                request_id,
+                detail: clean(detail),
+                retry_after,
+            },
+            other => other,
+        }
+    }
+
     /// The service's own answer: the last one of a call given up on.
     pub fn last(&self) -> &ApiError {
         match self {

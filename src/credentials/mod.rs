@@ -20,6 +20,8 @@ mod settings;
 mod uri;
 mod wire;
 
+pub(crate) use wire::redact;
+
 pub use crate::api::credentials::{
     Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
 };

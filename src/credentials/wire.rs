@@ -206,9 +206,11 @@ pub(crate) fn parse_expiration(s: &str) -> Option<DateTime<Utc>> {
 const ECHO_MARKERS: [&str; 3] = ["string to sign", "stringtosign", "signature="];
 
 /// The parameters that carry a secret, lowercase, each followed in an echo by
-/// `=` as written, percent-encoded once or twice, or JSON-escaped.
+/// one of [`ECHOED_EQUALS`].
 const SECRET_PARAMS: [&str; 3] = ["securitytoken", "accesskeysecret", "oidctoken"];
-const ECHOED_EQUALS: [&str; 4] = ["=", "%3d", "%253d", "\\u003d"];
+/// `=` as written, percent-encoded once or twice, or JSON-escaped; or the end of
+/// a JSON key (`"AccessKeySecret":"…"`: credentials handed back in an error).
+const ECHOED_EQUALS: [&str; 6] = ["=", "%3d", "%253d", "\\u003d", "\":", "\" :"];
 
 /// `detail` with each of `secrets` (those of four characters or more) replaced by
 /// `***`, as written and as percent-encoded once and twice (a query string, and
@@ -366,6 +368,15 @@ mod tests {
         // A message that only names the token keeps all of it.
         let expired = br#"{"Code":"InvalidSecurityToken.Expired","Message":"Specified SecurityToken is expired."}"#;
         assert!(describe_error_body(400, expired).ends_with("Specified SecurityToken is expired."));
+        // Credentials handed back in a refusal (a metadata service's 403 page).
+        for body in [
+            &br#"{"AccessKeyId":"id","AccessKeySecret":"SEKRIT-AAA111","SecurityToken":"T"}"#[..],
+            br#"{"Denied": true, "SecurityToken" : "SEKRIT-AAA111"}"#,
+        ] {
+            let text = describe_error_body(403, body);
+            assert!(!text.contains("SEKRIT"), "{text}");
+            assert!(text.contains("left out"), "{text}");
+        }
     }
 
     #[test]

@@ -1093,6 +1093,41 @@ async fn a_service_that_does_not_answer_the_regions_check_is_not_asked_again_for
 }
 
 #[tokio::test]
+async fn credentials_an_endpoint_quotes_back_are_not_shown() {
+    // A gateway or proxy that quotes the request in its error: the security
+    // token (a header) or the secret must not reach the message, the log or
+    // the ledger.
+    for (status, body) in [
+        (
+            400,
+            r#"{"RequestId":"R","Code":"InvalidSecurityToken.Malformed","Message":"The security token Tok3n-BBB222 is malformed"}"#,
+        ),
+        (502, "<html>bad token Tok3n-BBB222 for Sekr1t-AAA111</html>"),
+    ] {
+        let (endpoint, _) = scripted_server(move |_| Answer::json(status, body)).await;
+        let c = Client::new(
+            Credentials::new("STS.id", "Sekr1t-AAA111").with_security_token("Tok3n-BBB222"),
+            ClientConfig {
+                endpoint,
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let err = one_page(&c).await.unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains("Tok3n") && !shown.contains("Sekr1t"),
+            "{shown}"
+        );
+        assert!(shown.contains("***"), "{shown}");
+    }
+}
+
+#[tokio::test]
 async fn a_compressed_body_nobody_asked_for_is_named_as_such() {
     let (endpoint, requests) = scripted_server(|_| {
         Answer::json(200, "\u{1f}\u{8b}\u{8}binary").with_header("content-encoding", "gzip")

@@ -591,6 +591,12 @@ impl SimProcess {
             .args(["--instances", &instances.to_string()])
             .args(["--seed", &seed.to_string()])
             .args(["--latency-ms", &latency_ms.to_string()])
+            // The simulator takes its key from these variables when set: the
+            // operator's real ones would make it refuse the bench's key, and
+            // have no business in the child anyway.
+            .env_remove(crate::api::credentials::ENV_ACCESS_KEY_ID)
+            .env_remove(crate::api::credentials::ENV_ACCESS_KEY_SECRET)
+            .env_remove(crate::api::credentials::ENV_SECURITY_TOKEN)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)

@@ -910,9 +910,8 @@ async fn the_simulator_control_calls_in_its_help_work_as_shown() {
 }
 
 /// The benchmark end to end, small, run where an operator's key is set: its
-/// three phases and the COPY baseline, and
-/// with one run of history (the phases are the first three), every view and
-/// every query under sql/ timed.
+/// three phases and the COPY baseline, and with one run of history (the phases
+/// are the first three), every view and every query under sql/ timed.
 #[tokio::test]
 async fn a_small_benchmark_runs_its_phases_and_times_every_query() {
     let db = test_db().await;

@@ -20,6 +20,12 @@ pub enum PgLocalError {
     BinariesNotFound,
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
+    #[error(
+        "the postgres user cannot enter {} (a directory only its owner may enter, such as \
+         root's home), and {why}: choose one it can enter with --data-dir",
+        .asked.display()
+    )]
+    Unreachable { asked: PathBuf, why: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -80,15 +86,14 @@ impl LocalPostgres {
                 // Under a directory only root may enter (root's home, mode 700):
                 // the server could not get to its data. The cluster goes to a
                 // place named after the one asked for, found again next time.
-                let elsewhere = reachable_stand_in(&dir);
+                let elsewhere = reachable_stand_in(&dir, user)?;
                 tracing::warn!(
                     asked = %dir.display(),
                     used = %elsewhere.display(),
                     "the {user} user cannot enter the directory asked for the local PostgreSQL: \
                      its cluster is kept elsewhere"
                 );
-                std::fs::create_dir_all(&elsewhere)?;
-                dir = elsewhere.canonicalize()?;
+                dir = elsewhere;
             }
             run("chown", Command::new("chown").arg("-R").arg(user).arg(&dir))?;
         }
@@ -248,17 +253,63 @@ fn reaches(user: &str, dir: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A directory anyone may enter, named after `dir`: under the system's temporary
-/// directory, `/root/x/.ecp-demo/postgres` becomes
-/// `ecp-inventory-pg/root_x_.ecp-demo_postgres` there.
-fn reachable_stand_in(dir: &Path) -> PathBuf {
+/// A directory `user` may enter, named after `dir`, in one that root alone
+/// may write to under the system's temporary directory:
+/// `/root/x/.ecp-demo/postgres` becomes `ecp-inventory-pg/root_x_.ecp-demo_postgres`
+/// there, found again next time. Root gives what it creates there to `user`,
+/// so nothing another user could have put in its place is taken: a parent that
+/// is not root's own, or open to others' writes, or a symlink anywhere, is refused.
+fn reachable_stand_in(dir: &Path, user: &str) -> Result<PathBuf, PgLocalError> {
+    use std::os::unix::fs::PermissionsExt;
+    let refused = |why: String| PgLocalError::Unreachable {
+        asked: dir.to_owned(),
+        why,
+    };
+    let parent = std::env::temp_dir().join("ecp-inventory-pg");
+    match std::fs::symlink_metadata(&parent) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(&parent)?;
+            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Err(e) => return Err(e.into()),
+        Ok(m)
+            if m.file_type().is_symlink()
+                || !m.is_dir()
+                || m.uid() != 0
+                || m.mode() & 0o022 != 0 =>
+        {
+            return Err(refused(format!(
+                "{} is not a directory of root's that only root may write to",
+                parent.display()
+            )))
+        }
+        Ok(_) => {}
+    }
     let name: String = dir
         .to_string_lossy()
         .trim_start_matches('/')
         .chars()
         .map(|c| if c == '/' { '_' } else { c })
         .collect();
-    std::env::temp_dir().join("ecp-inventory-pg").join(name)
+    let stand_in = parent.join(name);
+    match std::fs::symlink_metadata(&stand_in) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&stand_in)?,
+        Err(e) => return Err(e.into()),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            return Err(refused(format!(
+                "{} is not a directory",
+                stand_in.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    if !reaches(user, &stand_in) {
+        return Err(refused(format!(
+            "cannot enter {} either",
+            stand_in.display()
+        )));
+    }
+    Ok(stand_in)
 }
 
 /// /proc/self belongs to the effective user of this process.

@@ -247,12 +247,17 @@ impl Client {
                 limiter.acquire().await;
             }
             self.config.stats.record_request();
-            let result = self.attempt(action, params).await.and_then(
-                |(status, body, header_id)| match parse(status, &body) {
-                    Ok(answer) => Ok((answer, header_id)),
-                    Err(e) => Err(e.with_request_id(header_id)),
-                },
-            );
+            // An answer read as an error may quote the request back, the
+            // security token included: kept out of the error, as the attempt's own.
+            let result =
+                self.attempt(action, params)
+                    .await
+                    .and_then(
+                        |(status, body, header_id, signed)| match parse(status, &body) {
+                            Ok(answer) => Ok((answer, header_id)),
+                            Err(e) => Err(signed.redact(e.with_request_id(header_id))),
+                        },
+                    );
             let error = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
@@ -316,7 +321,7 @@ impl Client {
         &self,
         action: &str,
         params: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>, Option<String>), ApiError> {
+    ) -> Result<(u16, Vec<u8>, Option<String>, SignedWith), ApiError> {
         let credentials =
             self.credentials
                 .credentials()
@@ -329,13 +334,15 @@ impl Client {
                 })?;
         // An endpoint (or a proxy before it) may quote the request back in its
         // error, the security token header included.
-        let secrets = [
-            Some(credentials.access_key_secret.expose()),
-            credentials.security_token.as_ref().map(Secret::expose),
-        ];
-        self.attempt_with(action, params, &credentials)
-            .await
-            .map_err(|e| e.redacted(&secrets))
+        let signed = SignedWith(
+            std::iter::once(credentials.access_key_secret.clone())
+                .chain(credentials.security_token.clone())
+                .collect(),
+        );
+        match self.attempt_with(action, params, &credentials).await {
+            Ok((status, body, header_id)) => Ok((status, body, header_id, signed)),
+            Err(e) => Err(signed.redact(e)),
+        }
     }
 
     async fn attempt_with(
@@ -638,6 +645,16 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ReadEr
 }
 
 /// A short, printable excerpt of a body, for error messages.
+/// The secrets an attempt was signed with, to keep out of what its answer says.
+struct SignedWith(Vec<Secret>);
+
+impl SignedWith {
+    fn redact(&self, e: ApiError) -> ApiError {
+        let secrets: Vec<&str> = self.0.iter().map(Secret::expose).collect();
+        e.redacted(&secrets)
+    }
+}
+
 fn excerpt(body: &[u8]) -> String {
     const MAX: usize = 120;
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);

@@ -186,9 +186,8 @@ impl ApiError {
     /// carried (its message, a bad answer's excerpt) replaced with `***`, as
     /// written and percent-encoded: an endpoint or a proxy that quotes the
     /// request back may quote the security token.
-    pub fn redacted(self, secrets: &[Option<&str>]) -> Self {
-        let secrets: Vec<&str> = secrets.iter().flatten().copied().collect();
-        let clean = |text: String| crate::credentials::redact(&text, &secrets);
+    pub fn redacted(self, secrets: &[&str]) -> Self {
+        let clean = |text: String| crate::credentials::redact(&text, secrets);
         match self {
             ApiError::Service {
                 action,

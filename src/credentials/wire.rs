@@ -223,10 +223,23 @@ pub(crate) fn redact(detail: &str, secrets: &[&str]) -> String {
         let twice = crate::api::sign::rfc3986(&once);
         for form in [twice, once, (*secret).to_owned()] {
             out = out.replace(&form, "***");
+            // An excerpt cut inside the secret ends with its beginning: the
+            // longest one of eight characters or more goes too.
+            if let Some(start) = (MIN_PARTIAL..form.len())
+                .rev()
+                .filter(|&k| form.is_char_boundary(k))
+                .map(|k| &form[..k])
+                .find(|start| out.contains(start))
+            {
+                out = out.replace(start, "***");
+            }
         }
     }
     out
 }
+
+/// The shortest beginning of a secret that [`redact`] takes for a cut one.
+const MIN_PARTIAL: usize = 8;
 
 /// `text` up to the first place it quotes the request back (see
 /// [`ECHO_MARKERS`] and [`SECRET_PARAMS`]), saying that the rest was left out.
@@ -387,6 +400,13 @@ mod tests {
         let text = format!("a {token} b {once} c {twice} d");
         assert_eq!(redact(&text, &[token, "abc"]), "a *** b *** c *** d");
         assert_eq!(redact("abc", &["abc"]), "abc", "too short to be a secret");
+        // Cut by an excerpt: its beginning, from eight characters on.
+        let long = "CAISabcdefghijklmnopqrstuvwxyz0123456789";
+        assert_eq!(
+            redact(&format!("token {}…", &long[..20]), &[long]),
+            "token ***…"
+        );
+        assert_eq!(redact("token CAISabc", &[long]), "token CAISabc");
     }
 
     #[test]

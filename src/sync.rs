@@ -618,19 +618,19 @@ const RECHECK_IDS_AFTER_REFUSAL: usize = 10;
 /// answered leaves only its own. A store that fails (a staged row refused) fails
 /// the scope, as it would at the apply.
 ///
-/// True when every instance the listing left out was asked for and answered
-/// (or none was left out): the instances the apply would mark deleted are then
-/// gone on the service's word, whatever its `TotalCount` said during the crawl.
+/// When every instance the listing left out was asked for and the service
+/// answered for all of them (or none was left out), how many did not answer:
+/// those the apply would mark deleted, gone on the service's word.
 async fn recheck_unlisted(
     client: &Client,
     staging: &mut crate::store::ScopeSync,
     settings: &SyncSettings,
     report: &mut ScopeReport,
-) -> Result<bool, StoreError> {
+) -> Result<Option<u64>, StoreError> {
     let unlisted = match staging.unlisted(RECHECK_AT_MOST).await? {
-        Some(ids) if ids.is_empty() => return Ok(true),
+        Some(ids) if ids.is_empty() => return Ok(Some(0)),
         Some(ids) => ids,
-        None => return Ok(false),
+        None => return Ok(None),
     };
     let mut vouched = true;
     let (mut found, mut answered, mut left_to_listing) = (0u64, false, 0usize);
@@ -713,7 +713,7 @@ async fn recheck_unlisted(
             left_to_listing, "instances the listing left out did not answer when asked for by id"
         );
     }
-    Ok(vouched)
+    Ok(vouched.then(|| (unlisted.len() as u64).saturating_sub(found)))
 }
 
 /// The records of a recheck that were asked for, normalized. Any other was
@@ -898,10 +898,10 @@ pub(crate) async fn sync_scope(
         );
     }
     report.deletions_withheld = !filtered && report.skipped > 0;
-    let mut unlisted_asked = false;
+    let mut unlisted_gone = None;
     if !filtered && !settings.apply.filtered && !report.deletions_withheld {
         match recheck_unlisted(client, &mut staging, settings, report).await {
-            Ok(vouched) => unlisted_asked = vouched,
+            Ok(gone) => unlisted_gone = gone,
             Err(e) => {
                 report.failed(&e);
                 if let Err(record_err) = staging.fail(&e.to_string()).await {
@@ -914,40 +914,27 @@ pub(crate) async fn sync_scope(
     // A listing that ends clearly short of the service's own count may have lost
     // pages (the reference's pagination traps): the apply, which knows how many
     // distinct instances were staged, then writes what was returned and marks
-    // nothing deleted, unless every instance it would mark was asked for by id
-    // and did not answer (the count then was of instances deleted while the
-    // crawl ran, or the service overcounts).
+    // nothing deleted, unless the instances it left out, asked for by id and
+    // gone, make up the difference (the count was taken before they went).
     let options = ApplyOptions {
         filtered: filtered || settings.apply.filtered || report.deletions_withheld,
         total_count: report.total_count,
-        unlisted_asked,
+        unlisted_gone,
         ..settings.apply.clone()
     };
     staging.report_commit_to(committing);
     match staging.apply(&options).await {
         Ok(counts) => {
-            match counts.shortfall {
-                Some(short) if unlisted_asked => warn!(
+            if let Some(short) = counts.shortfall {
+                warn!(
                     returned = counts.seen + report.skipped,
                     total_count = report.total_count,
                     short,
                     "the crawl reached its last page with clearly fewer instances than the service \
-                     counted; the stored instances it left out were asked for by id, and those \
-                     gone are marked deleted; instances created since the last run may still be \
-                     missing from the listing (if this repeats, the service's count may be wrong)"
-                ),
-                Some(short) => {
-                    warn!(
-                        returned = counts.seen + report.skipped,
-                        total_count = report.total_count,
-                        short,
-                        "the crawl reached its last page with clearly fewer instances than the \
-                         service counted; no instance is marked deleted this run, and if this \
-                         repeats, instances may be missing from the listing"
-                    );
-                    report.deletions_withheld |= !filtered;
-                }
-                None => {}
+                     counted; no instance is marked deleted this run, and if this repeats, \
+                     instances may be missing from the listing"
+                );
+                report.deletions_withheld |= !filtered;
             }
             info!(
                 instances = report.instances,

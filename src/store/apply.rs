@@ -28,12 +28,15 @@ pub struct ApplyOptions {
     /// How many instances the service counted in the scope (the largest
     /// `TotalCount` of the crawl's pages), if it said. A crawl that returned
     /// clearly fewer distinct instances may have lost some of its pages: what it
-    /// returned is written, but nothing is marked deleted (see [`crate::crawl::clear_shortfall`]).
+    /// returned is written, but nothing is marked deleted (see
+    /// [`crate::crawl::clear_shortfall`]), unless `unlisted_gone` explains it.
     pub total_count: Option<u64>,
     /// Every instance current in the scope that the crawl did not list was
-    /// asked for by id and did not answer: the instances a deletion would mark
-    /// are gone on the service's word, so a shortfall does not withhold it.
-    pub unlisted_asked: bool,
+    /// asked for by id, and this many did not answer. When those gone make up
+    /// the shortfall (the count was taken before they went), it withholds no
+    /// deletion: the instances a deletion would mark are gone on the service's
+    /// word, and no other is missing from the listing.
+    pub unlisted_gone: Option<u64>,
 }
 
 impl Default for ApplyOptions {
@@ -43,7 +46,7 @@ impl Default for ApplyOptions {
             max_delete_share: 0.5,
             allow_mass_delete: false,
             total_count: None,
-            unlisted_asked: false,
+            unlisted_gone: None,
         }
     }
 }
@@ -200,11 +203,16 @@ async fn apply_in_transaction(
         .await?;
     // Distinct instances, as the service counts them: an instance listed twice
     // pages apart, in place of one the crawl never saw, must not make up for it.
-    // Records skipped for want of an id were instances all the same.
+    // Records skipped for want of an id were instances all the same, and so
+    // were those the count was taken before they went (asked for by id, gone).
+    let listed = seen as u64 + stats.skipped as u64;
     let shortfall = opts.total_count.and_then(|counted| {
-        crate::crawl::clear_shortfall(seen as u64 + stats.skipped as u64, counted)
+        let explained = opts
+            .unlisted_gone
+            .is_some_and(|gone| crate::crawl::clear_shortfall(listed + gone, counted).is_none());
+        crate::crawl::clear_shortfall(listed, counted).filter(|_| !explained)
     });
-    let filtered = opts.filtered || (shortfall.is_some() && !opts.unlisted_asked);
+    let filtered = opts.filtered || shortfall.is_some();
     // The scope's previous complete crawl returned every instance still current
     // in it, each at some moment between its start and its last page. The change
     // feed's previously_observed_at takes the start, so that a change reported

@@ -34,7 +34,7 @@ const RETIRE: ApplyOptions = ApplyOptions {
     max_delete_share: 1.0,
     allow_mass_delete: true,
     total_count: None,
-    unlisted_asked: false,
+    unlisted_gone: None,
 };
 
 impl Store {

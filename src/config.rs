@@ -139,13 +139,13 @@ pub struct Source {
 }
 
 /// An environment variable's name as they are written: capitals, digits and
-/// underscores. Anything else in a `*_env` key may be the secret itself.
+/// underscores, or a short name in any case. Anything else in a `*_env` key
+/// (a long mixed-case word, a dash) may be the secret itself.
 fn looks_like_a_variable(name: &str) -> bool {
-    !name.is_empty()
+    let word = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    word && (name.len() <= 24 || !name.bytes().any(|b| b.is_ascii_lowercase()))
 }
 
 /// Where the TOML went wrong and what was wrong, without the text around it:
@@ -392,9 +392,9 @@ impl SourceConfig {
                             // The secret itself, written where its variable's
                             // name belongs? Not quoted back.
                             format!(
-                                "the environment variable {key} names is not set, and its name \
-                                 (not shown) is not one a variable usually has: is the value \
-                                 itself written there?"
+                                "the environment variable {key} names is not set (its name is \
+                                 not shown: it does not read as one, and may be the value itself, \
+                                 written where its variable's name belongs)"
                             )
                         })
                     })
@@ -659,7 +659,7 @@ credentials = "default"
             "{err}"
         );
         let f = ConfigFile::parse(
-            "[[source]]\nalias = \"a\"\naccess_key_id_env = \"ID\"\naccess_key_secret_env = \"Sekrit9aaa111bbb\"\nregions = [\"cn-hangzhou\"]\n",
+            "[[source]]\nalias = \"a\"\naccess_key_id_env = \"ID\"\naccess_key_secret_env = \"Sekrit9aaa111bbbCCC222ddd333\"\nregions = [\"cn-hangzhou\"]\n",
         )
         .unwrap();
         let settings = ChainSettings::from_vars([("ID", "LTAIabc")]);

@@ -396,7 +396,7 @@ pub fn normalize(
             q.field == *field
                 || q.field
                     .strip_prefix(field.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
         });
         if reported {
             continue;
@@ -1159,6 +1159,15 @@ mod tests {
         fields.sort_unstable();
         // Memory's own problem (not an integer) says it: one line a field.
         assert_eq!(fields, ["AndroidInstanceName", "Memory", "Odd"]);
+        let disks = normalize(
+            mended(
+                r#"{"AndroidInstanceId":"acp-1","Disks":[{"DiskSize":1e400,"DiskType":"SYSTEM"}]}"#,
+            ),
+            &opts,
+        )
+        .unwrap();
+        let fields: Vec<&str> = disks.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["Disks[0].DiskSize"], "said once, where it is");
         assert_eq!(n.row.instance_name.as_deref(), Some("a\u{FFFD}"));
         assert_eq!(n.row.memory_mib, None);
 

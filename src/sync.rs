@@ -554,9 +554,10 @@ fn each_once(regions: &[String]) -> Vec<String> {
 /// Named regions must be ones `DescribeRegions` lists: the API answers an unknown
 /// `BizRegionId` with an empty list, and a typo would otherwise be a silent, empty
 /// success. If the service refuses the question for another reason than
-/// credentials, the regions are crawled as given; if it did not answer once
-/// the retries were spent (the endpoint unreachable, the service down), that is
-/// the error: the listing would spend the same retries again for nothing.
+/// credentials, or throttles it past the retries, the regions are crawled as
+/// given; if it did not answer once the retries were spent (the endpoint
+/// unreachable, the service down), that is the error: the listing would spend
+/// the same retries again for nothing.
 pub(crate) async fn check_regions(
     client: &Client,
     regions: &[String],
@@ -564,7 +565,10 @@ pub(crate) async fn check_regions(
     let regions = each_once(regions);
     let known = match list_regions(client).await {
         Ok(known) => known,
-        Err(SyncError::Regions(e)) if e.is_auth() || matches!(e, ApiError::GaveUp { .. }) => {
+        // Throttled is no sign the listing would fail: its quota is its own.
+        Err(SyncError::Regions(e))
+            if e.is_auth() || (matches!(e, ApiError::GaveUp { .. }) && !e.is_throttling()) =>
+        {
             return Err(SyncError::Regions(e))
         }
         Err(e) => {

@@ -1088,6 +1088,17 @@ mod tests {
                 ("Z".to_owned(), Mended::HugeNumber),
             ]
         );
+        // At the very edge of the range: read as serde rounds it, mended if it
+        // refuses it.
+        let edge = "1.7976931348623159e308";
+        let body = format!(
+            r#"{{"RequestId":"R","InstanceModel":[{{"AndroidInstanceId":"acp-1","Edge":{edge}}}]}}"#
+        );
+        let page = parse_instance_page("A", 200, body.as_bytes()).unwrap();
+        assert_eq!(
+            page.instances[0].mended.is_empty(),
+            serde_json::from_str::<f64>(edge).is_ok()
+        );
         // What serde refuses for another reason is still a bad answer.
         let body = br#"{"RequestId":"R","InstanceModel":[{"AndroidInstanceId":"acp-1","M":1e400,"N":01}]}"#;
         assert!(parse_instance_page("A", 200, body).is_err());

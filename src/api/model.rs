@@ -246,10 +246,11 @@ pub fn mend_record(sent: &str) -> Option<RawInstance> {
     })
 }
 
-/// A number token a 64-bit float cannot hold (serde reads every number that is
-/// not a 64-bit integer as one, and refuses one that overflows it).
+/// A number token serde refuses (it reads every number that is not a 64-bit
+/// integer as a float, and refuses one past a float's range, by its own
+/// rounding at the very edge).
 fn past_f64(token: &str) -> bool {
-    token.parse::<f64>().map_or(true, f64::is_infinite)
+    serde_json::from_str::<f64>(token).is_err()
 }
 
 /// The JSON text with every number that `refused` picks written as a string of

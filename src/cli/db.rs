@@ -161,8 +161,8 @@ const KNOWN_PARAMETERS: [&str; 17] = [
 ];
 
 /// `url` without the query parameters sqlx does not read (the job never
-/// needs them), each said by name if it looks like one; `options` stays
-/// (sqlx reads it too).
+/// needs them), each said by name if it is one of libpq's; `options` and
+/// `options[name]` stay (sqlx reads them too).
 fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
     let Ok(mut parsed) = reqwest::Url::parse(url) else {
         // sqlx says why, without the URL.
@@ -175,17 +175,15 @@ fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
     if pairs.iter().any(|(k, _)| k.contains('@')) {
         return Err(unencoded_password());
     }
-    let (kept, dropped): (Vec<_>, Vec<_>) = pairs
-        .into_iter()
-        .partition(|(k, _)| KNOWN_PARAMETERS.contains(&k.as_str()) || k == "options");
+    let (kept, dropped): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| {
+        KNOWN_PARAMETERS.contains(&k.as_str()) || k == "options" || k.starts_with("options[")
+    });
     if dropped.is_empty() {
         return Ok(url.to_owned());
     }
     for (key, _) in &dropped {
-        let named = key.len() <= 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        // Another name may be the tail of a password with an unencoded '?'.
+        let named = LIBPQ_PARAMETERS.contains(&key.as_str());
         tracing::warn!(
             parameter = if named { key.as_str() } else { "(not shown)" },
             "the database URL has a parameter this job does not use; it is left out"
@@ -198,19 +196,44 @@ fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
     Ok(parsed.to_string())
 }
 
+/// Parameters of libpq's URLs that sqlx does not read, which a URL written for
+/// psql may carry: named when left out.
+const LIBPQ_PARAMETERS: [&str; 14] = [
+    "connect_timeout",
+    "target_session_attrs",
+    "sslpassword",
+    "sslcompression",
+    "sslcrl",
+    "sslsni",
+    "keepalives",
+    "keepalives_idle",
+    "gssencmode",
+    "krbsrvname",
+    "requirepeer",
+    "channel_binding",
+    "passfile",
+    "load_balance_hosts",
+];
+
 fn unencoded_password() -> ConfigError {
     ConfigError::new(
-        "DATABASE_URL / --database-url does not read as user:password@host: a '/', '?', '#' \
-         or '@' in the password must be percent-encoded (%2F, %3F, %23, %40)",
+        "DATABASE_URL / --database-url has an '@' after its host (in the database name or a \
+         parameter), most likely the end of a password holding a '/', '?' or '#', which must \
+         be percent-encoded (%2F, %3F, %23); the URL is not shown",
     )
 }
 
 /// SQLSTATE of a password the server refused (or one it asked for and did not get).
 const INVALID_PASSWORD: &str = "28P01";
 
-/// Whether a PostgreSQL URL has a password in it (an empty one counts as none).
+/// Whether a PostgreSQL URL has a password in it, as its user's or as a
+/// parameter (an empty one counts as none).
 fn gives_password(url: &str) -> bool {
-    reqwest::Url::parse(url).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.password().is_some_and(|p| !p.is_empty())
+            || u.query_pairs()
+                .any(|(k, v)| k == "password" && !v.is_empty())
+    })
 }
 
 /// TLS the server does not offer, or a certificate that does not verify: the
@@ -271,6 +294,8 @@ mod tests {
         let url = "postgres://u:p@h/db?sslpassword=KeyPass9&sslmode=disable&Password=x&options=-c%20a%3Db";
         let kept = super::known_parameters_only(url).unwrap();
         assert_eq!(kept, "postgres://u:p@h/db?sslmode=disable&options=-c+a%3Db");
+        let search = "postgres://u@h/db?options%5Bsearch_path%5D=ecp";
+        assert_eq!(super::known_parameters_only(search).unwrap(), search);
         let plain = "postgres://u:p@h/db?sslmode=disable";
         assert_eq!(super::known_parameters_only(plain).unwrap(), plain);
     }

@@ -1151,6 +1151,32 @@ async fn credentials_an_endpoint_quotes_back_are_not_shown() {
 }
 
 #[tokio::test]
+async fn a_throttled_regions_check_leaves_the_regions_to_the_listing() {
+    // Throttled past its retries, DescribeRegions is no sign that the listing
+    // (under a quota of its own) would fail: the named region is crawled.
+    let (endpoint, requests) = scripted_server(|n| {
+        if n < 2 {
+            Answer::json(
+                400,
+                r#"{"RequestId":"T","Code":"Throttling.User","Message":"Request was denied due to user flow control."}"#,
+            )
+        } else {
+            listing_page(0..3, 3, "")
+        }
+    })
+    .await;
+    let db = crate::helpers::test_db().await;
+    let c = client(endpoint, 2, Duration::from_secs(5));
+    let report = ecp_inventory::sync::run(&db.store(), &c, &only_shanghai())
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.totals.created, 3);
+    // Two throttled checks, then the one page.
+    assert_eq!(requests.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn a_compressed_body_nobody_asked_for_is_named_as_such() {
     let (endpoint, requests) = scripted_server(|_| {
         Answer::json(200, "\u{1f}\u{8b}\u{8}binary").with_header("content-encoding", "gzip")

@@ -21,7 +21,6 @@ use super::model::{
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
 use super::sign::{sha256_hex, sign_v3, V3Input, EMPTY_SHA256};
-use crate::secret::Secret;
 
 /// The China site's control-plane endpoint; the international site's is
 /// `https://eds-aic.ap-southeast-1.aliyuncs.com`.
@@ -247,17 +246,19 @@ impl Client {
                 limiter.acquire().await;
             }
             self.config.stats.record_request();
-            // An answer read as an error may quote the request back, the
-            // security token included: kept out of the error, as the attempt's own.
-            let result =
-                self.attempt(action, params)
+            let result = match self.signing_credentials(action).await {
+                Ok(credentials) => self
+                    .attempt(action, params, &credentials)
                     .await
-                    .and_then(
-                        |(status, body, header_id, signed)| match parse(status, &body) {
-                            Ok(answer) => Ok((answer, header_id)),
-                            Err(e) => Err(signed.redact(e.with_request_id(header_id))),
-                        },
-                    );
+                    .and_then(|(status, body, header_id)| match parse(status, &body) {
+                        Ok(answer) => Ok((answer, header_id)),
+                        Err(e) => Err(e.with_request_id(header_id)),
+                    })
+                    // An endpoint (or a proxy before it) may quote the request
+                    // back in its error, the security token header included.
+                    .map_err(|e| e.redacted(&credentials.secrets())),
+                Err(e) => Err(e),
+            };
             let error = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
@@ -317,35 +318,20 @@ impl Client {
         }
     }
 
-    async fn attempt(
-        &self,
-        action: &str,
-        params: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>, Option<String>, SignedWith), ApiError> {
-        let credentials =
-            self.credentials
-                .credentials()
-                .await
-                .map_err(|e| ApiError::Credentials {
-                    action: action.to_owned(),
-                    provider: self.credentials.name().to_owned(),
-                    transient: e.is_transient(),
-                    detail: e.0,
-                })?;
-        // An endpoint (or a proxy before it) may quote the request back in its
-        // error, the security token header included.
-        let signed = SignedWith(
-            std::iter::once(credentials.access_key_secret.clone())
-                .chain(credentials.security_token.clone())
-                .collect(),
-        );
-        match self.attempt_with(action, params, &credentials).await {
-            Ok((status, body, header_id)) => Ok((status, body, header_id, signed)),
-            Err(e) => Err(signed.redact(e)),
-        }
+    /// The credentials to sign an attempt with, as the provider has them now.
+    async fn signing_credentials(&self, action: &str) -> Result<Credentials, ApiError> {
+        self.credentials
+            .credentials()
+            .await
+            .map_err(|e| ApiError::Credentials {
+                action: action.to_owned(),
+                provider: self.credentials.name().to_owned(),
+                transient: e.is_transient(),
+                detail: e.0,
+            })
     }
 
-    async fn attempt_with(
+    async fn attempt(
         &self,
         action: &str,
         params: &[(String, String)],
@@ -645,16 +631,6 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ReadEr
 }
 
 /// A short, printable excerpt of a body, for error messages.
-/// The secrets an attempt was signed with, to keep out of what its answer says.
-struct SignedWith(Vec<Secret>);
-
-impl SignedWith {
-    fn redact(&self, e: ApiError) -> ApiError {
-        let secrets: Vec<&str> = self.0.iter().map(Secret::expose).collect();
-        e.redacted(&secrets)
-    }
-}
-
 fn excerpt(body: &[u8]) -> String {
     const MAX: usize = 120;
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);

@@ -25,6 +25,13 @@ impl Credentials {
         }
     }
 
+    /// The secret and the security token, to keep out of what is shown.
+    pub fn secrets(&self) -> Vec<&str> {
+        std::iter::once(self.access_key_secret.expose())
+            .chain(self.security_token.as_ref().map(Secret::expose))
+            .collect()
+    }
+
     pub fn with_security_token(mut self, token: impl Into<Secret>) -> Self {
         self.security_token = Some(token.into());
         self

@@ -186,41 +186,17 @@ impl ApiError {
     /// carried (its message, a bad answer's excerpt) replaced with `***`, as
     /// written and percent-encoded: an endpoint or a proxy that quotes the
     /// request back may quote the security token.
-    pub fn redacted(self, secrets: &[&str]) -> Self {
-        let clean = |text: String| crate::credentials::redact(&text, secrets);
-        match self {
-            ApiError::Service {
-                action,
-                status,
-                code,
-                message,
-                request_id,
-                retry_after,
-                x_acs_retry_after,
-            } => ApiError::Service {
-                action,
-                status,
-                code: clean(code),
-                message: clean(message),
-                request_id,
-                retry_after,
-                x_acs_retry_after,
-            },
-            ApiError::BadResponse {
-                action,
-                status,
-                request_id,
-                detail,
-                retry_after,
-            } => ApiError::BadResponse {
-                action,
-                status,
-                request_id,
-                detail: clean(detail),
-                retry_after,
-            },
-            other => other,
+    pub fn redacted(mut self, secrets: &[&str]) -> Self {
+        let clean = |text: &mut String| *text = crate::credentials::redact(text, secrets);
+        match &mut self {
+            ApiError::Service { code, message, .. } => {
+                clean(code);
+                clean(message);
+            }
+            ApiError::BadResponse { detail, .. } => clean(detail),
+            _ => {}
         }
+        self
     }
 
     /// The service's own answer: the last one of a call given up on.

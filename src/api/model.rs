@@ -298,7 +298,7 @@ fn quote_numbers(text: &str, refused: impl Fn(&str) -> bool) -> Option<String> {
 
 /// The JSON text with half of every UTF-16 surrogate pair replaced with
 /// `\uFFFD`, or `None` if it has none; NULs are left to [`mend_escapes`].
-pub fn mend_surrogates(text: &str) -> Option<String> {
+fn mend_surrogates(text: &str) -> Option<String> {
     mend(text, false)
 }
 

@@ -71,9 +71,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         }
         SchemaState::Behind { .. } | SchemaState::Unreadable => {}
     }
-    MIGRATOR.run(pool).await.map_err(|e| match e {
-        m if is_permission_denied(&m) => StoreError::MigrationDenied(m),
-        m => StoreError::Migrate(m),
+    MIGRATOR.run(pool).await.map_err(|e| {
+        if is_permission_denied(&e) {
+            StoreError::MigrationDenied(e)
+        } else {
+            StoreError::Migrate(e)
+        }
     })
 }
 

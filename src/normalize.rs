@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::model::{mend_escapes, Mended, RawInstance};
+use crate::api::model::{kind_of, mend_escapes, Mended, RawInstance};
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +31,8 @@ pub struct NormalizeOptions {
 /// The record cannot be stored at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {
+    #[error("record is {kind}, not an object: no instance can be read from it")]
+    NotAnObject { kind: &'static str },
     #[error("record has no usable AndroidInstanceId (found {found})")]
     MissingInstanceId { found: String },
     #[error(
@@ -293,12 +295,18 @@ pub struct Normalized {
     pub problems: Vec<FieldProblem>,
 }
 
-/// Turns one API record into rows. Fails only when `AndroidInstanceId` is missing,
-/// empty or not a string; every other oddity is a [`FieldProblem`].
+/// Turns one API record into rows. Fails only when the record is no object, or
+/// its `AndroidInstanceId` is missing, empty or not a string; every other oddity
+/// is a [`FieldProblem`].
 pub fn normalize(
     record: RawInstance,
     opts: &NormalizeOptions,
 ) -> Result<Normalized, NormalizeError> {
+    if !record.is_object() {
+        return Err(NormalizeError::NotAnObject {
+            kind: kind_of(&record.text),
+        });
+    }
     let raw = &record.fields;
     let instance_id = match raw.get("AndroidInstanceId") {
         Some(Value::String(s)) if s.len() > MAX_INSTANCE_ID_BYTES => {

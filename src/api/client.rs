@@ -962,9 +962,17 @@ pub fn parse_instance_page(
     };
     let mut instances = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let kind = kind_of(item);
-        if kind != "an object" {
-            return Err(bad(format!("InstanceModel[{i}] is {kind}, not an object")));
+        // A record that is no object (`null` from a service that lost one) is
+        // still some instance: kept as sent, it is skipped by normalize like a
+        // record without an id, which withholds the scope's deletions, instead
+        // of failing the region on every run.
+        if kind_of(item) != "an object" {
+            instances.push(RawInstance {
+                fields: Map::new(),
+                text: item.to_owned(),
+                mended: Vec::new(),
+            });
+            continue;
         }
         let record = match serde_json::from_str::<Map<String, Value>>(item.get()) {
             Ok(fields) => RawInstance {
@@ -1120,6 +1128,42 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_is_no_object_is_kept_for_normalize_to_skip() {
+        use crate::normalize::{normalize, NormalizeError, NormalizeOptions};
+        let body = br#"{"RequestId":"R","TotalCount":4,"InstanceModel":[{"AndroidInstanceId":"acp-1"},null,"acp-2",{"AndroidInstanceId":"acp-3"}]}"#;
+        let page = parse_instance_page("A", 200, body).unwrap();
+        let texts: Vec<&str> = page.instances.iter().map(|r| r.text.get()).collect();
+        assert_eq!(
+            texts,
+            [
+                r#"{"AndroidInstanceId":"acp-1"}"#,
+                "null",
+                r#""acp-2""#,
+                r#"{"AndroidInstanceId":"acp-3"}"#
+            ],
+            "the page's other records are read"
+        );
+        let outcomes: Vec<_> = page
+            .instances
+            .into_iter()
+            .map(|r| normalize(r, &NormalizeOptions::default()).map(|n| n.row.instance_id))
+            .collect();
+        assert_eq!(outcomes[0].as_deref().ok(), Some("acp-1"));
+        assert_eq!(outcomes[3].as_deref().ok(), Some("acp-3"));
+        for (skipped, kind) in [(&outcomes[1], "null"), (&outcomes[2], "a string")] {
+            match skipped {
+                Err(e @ NormalizeError::NotAnObject { .. }) => {
+                    assert_eq!(
+                        e.to_string(),
+                        format!("record is {kind}, not an object: no instance can be read from it")
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_page_that_says_it_failed_is_an_error_not_an_empty_last_page() {
         // Bodies a gateway or proxy has been seen to send with HTTP 200: read as
         // pages, each would end the crawl "complete" and delete the region's rest.
@@ -1210,8 +1254,6 @@ mod tests {
         assert!(err.to_string().contains("not a list"), "{err}");
         let err = parse_instance_page("A", 200, b"<html>oops</html>").unwrap_err();
         assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");
-        let err = parse_instance_page("A", 200, br#"{"InstanceModel":[1]}"#).unwrap_err();
-        assert!(err.to_string().contains("InstanceModel[0]"), "{err}");
     }
 
     #[test]

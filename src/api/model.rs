@@ -201,6 +201,12 @@ pub enum Mended {
 }
 
 impl RawInstance {
+    /// False for a record the service sent as something else than an object
+    /// (`null`): it has no fields, and its text says what it was.
+    pub fn is_object(&self) -> bool {
+        kind_of(&self.text) == "an object"
+    }
+
     /// The `AndroidInstanceId`, when it is a string.
     pub fn instance_id(&self) -> Option<&str> {
         self.fields.get("AndroidInstanceId").and_then(Value::as_str)

@@ -103,7 +103,7 @@ pub struct Page {
 pub enum CrawlError {
     // The API error is part of the message, not a `source`, so that printing the
     // chain does not repeat it.
-    #[error("page {page}: {error}")]
+    #[error("page {page}: {error}{note}", note = signed_alike_before(*page, error))]
     Api { page: u64, error: ApiError },
     #[error("page {page} (RequestId {request_id}) returned NextToken {token:?}, which an earlier page already returned: the service's cursor is stuck, so the crawl stopped", request_id = .request_id.as_deref().unwrap_or("none"))]
     RepeatedToken {
@@ -138,6 +138,24 @@ impl CrawlError {
             CrawlError::Api { error, .. } => Some(error.last()),
             _ => None,
         }
+    }
+}
+
+/// A signature refused after the service accepted the crawl's earlier pages is
+/// unlikely to be a wrong secret, which the error's own hint suggests: what
+/// changed is this request (its NextToken, the one parameter that differs) or the
+/// credentials, renewed meanwhile.
+fn signed_alike_before(page: u64, error: &ApiError) -> String {
+    match error.last() {
+        ApiError::Service { code, .. } if code == "SignatureDoesNotMatch" && page > 1 => format!(
+            "; but the {accepted} page{s} before it, signed with the same credentials \
+             unless they were renewed meanwhile, {were} accepted: suspect what differs in \
+             this request, its NextToken (re-encoded by a proxy?)",
+            accepted = page - 1,
+            s = if page > 2 { "s" } else { "" },
+            were = if page > 2 { "were" } else { "was" },
+        ),
+        _ => String::new(),
     }
 }
 
@@ -308,6 +326,41 @@ impl SeenIds {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_signature_refused_after_accepted_pages_points_at_the_request() {
+        let refused = |code: &str| ApiError::Service {
+            action: "DescribeAndroidInstances".into(),
+            status: 400,
+            code: code.into(),
+            message: "Specified signature is not matched with our calculation.".into(),
+            request_id: Some("R".into()),
+            retry_after: None,
+            x_acs_retry_after: false,
+        };
+        let first = CrawlError::Api {
+            page: 1,
+            error: refused("SignatureDoesNotMatch"),
+        }
+        .to_string();
+        assert!(first.contains("check the AccessKey secret"), "{first}");
+        assert!(!first.contains("NextToken"), "{first}");
+        let later = CrawlError::Api {
+            page: 4,
+            error: refused("SignatureDoesNotMatch"),
+        }
+        .to_string();
+        assert!(
+            later.contains("the 3 pages before it") && later.contains("NextToken"),
+            "{later}"
+        );
+        let other = CrawlError::Api {
+            page: 4,
+            error: refused("InvalidAccessKeyId.NotFound"),
+        }
+        .to_string();
+        assert!(!other.contains("pages before it"), "{other}");
+    }
 
     #[test]
     fn only_a_clear_shortfall_of_the_total_count_is_reported() {

@@ -1,6 +1,8 @@
 //! `ecp-inventory retire`: the current instances of a region, or of every region
 //! of an account, marked deleted on the operator's word.
 
+use std::time::Duration;
+
 use super::db::{connect, DbArgs};
 use super::OutputFormat;
 use crate::error::ConfigError;
@@ -36,14 +38,15 @@ pub struct RetireArgs {
 }
 
 impl RetireArgs {
-    /// The flags checked before any connection: the regions named, or None for `all`.
-    fn regions(&self) -> Result<Option<Vec<String>>, ConfigError> {
+    /// The flags checked before any connection: the regions named (None for
+    /// `all`), and the lock wait.
+    fn checked(&self) -> Result<(Option<Vec<String>>, Duration), ConfigError> {
         if self.source.trim().is_empty() {
             return Err(ConfigError::new(
                 "--source is empty: name the account alias whose regions to retire",
             ));
         }
-        super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
+        let lock_wait = super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
         if self.regions.iter().any(|r| r.trim().is_empty()) {
             return Err(ConfigError::new("--region is empty: name a region, or all"));
         }
@@ -53,7 +56,7 @@ impl RetireArgs {
                     "--region all cannot be combined with other regions",
                 ));
             }
-            return Ok(None);
+            return Ok((None, lock_wait));
         }
         let mut regions: Vec<String> = Vec::with_capacity(self.regions.len());
         for r in &self.regions {
@@ -61,12 +64,12 @@ impl RetireArgs {
                 regions.push(r.clone());
             }
         }
-        Ok(Some(regions))
+        Ok((Some(regions), lock_wait))
     }
 }
 
 pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
-    let regions = args.regions()?;
+    let (regions, lock_wait) = args.checked()?;
     let pool = connect(args.db.url()?, 2).await?;
     let store = Store::new(pool, StoreConfig::default())?;
     // A maintenance command changes no schema behind the operator's back.
@@ -81,7 +84,6 @@ pub async fn run(args: RetireArgs) -> anyhow::Result<()> {
     let (run_id, scopes) = if args.dry_run || scopes.is_empty() {
         (None, store.retirement_plan(&scopes).await?)
     } else {
-        let lock_wait = super::seconds("--lock-wait-secs", args.lock_wait_secs, true)?;
         let (run_id, retired) = store
             .retire(env!("CARGO_PKG_VERSION"), &scopes, lock_wait)
             .await?;
@@ -174,7 +176,7 @@ mod tests {
             .unwrap_err()
             .contains("--source"));
         let all = parse(&["--region", "all", "--source", "a"]).unwrap();
-        assert_eq!(all.regions().unwrap(), None);
+        assert_eq!(all.checked().unwrap(), (None, Duration::from_secs(30)));
         let two = parse(&[
             "--source=a",
             "--region=cn-hangzhou",
@@ -183,7 +185,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            two.regions().unwrap(),
+            two.checked().unwrap().0,
             Some(vec!["cn-hangzhou".to_owned(), "cn-beijing".to_owned()])
         );
         for bad in [
@@ -204,7 +206,7 @@ mod tests {
             ],
         ] {
             let args = parse(bad).unwrap();
-            assert!(args.regions().is_err(), "{bad:?} was accepted");
+            assert!(args.checked().is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -12,7 +12,9 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Timelike, Utc,
+};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -56,6 +58,10 @@ pub struct FieldProblem {
 
 /// What a field that could not be parsed becomes.
 const STORED_AS_NULL: &str = "NULL in its column; the value is kept in raw";
+
+/// What a leap second becomes.
+const STORED_AS_NEXT_SECOND: &str =
+    "the first second of the next minute, as PostgreSQL reads :60; the value is kept in raw";
 
 /// The most bytes a tag's key and value may have together to get a row in
 /// `ecp.instance_tags`, whose B-tree indexes (the primary key, and the one on
@@ -754,9 +760,26 @@ impl Parser {
             self.problem(key, value, expected);
             return None;
         };
+        // A leap second (`23:59:60.5`; chrono holds it as :59 with a second's
+        // worth of nanoseconds more) is refused by PostgreSQL with a fraction,
+        // and taken as the next minute's first second without one: one such
+        // record failed its scope's whole COPY. It becomes that next second,
+        // fraction included, either way.
+        let leap = t.nanosecond().checked_sub(1_000_000_000);
+        let t = match leap {
+            Some(ns) => t.with_nanosecond(ns).expect("less than a second") + TimeDelta::seconds(1),
+            None => t,
+        };
+        // Microseconds, as PostgreSQL keeps them, rounded here so that the check
+        // below sees the instant stored: `9999-12-31T23:59:59.9999995Z` is in the
+        // year 10000 once rounded, which PostgreSQL takes and clients cannot read.
+        let t = t.round_subsecs(6);
         if !(1..=9999).contains(&t.year()) {
             self.problem(key, value, "outside the years 1 to 9999 (UTC)");
             return None;
+        }
+        if leap.is_some() {
+            self.stored_otherwise(key, value, "a leap second (:60)", STORED_AS_NEXT_SECOND);
         }
         Some(t)
     }
@@ -1133,12 +1156,63 @@ mod tests {
             assert_eq!(n.problems.len(), 1, "{text}");
             assert_eq!(n.problems[0].field, field);
         }
+        // In the year 10000 once rounded to the microseconds PostgreSQL keeps.
+        for text in ["9999-12-31T23:59:59.9999995Z", "9999-12-31T23:59:60Z"] {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", "GmtExpired": text}));
+            let n = normalize(raw.into(), &opts).unwrap();
+            assert_eq!(n.row.expires_at, None, "{text}");
+            assert_eq!(n.problems.len(), 1, "{text}");
+        }
         let edge = obj(json!({"AndroidInstanceId": "acp-1", "GmtExpired": "0001-01-01T00:00:00Z"}));
         let n = normalize(edge.into(), &opts).unwrap();
         assert_eq!(
             n.row.expires_at,
             Some(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap())
         );
+    }
+
+    /// A leap second with a fraction failed the scope's whole COPY (PostgreSQL
+    /// refuses `23:59:60.5`); every leap second is now the next minute's first
+    /// second, as PostgreSQL reads a whole `:60`, and reported.
+    #[test]
+    fn a_leap_second_is_the_next_minutes_first_second_and_reported() {
+        let utc = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        for (field, text, want) in [
+            (
+                "GmtCreate",
+                "2016-12-31 23:59:60.5",
+                "2017-01-01T00:00:00.5Z",
+            ),
+            ("GmtModified", "2016-12-31 23:59:60", "2017-01-01T00:00:00Z"),
+            (
+                "GmtExpired",
+                "2023-12-31T22:59:60.1-01:00",
+                "2024-01-01T00:00:00.1Z",
+            ),
+            (
+                "GmtExpired",
+                "2016-12-31T23:59:60.0000004Z",
+                "2017-01-01T00:00:00Z",
+            ),
+        ] {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", field: text}));
+            let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+            let got = match field {
+                "GmtCreate" => n.row.created_at,
+                "GmtModified" => n.row.modified_at,
+                _ => n.row.expires_at,
+            };
+            assert_eq!(got, utc(want), "{text}");
+            assert_eq!(n.problems.len(), 1, "{text}");
+            assert_eq!(n.problems[0].stored, STORED_AS_NEXT_SECOND);
+        }
+        // Sub-microsecond digits are rounded as PostgreSQL rounds them.
+        let raw = obj(
+            json!({"AndroidInstanceId": "acp-1", "GmtExpired": "2024-01-01T00:00:00.0000016Z"}),
+        );
+        let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.row.expires_at, utc("2024-01-01T00:00:00.000002Z"));
+        assert!(n.problems.is_empty());
     }
 
     #[test]

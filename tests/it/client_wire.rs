@@ -946,6 +946,54 @@ async fn a_disk_entry_that_is_no_disk_keeps_its_place_in_the_list() {
 }
 
 #[tokio::test]
+async fn a_leap_second_is_stored_not_a_failed_region() {
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","GmtCreate":"2016-12-31 23:59:60.5","GmtExpired":"9999-12-31T23:59:59.9999995Z"},{"AndroidInstanceId":"acp-2","GmtCreate":"2024-05-06 10:42:10"}]}"#,
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].field_problems, 2);
+    let times: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT instance_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), \
+                expires_at::text FROM ecp.instances ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        times,
+        [
+            (
+                "acp-1".into(),
+                Some("2017-01-01 00:00:00.500000".into()),
+                None
+            ),
+            (
+                "acp-2".into(),
+                Some("2024-05-06 10:42:10.000000".into()),
+                None
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_record_that_is_no_object_is_skipped_and_the_page_stored() {
+    let (db, report) = sync_one_page(
+        r#"{"RequestId":"R1","TotalCount":3,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1"},null,{"AndroidInstanceId":"acp-2"}]}"#,
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(report.scopes[0].skipped, 1);
+    assert!(report.scopes[0].deletions_withheld);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT instance_id FROM ecp.instances ORDER BY 1")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["acp-1", "acp-2"]);
+}
+
+#[tokio::test]
 async fn a_name_with_half_a_surrogate_pair_is_stored_not_a_failed_region() {
     let (db, report) = sync_one_page(
         r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","AndroidInstanceName":"phone \ud83d"},{"AndroidInstanceId":"acp-2","AndroidInstanceName":"ok"}]}"#,

@@ -315,16 +315,19 @@ pub fn normalize(
     }
     let raw = &record.fields;
     let instance_id = match raw.get("AndroidInstanceId") {
-        Some(Value::String(s)) if s.len() > MAX_INSTANCE_ID_BYTES => {
-            return Err(NormalizeError::InstanceIdTooLong {
-                bytes: s.len(),
-                start: s.chars().take(40).collect(),
-            })
-        }
         // Without its NULs, as every other value is stored (the warning below
         // names it): the id is bound as a query parameter too, where a NUL
-        // fails the whole region, and on every run.
-        Some(Value::String(s)) if !is_blank(&s.replace('\0', "")) => s.replace('\0', ""),
+        // fails the whole region, and on every run. Measured as stored.
+        Some(Value::String(s)) if !is_blank(&s.replace('\0', "")) => {
+            let id = s.replace('\0', "");
+            if id.len() > MAX_INSTANCE_ID_BYTES {
+                return Err(NormalizeError::InstanceIdTooLong {
+                    bytes: id.len(),
+                    start: id.chars().take(40).collect(),
+                });
+            }
+            id
+        }
         other => {
             return Err(NormalizeError::MissingInstanceId {
                 found: other.map_or_else(|| "nothing".to_string(), Value::to_string),
@@ -1017,6 +1020,13 @@ mod tests {
         }
         let longest = json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES)});
         assert!(normalize(obj(longest).into(), &NormalizeOptions::default()).is_ok());
+        // Measured without the NULs it is stored without.
+        let nuls = format!("{}\u{0}\u{0}", "a".repeat(MAX_INSTANCE_ID_BYTES - 1));
+        let n = normalize(
+            obj(json!({"AndroidInstanceId": nuls})).into(),
+            &NormalizeOptions::default(),
+        );
+        assert_eq!(n.unwrap().row.instance_id.len(), MAX_INSTANCE_ID_BYTES - 1);
     }
 
     /// A tag too long for the tag table's indexes is kept in the instance's tags

@@ -332,6 +332,10 @@ impl SourceConfig {
             }
             return Ok(Regions::All);
         }
+        for r in &list {
+            crate::sync::usable_region_id(r)
+                .map_err(|why| format!("regions: {r:?} cannot be a region: {why}"))?;
+        }
         Ok(Regions::Only(list))
     }
 
@@ -523,6 +527,22 @@ credentials = "default"
             assert!(!err.contains("12345"), "{err}");
             assert!(!err.contains("8675309"), "{err}");
             assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_region_that_cannot_be_one_is_refused() {
+        for (regions, why) in [
+            ("[\"cn-hangzhou\", \" \"]", "it is empty"),
+            ("\"cn\\u0000x\"", "control characters"),
+            (
+                &format!("[\"{}\"]", "x".repeat(101)),
+                "longer than any region id",
+            ),
+        ] {
+            let text = format!("[[source]]\nalias = \"x\"\nregions = {regions}\n");
+            let err = ConfigFile::parse(&text).unwrap_err().0;
+            assert!(err.contains(why), "{regions}: {err}");
         }
     }
 

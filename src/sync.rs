@@ -506,6 +506,25 @@ async fn record_given_up(run: &Run, scope: &Scope, report: &ScopeReport) {
     }
 }
 
+/// The most bytes of a region id: real ones are a few words (`cn-hangzhou`,
+/// `ap-southeast-1`); thousands would not fit the ledger's index.
+const MAX_REGION_ID_BYTES: usize = 100;
+
+/// Whether a region id can name a scope. It names one in the database and in
+/// every log line: one with control characters (a NUL the database cannot
+/// store) or of thousands of bytes is garbage, not a region to crawl.
+pub fn usable_region_id(region: &str) -> Result<(), &'static str> {
+    if region.trim().is_empty() {
+        Err("it is empty")
+    } else if region.chars().any(char::is_control) {
+        Err("it has control characters")
+    } else if region.len() > MAX_REGION_ID_BYTES {
+        Err("it is longer than any region id (100 bytes)")
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncError> {
     let answer = client
         .describe_regions(&DescribeRegionsRequest::default())
@@ -513,11 +532,9 @@ pub(crate) async fn list_regions(client: &Client) -> Result<Vec<String>, SyncErr
         .map_err(SyncError::Regions)?;
     let mut regions: Vec<String> = Vec::new();
     for region in answer.region_models.into_iter().filter_map(|r| r.region_id) {
-        // A region id names a scope in the database and in every log line: one
-        // with control characters (a NUL the database cannot store) is the
-        // service's garbage, not a region to crawl.
-        if region.is_empty() || region.chars().any(char::is_control) {
-            warn!(region = ?region, "DescribeRegions listed an unusable region id; skipped");
+        if let Err(why) = usable_region_id(&region) {
+            let start: String = region.chars().take(80).collect();
+            warn!(region = ?start, why, "DescribeRegions listed an unusable region id; skipped");
         } else if !regions.contains(&region) {
             regions.push(region);
         }

@@ -47,8 +47,12 @@ impl RetireArgs {
             ));
         }
         let lock_wait = super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
-        if self.regions.iter().any(|r| r.trim().is_empty()) {
-            return Err(ConfigError::new("--region is empty: name a region, or all"));
+        for r in &self.regions {
+            if let Err(why) = crate::sync::usable_region_id(r) {
+                return Err(ConfigError::new(format!(
+                    "--region {r:?} cannot be a region: {why}; name a region, or all"
+                )));
+            }
         }
         if self.regions.iter().any(|r| r == "all") {
             if self.regions.len() > 1 {

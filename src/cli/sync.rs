@@ -163,10 +163,12 @@ impl SyncArgs {
                  (default: default)",
             ));
         }
-        if self.regions.iter().any(|r| r.trim().is_empty()) {
-            return Err(ConfigError::new(
-                "--region is empty: name a region (cn-shanghai) or all",
-            ));
+        for r in &self.regions {
+            if let Err(why) = crate::sync::usable_region_id(r) {
+                return Err(ConfigError::new(format!(
+                    "--region {r:?} cannot be a region: {why}; name a region (cn-shanghai) or all"
+                )));
+            }
         }
         let regions = if self.regions.iter().any(|r| r == "all") {
             if self.regions.len() > 1 {

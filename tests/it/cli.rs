@@ -698,7 +698,10 @@ async fn bad_flags_exit_2() {
     let ran = run(ecp_with_keys().args(["sync", "--source", ""])).await;
     ran.assert_one_error(2, "--source is empty");
     let ran = run(ecp_with_keys().args(["sync", "--region", ""])).await;
-    ran.assert_one_error(2, "--region is empty");
+    ran.assert_one_error(2, "cannot be a region: it is empty");
+    let long = "cn-".repeat(40);
+    let ran = run(ecp_with_keys().args(["sync", "--region", &long])).await;
+    ran.assert_one_error(2, "cannot be a region: it is longer than any region id");
     let ran = run(ecp_with_keys().args(["sync", "--max-delete-share", "-0.1"])).await;
     ran.assert_one_error(2, "--max-delete-share");
     let ran = run(ecp_with_keys().args(["sync", "--max-pages", "0"])).await;

@@ -750,12 +750,16 @@ async fn a_redirect_is_reported_and_never_followed() {
 #[tokio::test]
 async fn odd_region_lists_and_a_nul_in_an_error_still_end_in_a_recorded_run() {
     use ecp_inventory::sync::{self, Regions, SyncSettings};
-    // DescribeRegions lists one region twice and one id with a NUL in it; every
-    // page then fails with a message that carries a NUL too.
-    let (endpoint, requests) = scripted_server(|n| match n {
+    // DescribeRegions lists one region twice, one id with a NUL in it and one of
+    // 5,000 bytes (which failed its scope, unrecorded: too long for the ledger's
+    // index); every page then fails with a message that carries a NUL too.
+    let long = "x".repeat(5000);
+    let (endpoint, requests) = scripted_server(move |n| match n {
         0 => Answer::json(
             200,
-            r#"{"RequestId":"R0","RegionModels":[{"RegionId":"cn-shanghai"},{"RegionId":"cn-shanghai"},{"RegionId":"cn-\u0000x"}]}"#,
+            format!(
+                r#"{{"RequestId":"R0","RegionModels":[{{"RegionId":"cn-shanghai"}},{{"RegionId":"cn-shanghai"}},{{"RegionId":"cn-\u0000x"}},{{"RegionId":"{long}"}}]}}"#
+            ),
         ),
         _ => Answer::json(
             400,

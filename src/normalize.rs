@@ -433,6 +433,12 @@ pub fn normalize(
                 "held a number past a 64-bit float's range",
                 "as the text of its digits where it is read; raw keeps the number",
             ),
+            Mended::NotUtf8 => p.stored_otherwise(
+                field,
+                value,
+                "held bytes that are not UTF-8, which PostgreSQL cannot hold",
+                "with U+FFFD in their place, in its column and in raw",
+            ),
         }
     }
     // A NUL can only come as the escape `\u0000`.

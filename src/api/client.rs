@@ -15,7 +15,7 @@ use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
     kind_of, mend_record, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
-    DescribeRegionsResponse, RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES,
+    DescribeRegionsResponse, Mended, RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES,
     ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
 use super::ratelimit::RateLimiter;
@@ -415,7 +415,7 @@ impl Client {
                 retry_after: error_headers.and_then(|(w, _)| w.standard),
             });
         }
-        let body = read_limited(response).await.map_err(|e| match e {
+        let mut body = read_limited(response).await.map_err(|e| match e {
             ReadError::TooLarge => ApiError::BadResponse {
                 action: action.to_owned(),
                 status,
@@ -425,6 +425,11 @@ impl Client {
             },
             ReadError::Http(e) => self.transport_error(action, e),
         })?;
+        // A byte-order mark is no part of JSON, and serde refuses it; some
+        // gateways put one before what they pass on.
+        if body.starts_with(UTF8_BOM) {
+            body.drain(..UTF8_BOM.len());
+        }
         if let Some((waits, content_type)) = error_headers {
             let mut error = service_error(action, status, content_type.as_deref(), &body);
             match &mut error {
@@ -612,6 +617,8 @@ enum ReadError {
     TooLarge,
     Http(reqwest::Error),
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
     if response
@@ -871,6 +878,25 @@ pub fn parse_instance_page(
     status: u16,
     body: &[u8],
 ) -> Result<InstancePage, ApiError> {
+    match read_page(action, status, body) {
+        // Bytes that are not UTF-8 (a name cut inside a character by some
+        // service) fail the parse of the whole body, and the region with it on
+        // every run. Read again with U+FFFD in their place, the fields that held
+        // them reported as mended; only after a failed parse, so it costs the
+        // common page nothing.
+        Err(_) if std::str::from_utf8(body).is_err() => {
+            let mended = String::from_utf8_lossy(body);
+            let mut page = read_page(action, status, mended.as_bytes())?;
+            for record in &mut page.instances {
+                mark_replaced_bytes(record);
+            }
+            Ok(page)
+        }
+        read => read,
+    }
+}
+
+fn read_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, ApiError> {
     /// The envelope. Unknown top-level keys are ignored; the scalars stay loose
     /// `Value`s so that a wrong type is reported by name rather than as a parse
     /// error.
@@ -999,10 +1025,33 @@ pub fn parse_instance_page(
     })
 }
 
+/// Marks the fields of a record read from a body that was not UTF-8 which hold
+/// the replacement character (a field that held U+FFFD as sent is marked too:
+/// the bytes replaced cannot be told from it).
+fn mark_replaced_bytes(record: &mut RawInstance) {
+    const REPLACEMENT: char = '\u{FFFD}';
+    fn holds(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains(REPLACEMENT),
+            Value::Array(items) => items.iter().any(holds),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains(REPLACEMENT) || holds(v)),
+            _ => false,
+        }
+    }
+    if !record.text.get().contains(REPLACEMENT) {
+        return;
+    }
+    for (key, value) in &record.fields {
+        if key.contains(REPLACEMENT) || holds(value) {
+            record.mended.push((key.clone(), Mended::NotUtf8));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::model::{mend_escapes, Mended};
+    use crate::api::model::mend_escapes;
 
     #[test]
     fn half_a_surrogate_pair_is_replaced_and_a_whole_one_kept() {
@@ -1125,6 +1174,38 @@ mod tests {
             r#"{"AndroidInstanceId":"acp-1","NewField":{"x":1}}"#,
             "the record's text is kept exactly"
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_and_their_fields_reported() {
+        use crate::normalize::{normalize, NormalizeOptions};
+        let body = b"{\"RequestId\":\"R\",\"InstanceModel\":[\
+            {\"AndroidInstanceId\":\"acp-1\",\"AndroidInstanceName\":\"phone-\xe901\",\"Extra\":{\"a\":[\"\xff\"]}},\
+            {\"AndroidInstanceId\":\"acp-2\",\"AndroidInstanceName\":\"ok\"}]}";
+        let page = parse_instance_page("A", 200, body).unwrap();
+        assert_eq!(page.request_id.as_deref(), Some("R"));
+        let mut records = page.instances.into_iter();
+        let first = records.next().unwrap();
+        assert_eq!(
+            first.mended,
+            [
+                ("AndroidInstanceName".to_owned(), Mended::NotUtf8),
+                ("Extra".to_owned(), Mended::NotUtf8)
+            ]
+        );
+        let n = normalize(first, &NormalizeOptions::default()).unwrap();
+        assert_eq!(n.row.instance_name.as_deref(), Some("phone-\u{FFFD}01"));
+        assert!(n.raw.get().contains("phone-\u{FFFD}01"), "{}", n.raw.get());
+        let fields: Vec<&str> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["AndroidInstanceName", "Extra"]);
+        let second = records.next().unwrap();
+        assert!(
+            second.mended.is_empty(),
+            "a record read as sent is not marked"
+        );
+        // Bytes that are not UTF-8 in a body that is no JSON stay a bad answer.
+        let err = parse_instance_page("A", 200, b"{\"RequestId\":\"R\xe9\",").unwrap_err();
+        assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");
     }
 
     #[test]

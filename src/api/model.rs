@@ -198,6 +198,9 @@ pub enum Mended {
     /// digits), which serde cannot hold: the field reads the text of its digits,
     /// raw keeps the number.
     HugeNumber,
+    /// Bytes that are not UTF-8 (the body could not be read as sent): U+FFFD
+    /// in their place, in the field and in raw.
+    NotUtf8,
 }
 
 impl RawInstance {

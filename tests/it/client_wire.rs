@@ -950,6 +950,20 @@ async fn a_disk_entry_that_is_no_disk_keeps_its_place_in_the_list() {
 }
 
 #[tokio::test]
+async fn a_page_after_a_byte_order_mark_is_read() {
+    let (db, report) = sync_one_page(concat!(
+        "\u{FEFF}",
+        r#"{"RequestId":"R1","TotalCount":1,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1"}]}"#
+    ))
+    .await;
+    assert!(report.succeeded(), "{}", report.summary_line());
+    assert_eq!(
+        crate::helpers::count(&db.pool, "SELECT count(*) FROM ecp.instances").await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_leap_second_is_stored_not_a_failed_region() {
     let (db, report) = sync_one_page(
         r#"{"RequestId":"R1","TotalCount":2,"NextToken":"","InstanceModel":[{"AndroidInstanceId":"acp-1","GmtCreate":"2016-12-31 23:59:60.5","GmtExpired":"9999-12-31T23:59:59.9999995Z"},{"AndroidInstanceId":"acp-2","GmtCreate":"2024-05-06 10:42:10"}]}"#,

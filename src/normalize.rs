@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::model::{kind_of, mend_escapes, Mended, RawInstance};
+use crate::api::model::{mend_escapes, Mended, RawInstance};
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -33,8 +33,8 @@ pub struct NormalizeOptions {
 /// The record cannot be stored at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {
-    #[error("record is {kind}, not an object: no instance can be read from it")]
-    NotAnObject { kind: &'static str },
+    #[error("record cannot be read: {0}")]
+    Unreadable(String),
     #[error("record has no usable AndroidInstanceId (found {found})")]
     MissingInstanceId { found: String },
     #[error(
@@ -301,17 +301,15 @@ pub struct Normalized {
     pub problems: Vec<FieldProblem>,
 }
 
-/// Turns one API record into rows. Fails only when the record is no object, or
-/// its `AndroidInstanceId` is missing, empty or not a string; every other oddity
+/// Turns one API record into rows. Fails only when the record could not be read
+/// at all, or its `AndroidInstanceId` is missing, empty or not a string; every other oddity
 /// is a [`FieldProblem`].
 pub fn normalize(
     record: RawInstance,
     opts: &NormalizeOptions,
 ) -> Result<Normalized, NormalizeError> {
-    if !record.is_object() {
-        return Err(NormalizeError::NotAnObject {
-            kind: kind_of(&record.text),
-        });
+    if let Some(reason) = record.unreadable {
+        return Err(NormalizeError::Unreadable(reason));
     }
     let raw = &record.fields;
     let instance_id = match raw.get("AndroidInstanceId") {
@@ -1281,6 +1279,7 @@ mod tests {
                 fields: serde_json::from_str(text).unwrap(),
                 text: RawValue::from_string(text.to_owned()).unwrap(),
                 mended: Vec::new(),
+                unreadable: None,
             },
             &opts,
         )
@@ -1295,6 +1294,7 @@ mod tests {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
             mended: Vec::new(),
+            unreadable: None,
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(n.raw.get(), text, "spacing and key order kept");
@@ -1304,6 +1304,7 @@ mod tests {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
             mended: Vec::new(),
+            unreadable: None,
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(
@@ -1321,6 +1322,7 @@ mod tests {
             fields: serde_json::from_str(text).unwrap(),
             text: RawValue::from_string(text.to_owned()).unwrap(),
             mended: Vec::new(),
+            unreadable: None,
         };
         let n = normalize(record, &NormalizeOptions::default()).unwrap();
         assert_eq!(

@@ -988,16 +988,19 @@ fn read_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, Api
     };
     let mut instances = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        // A record that is no object (`null` from a service that lost one) is
-        // still some instance: kept as sent, it is skipped by normalize like a
-        // record without an id, which withholds the scope's deletions, instead
-        // of failing the region on every run.
-        if kind_of(item) != "an object" {
-            instances.push(RawInstance {
-                fields: Map::new(),
-                text: item.to_owned(),
-                mended: Vec::new(),
-            });
+        // A record that cannot be read (`null` from a service that lost one, or
+        // nested past serde's limit) is still some instance: kept as sent, it
+        // is skipped by normalize like a record without an id, which withholds
+        // the scope's deletions, instead of failing the region on every run.
+        let unreadable = |reason: String| RawInstance {
+            fields: Map::new(),
+            text: item.to_owned(),
+            mended: Vec::new(),
+            unreadable: Some(format!("InstanceModel[{i}]: {reason}")),
+        };
+        let kind = kind_of(item);
+        if kind != "an object" {
+            instances.push(unreadable(format!("{kind}, not an object")));
             continue;
         }
         let record = match serde_json::from_str::<Map<String, Value>>(item.get()) {
@@ -1005,15 +1008,14 @@ fn read_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, Api
                 fields,
                 text: item.to_owned(),
                 mended: Vec::new(),
+                unreadable: None,
             },
             // A string cut in the middle of a character outside the BMP (an
             // emoji in a name truncated by some service) leaves half of its
             // UTF-16 pair; a number may be past what a float holds. One such
             // field must not fail the region on every run: it is mended, and
             // normalize reports it.
-            Err(e) => {
-                mend_record(item.get()).ok_or_else(|| bad(format!("InstanceModel[{i}]: {e}")))?
-            }
+            Err(e) => mend_record(item.get()).unwrap_or_else(|| unreadable(e.to_string())),
         };
         instances.push(record);
     }
@@ -1208,6 +1210,42 @@ mod tests {
         assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");
     }
 
+    /// serde reads a record nested 127 levels deep (itself included) and no
+    /// deeper: one past it is skipped as unreadable, not a failed page.
+    #[test]
+    fn a_record_nested_past_serdes_limit_is_kept_for_normalize_to_skip() {
+        use crate::normalize::{normalize, NormalizeOptions};
+        let page = |levels: usize| {
+            let arrays = levels - 1;
+            format!(
+                r#"{{"RequestId":"R","InstanceModel":[{{"AndroidInstanceId":"acp-0"}},{{"AndroidInstanceId":"acp-1","X":{}1{}}}]}}"#,
+                "[".repeat(arrays),
+                "]".repeat(arrays)
+            )
+        };
+        let read = |levels: usize| {
+            let page = parse_instance_page("A", 200, page(levels).as_bytes()).unwrap();
+            assert_eq!(page.instances.len(), 2);
+            page.instances
+                .into_iter()
+                .map(|r| normalize(r, &NormalizeOptions::default()).map(|n| n.row.instance_id))
+                .collect::<Vec<_>>()
+        };
+        let deepest = read(127);
+        assert_eq!(deepest[1].as_deref().ok(), Some("acp-1"));
+        for levels in [128, 5000] {
+            let past = read(levels);
+            assert_eq!(past[0].as_deref().ok(), Some("acp-0"));
+            let err = past[1].as_ref().unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "record cannot be read: InstanceModel[1]: recursion limit exceeded"
+                ),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn a_record_that_is_no_object_is_kept_for_normalize_to_skip() {
         use crate::normalize::{normalize, NormalizeError, NormalizeOptions};
@@ -1231,13 +1269,13 @@ mod tests {
             .collect();
         assert_eq!(outcomes[0].as_deref().ok(), Some("acp-1"));
         assert_eq!(outcomes[3].as_deref().ok(), Some("acp-3"));
-        for (skipped, kind) in [(&outcomes[1], "null"), (&outcomes[2], "a string")] {
+        for (skipped, want) in [
+            (&outcomes[1], "InstanceModel[1]: null, not an object"),
+            (&outcomes[2], "InstanceModel[2]: a string, not an object"),
+        ] {
             match skipped {
-                Err(e @ NormalizeError::NotAnObject { .. }) => {
-                    assert_eq!(
-                        e.to_string(),
-                        format!("record is {kind}, not an object: no instance can be read from it")
-                    );
+                Err(e @ NormalizeError::Unreadable(_)) => {
+                    assert_eq!(e.to_string(), format!("record cannot be read: {want}"));
                 }
                 other => panic!("{other:?}"),
             }

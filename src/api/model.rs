@@ -186,6 +186,11 @@ pub struct RawInstance {
     /// The top-level fields that had to be mended before the record could be
     /// read at all (see [`mend_record`]); empty for every record read as sent.
     pub mended: Vec<(String, Mended)>,
+    /// Why no instance could be read from the record at all (it is no object,
+    /// or serde refused it even mended: nested past its limit), or `None`.
+    /// Such a record is kept for normalize to skip, like one without an id,
+    /// rather than failing its page.
+    pub unreadable: Option<String>,
 }
 
 /// What was mended in a field of a record that serde refused as sent.
@@ -204,12 +209,6 @@ pub enum Mended {
 }
 
 impl RawInstance {
-    /// False for a record the service sent as something else than an object
-    /// (`null`): it has no fields, and its text says what it was.
-    pub fn is_object(&self) -> bool {
-        kind_of(&self.text) == "an object"
-    }
-
     /// The `AndroidInstanceId`, when it is a string.
     pub fn instance_id(&self) -> Option<&str> {
         self.fields.get("AndroidInstanceId").and_then(Value::as_str)
@@ -252,6 +251,7 @@ pub fn mend_record(sent: &str) -> Option<RawInstance> {
         fields,
         text: RawValue::from_string(text.to_owned()).ok()?,
         mended,
+        unreadable: None,
     })
 }
 
@@ -398,6 +398,7 @@ impl From<Map<String, Value>> for RawInstance {
             fields,
             text,
             mended: Vec::new(),
+            unreadable: None,
         }
     }
 }

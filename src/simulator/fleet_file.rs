@@ -31,6 +31,7 @@ pub fn parse_fleet_file(text: &str) -> Result<Vec<RawInstance>, String> {
                         fields: object,
                         text: value.to_owned(),
                         mended: Vec::new(),
+                        unreadable: None,
                     });
                     continue;
                 }
@@ -103,6 +104,7 @@ fn push_all(records: &mut Vec<RawInstance>, items: &RawValue, which: usize) -> R
             fields: fields_of(item)?,
             text: item.to_owned(),
             mended: Vec::new(),
+            unreadable: None,
         });
     }
     Ok(())

@@ -933,6 +933,7 @@ async fn records_written_differently_but_saying_the_same_are_unchanged() {
                 fields: serde_json::from_str(&text).unwrap(),
                 text: serde_json::value::RawValue::from_string(text).unwrap(),
                 mended: Vec::new(),
+                unreadable: None,
             };
             assert_eq!(&record.fields, r, "the same values");
             normalize(record, &NormalizeOptions::default()).unwrap()

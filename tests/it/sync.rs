@@ -462,6 +462,7 @@ async fn a_staged_row_the_server_refuses_is_recorded_with_its_scope() {
             fields: serde_json::from_str(&text).unwrap(),
             text: RawValue::from_string(text).unwrap(),
             mended: Vec::new(),
+            unreadable: None,
         };
         let (_sim, running) = start_sim(SimulatorConfig {
             records: Some(records),

@@ -249,10 +249,14 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     result
 }
 
-async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
-    let settings = args.settings()?;
+/// What the run needs before it starts: the API client (or the config file's
+/// jobs) and the store, migrated and checked.
+async fn set_up(
+    args: &SyncArgs,
+    settings: &SyncSettings,
+) -> anyhow::Result<(Option<crate::api::Client>, Vec<SourceJob>, Store)> {
     let (client, jobs) = match &args.config {
-        Some(path) => (None, config_jobs(args, &settings, path)?),
+        Some(path) => (None, config_jobs(args, settings, path)?),
         None => (Some(args.api.client().await?), Vec::new()),
     };
     let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
@@ -277,10 +281,26 @@ async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     }
     let metrics = args.pushgateway_url.is_some() || args.metrics_file.is_some();
     store.check_privileges(metrics).await?;
+    Ok((client, jobs, store))
+}
+
+async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
+    let settings = args.settings()?;
+    // Caught from here on: a signal while the job connects, migrates or checks
+    // its privileges ends it with nothing written (a migration in progress
+    // rolls back with its connection) and exit 1, as the README says, instead
+    // of killing the process by the signal's default (exit 143).
+    crate::interrupt::listen();
+    let (client, jobs, store) = tokio::select! {
+        biased;
+        ready = set_up(args, &settings) => ready?,
+        signal = crate::interrupt::interrupted() => {
+            return Err(sync::SyncError::Interrupted(signal).into())
+        }
+    };
     if !args.no_progress && std::io::stderr().is_terminal() {
         progress::start();
     }
-    crate::interrupt::listen();
     let result = match &client {
         Some(client) => sync::run(&store, client, &settings).await,
         None => multi::run(&store, &jobs, settings.concurrency).await,

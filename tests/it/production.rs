@@ -889,6 +889,40 @@ async fn sigterm_while_a_source_lists_its_regions_records_the_run_failed() {
     );
 }
 
+/// A signal while the job is still connecting to the database (or migrating)
+/// ends it with exit 1 and says nothing was written; it used to kill the
+/// process by the signal's default, exit 143, without a word.
+#[tokio::test]
+async fn sigterm_while_connecting_to_the_database_exits_1_and_says_so() {
+    // Takes the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("postgres://u:p@{}/db", silent.local_addr().unwrap());
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["sync", "--region", "cn-shanghai", "--database-url", &url])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let (_held, _) = tokio::time::timeout(std::time::Duration::from_secs(20), silent.accept())
+        .await
+        .expect("the database to be connected to")
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGTERM before the run started; nothing was written"),
+        "{stderr}"
+    );
+}
+
 /// The run counter counts runs that have ended: one still `running` (another
 /// process's, or one killed that the next run will mark abandoned) is not a
 /// series that could later fall.

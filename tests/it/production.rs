@@ -835,6 +835,26 @@ async fn a_database_that_requires_tls_is_reached_with_sslmode_require() {
     running.shutdown().await;
 }
 
+/// Starts the command, sends it SIGTERM once it has connected to `silent` (which
+/// never answers), and waits for it to end.
+async fn sigterm_once_connected(
+    mut cmd: tokio::process::Command,
+    silent: &tokio::net::TcpListener,
+) -> std::process::Output {
+    let child = cmd.spawn().unwrap();
+    let (_held, _) = tokio::time::timeout(std::time::Duration::from_secs(20), silent.accept())
+        .await
+        .expect("the command to connect")
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.wait_with_output().await.unwrap()
+}
+
 /// With a config file the run is recorded before the sources' regions are
 /// listed: a signal during the listing ends it as failed at once, naming it.
 #[tokio::test]
@@ -861,18 +881,7 @@ async fn sigterm_while_a_source_lists_its_regions_records_the_run_failed() {
         .env("ECP_LOG_FORMAT", "json")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let (_held, _) = tokio::time::timeout(std::time::Duration::from_secs(20), silent.accept())
-        .await
-        .expect("the regions to be asked for")
-        .unwrap();
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().await.unwrap();
+    let out = sigterm_once_connected(cmd, &silent).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let (status, error): (String, Option<String>) =
@@ -903,18 +912,7 @@ async fn sigterm_while_connecting_to_the_database_exits_1_and_says_so() {
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let (_held, _) = tokio::time::timeout(std::time::Duration::from_secs(20), silent.accept())
-        .await
-        .expect("the database to be connected to")
-        .unwrap();
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().await.unwrap();
+    let out = sigterm_once_connected(cmd, &silent).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -116,7 +116,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() {
             return EXIT_CONFIG;
         }
-        if let Some(crate::sync::SyncError::UnknownRegions { .. }) = cause.downcast_ref() {
+        // A region the account does not have, none at all, credentials refused.
+        if cause
+            .downcast_ref::<crate::sync::SyncError>()
+            .is_some_and(crate::sync::SyncError::is_configuration)
+        {
             return EXIT_CONFIG;
         }
         match store_error(cause) {
@@ -186,6 +190,21 @@ pub fn chain_message(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setup_errors_of_the_region_listing_exit_2() {
+        use crate::sync::SyncError;
+        let code = |e: SyncError| exit_code(&anyhow::Error::from(e).context("sync"));
+        assert_eq!(code(SyncError::NoRegions), EXIT_CONFIG);
+        assert_eq!(
+            code(SyncError::UnknownRegions {
+                unknown: vec!["cn-nowhere".into()],
+                known: vec!["cn-shanghai".into()],
+            }),
+            EXIT_CONFIG
+        );
+        assert_eq!(code(SyncError::Interrupted("SIGTERM")), 1);
+    }
 
     #[test]
     fn a_pool_timeout_says_what_may_be_wrong_with_the_server() {

@@ -70,12 +70,10 @@ pub async fn run(
                         FailureKind::Interrupted,
                         format!("interrupted by {signal} while listing the source's regions"),
                     ),
-                    // A region the account does not have, or credentials the
-                    // service refuses: the configuration is wrong, not the run.
-                    SyncError::UnknownRegions { .. } => (FailureKind::Configuration, e.to_string()),
-                    SyncError::Regions(ref api) if api.is_auth() => {
-                        (FailureKind::Configuration, e.to_string())
-                    }
+                    // A region the account does not have, none at all, or
+                    // credentials the service refuses: the configuration is
+                    // wrong, not the run.
+                    e if e.is_configuration() => (FailureKind::Configuration, e.to_string()),
                     e => (FailureKind::Other, e.to_string()),
                 };
                 // The error as the ledger records it (a signal here comes after

@@ -147,6 +147,24 @@ impl SyncArgs {
         }
     }
 
+    /// The store's configuration, checked.
+    fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        let config = StoreConfig {
+            // `''` is the empty list, not a column named "".
+            volatile_fields: self
+                .volatile_fields
+                .iter()
+                .map(|f| f.trim())
+                .filter(|f| !f.is_empty())
+                .map(String::from)
+                .collect(),
+        };
+        config
+            .check()
+            .map_err(|e| ConfigError::new(format!("--volatile-fields: {e}")))?;
+        Ok(config)
+    }
+
     pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
         if !(0.0..=1.0).contains(&self.max_delete_share) {
             return Err(ConfigError::new(
@@ -154,8 +172,12 @@ impl SyncArgs {
             ));
         }
         let lock_wait = super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
-        if self.concurrency == 0 {
-            return Err(ConfigError::new("--concurrency must be at least 1"));
+        // Each region applying holds a database connection of its own.
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ConfigError::new(format!(
+                "--concurrency must be between 1 and {MAX_CONCURRENCY}: each region crawled \
+                 at once holds a database connection"
+            )));
         }
         if self.source.trim().is_empty() {
             return Err(ConfigError::new(
@@ -249,31 +271,22 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     result
 }
 
+/// The most regions crawled at once (`--concurrency`).
+const MAX_CONCURRENCY: usize = 64;
+
 /// What the run needs before it starts: the API client (or the config file's
 /// jobs) and the store, migrated and checked.
 async fn set_up(
     args: &SyncArgs,
     settings: &SyncSettings,
+    store_config: StoreConfig,
 ) -> anyhow::Result<(Option<crate::api::Client>, Vec<SourceJob>, Store)> {
     let (client, jobs) = match &args.config {
         Some(path) => (None, config_jobs(args, settings, path)?),
         None => (Some(args.api.client().await?), Vec::new()),
     };
     let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
-    let store = Store::new(
-        pool,
-        StoreConfig {
-            // `''` is the empty list, not a column named "".
-            volatile_fields: args
-                .volatile_fields
-                .iter()
-                .map(|f| f.trim())
-                .filter(|f| !f.is_empty())
-                .map(String::from)
-                .collect(),
-        },
-    )
-    .map_err(|e| ConfigError::new(format!("--volatile-fields: {e}")))?;
+    let store = Store::new(pool, store_config)?;
     if args.no_migrate {
         store.check_schema().await?;
     } else {
@@ -286,6 +299,7 @@ async fn set_up(
 
 async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     let settings = args.settings()?;
+    let store_config = args.store_config()?;
     // Caught from here on: a signal while the job connects, migrates or checks
     // its privileges ends it with nothing written (a migration in progress
     // rolls back with its connection) and exit 1, as the README says, instead
@@ -293,7 +307,7 @@ async fn run_job(args: &SyncArgs) -> anyhow::Result<u8> {
     crate::interrupt::listen();
     let (client, jobs, store) = tokio::select! {
         biased;
-        ready = set_up(args, &settings) => ready?,
+        ready = set_up(args, &settings, store_config) => ready?,
         signal = crate::interrupt::interrupted() => {
             return Err(sync::SyncError::Interrupted(signal).into())
         }

@@ -223,6 +223,14 @@ pub struct StoreConfig {
     pub volatile_fields: Vec<String>,
 }
 
+impl StoreConfig {
+    /// Whether the store can be made with this configuration (a volatile field
+    /// that is no typed column is not), checked before anything connects.
+    pub fn check(&self) -> Result<(), String> {
+        templates::ApplySql::new(&self.volatile_fields).map(drop)
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {

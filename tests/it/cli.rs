@@ -707,6 +707,18 @@ async fn bad_flags_exit_2() {
     let ran = run(ecp_with_keys().args(["sync", "--max-pages", "0"])).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("at least 1"), "{}", ran.stderr);
+    // Checked before anything is connected to (nothing listens on port 1).
+    let nowhere = ["--database-url", "postgres://u:p@127.0.0.1:1/db"];
+    let ran = run(ecp_with_keys()
+        .args(["sync", "--volatile-fields", "rate,no_such_column"])
+        .args(nowhere))
+    .await;
+    ran.assert_one_error(2, "--volatile-fields");
+    let ran = run(ecp_with_keys()
+        .args(["sync", "--concurrency", "100000"])
+        .args(nowhere))
+    .await;
+    ran.assert_one_error(2, "--concurrency must be between 1 and 64");
     // A Pushgateway URL that does not parse is refused without being repeated.
     let ran = run(ecp_with_keys().args(["sync", "--pushgateway-url", "http//u:Hidden123@x"])).await;
     ran.assert_one_error(2, "--pushgateway-url");

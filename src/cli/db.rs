@@ -164,6 +164,11 @@ const KNOWN_PARAMETERS: [&str; 17] = [
 /// needs them), each said by name if it is one of libpq's; `options` and
 /// `options[name]` stay (sqlx reads them too).
 fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
+    // A '#' has no place in a database URL: it is a password's, not
+    // percent-encoded, and what follows it would be read as anything but.
+    if url.contains('#') {
+        return Err(unencoded_password());
+    }
     let Ok(mut parsed) = reqwest::Url::parse(url) else {
         // sqlx says why, without the URL.
         return Ok(url.to_owned());
@@ -181,11 +186,37 @@ fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
     if dropped.is_empty() {
         return Ok(url.to_owned());
     }
+    // A name libpq does not know is a misspelling, and left out it may have
+    // been the one that asked for TLS (`sslmdoe=require`, `ssl=true`): the
+    // connection would go unencrypted without a word.
+    if let Some((key, _)) = dropped
+        .iter()
+        .find(|(k, _)| !LIBPQ_PARAMETERS.contains(&k.as_str()))
+    {
+        // Named only if it looks like a name (the URL is never shown).
+        let plain = key.len() <= 40
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let name = if plain {
+            format!("{key:?}")
+        } else {
+            "(not shown)".to_owned()
+        };
+        let tls = if key.eq_ignore_ascii_case("ssl") {
+            " (for TLS: sslmode=require)"
+        } else {
+            ""
+        };
+        return Err(ConfigError::new(format!(
+            "DATABASE_URL / --database-url has a parameter {name} that PostgreSQL's URLs do \
+             not have{tls}: check its spelling (sslmode, sslrootcert, sslcert, sslkey, \
+             application_name, options); the URL is not shown"
+        )));
+    }
     for (key, _) in &dropped {
-        // Another name may be the tail of a password with an unencoded '?'.
-        let named = LIBPQ_PARAMETERS.contains(&key.as_str());
         tracing::warn!(
-            parameter = if named { key.as_str() } else { "(not shown)" },
+            parameter = key.as_str(),
             "the database URL has a parameter this job does not use; it is left out"
         );
     }
@@ -196,30 +227,59 @@ fn known_parameters_only(url: &str) -> Result<String, ConfigError> {
     Ok(parsed.to_string())
 }
 
-/// Parameters of libpq's URLs that sqlx does not read, which a URL written for
-/// psql may carry: named when left out.
-const LIBPQ_PARAMETERS: [&str; 14] = [
+/// Every parameter of libpq's URLs (PostgreSQL 17's list), which a URL written
+/// for psql may carry: those sqlx does not read are left out, and named.
+const LIBPQ_PARAMETERS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
     "connect_timeout",
-    "target_session_attrs",
-    "sslpassword",
-    "sslcompression",
-    "sslcrl",
-    "sslsni",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
     "keepalives",
     "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
     "gssencmode",
-    "krbsrvname",
+    "sslmode",
+    "requiressl",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslkeylogfile",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
     "requirepeer",
-    "channel_binding",
-    "passfile",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
     "load_balance_hosts",
 ];
 
 fn unencoded_password() -> ConfigError {
     ConfigError::new(
-        "DATABASE_URL / --database-url has an '@' after its host (in the database name or a \
-         parameter), most likely the end of a password holding a '/', '?' or '#', which must \
-         be percent-encoded (%2F, %3F, %23); the URL is not shown",
+        "DATABASE_URL / --database-url has a '#', or an '@' after its host (in the database \
+         name or a parameter): most likely a password holding a '/', '?', '#' or '@', which \
+         must be percent-encoded (%2F, %3F, %23, %40); the URL is not shown",
     )
 }
 
@@ -291,13 +351,33 @@ mod tests {
 
     #[test]
     fn parameters_sqlx_does_not_read_are_left_out_unseen() {
-        let url = "postgres://u:p@h/db?sslpassword=KeyPass9&sslmode=disable&Password=x&options=-c%20a%3Db";
+        let url = "postgres://u:p@h/db?sslpassword=KeyPass9&sslmode=disable&connect_timeout=5&options=-c%20a%3Db";
         let kept = super::known_parameters_only(url).unwrap();
         assert_eq!(kept, "postgres://u:p@h/db?sslmode=disable&options=-c+a%3Db");
         let search = "postgres://u@h/db?options%5Bsearch_path%5D=ecp";
         assert_eq!(super::known_parameters_only(search).unwrap(), search);
         let plain = "postgres://u:p@h/db?sslmode=disable";
         assert_eq!(super::known_parameters_only(plain).unwrap(), plain);
+    }
+
+    /// A misspelt parameter was left out with a warning: `sslmdoe=require`
+    /// connected without TLS.
+    #[test]
+    fn a_parameter_postgres_urls_do_not_have_is_refused_by_name() {
+        for (query, said) in [
+            ("sslmdoe=require", "\"sslmdoe\""),
+            ("ssl=true", "(for TLS: sslmode=require)"),
+            ("sslmode=require&Password=KeyPass9", "\"Password\""),
+            ("x%20y%3Dz=KeyPass9", "(not shown)"),
+        ] {
+            let url = format!("postgres://u:Pw9secret@h/db?{query}");
+            let err = super::known_parameters_only(&url).unwrap_err().to_string();
+            assert!(err.contains(said), "{query}: {err}");
+            assert!(
+                !err.contains("KeyPass9") && !err.contains("Pw9secret"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -329,6 +409,16 @@ mod tests {
             ),
             (
                 "postgres://u:1234?Pw9secret@127.0.0.1:1/ecp",
+                "percent-encoded",
+            ),
+            // '#' cut the URL: the rest became a fragment, its host and
+            // database printed as the target.
+            (
+                "postgres://u:Abc@Pw9secret/Staple#Q@127.0.0.1:1/ecp",
+                "percent-encoded",
+            ),
+            (
+                "postgres://u:ab#Pw9secret@127.0.0.1:1/ecp",
                 "percent-encoded",
             ),
         ] {

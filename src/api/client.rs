@@ -320,15 +320,29 @@ impl Client {
 
     /// The credentials to sign an attempt with, as the provider has them now.
     async fn signing_credentials(&self, action: &str) -> Result<Credentials, ApiError> {
-        self.credentials
-            .credentials()
-            .await
-            .map_err(|e| ApiError::Credentials {
-                action: action.to_owned(),
-                provider: self.credentials.name().to_owned(),
-                transient: e.is_transient(),
-                detail: e.0,
-            })
+        let error = |detail: String, transient: bool| ApiError::Credentials {
+            action: action.to_owned(),
+            provider: self.credentials.name().to_owned(),
+            transient,
+            detail,
+        };
+        let credentials = self.credentials.credentials().await.map_err(|e| {
+            let transient = e.is_transient();
+            error(e.0, transient)
+        })?;
+        // The service refuses an STS key without its token (MissingSecurityToken),
+        // a refusal that names no variable: said here, before anything is sent.
+        if credentials.access_key_id.starts_with("STS.") && credentials.security_token.is_none() {
+            return Err(error(
+                "the AccessKey id is a temporary STS one (it starts \"STS.\"), which the \
+                 service takes only with its security token, and none came with it: set \
+                 ALIBABA_CLOUD_SECURITY_TOKEN (in a config file, the source's \
+                 security_token_env)"
+                    .to_owned(),
+                false,
+            ));
+        }
+        Ok(credentials)
     }
 
     async fn attempt(

@@ -71,6 +71,13 @@ impl DefaultChain {
         // silently makes the job run as another identity otherwise.
         tracing::info!(provider = %name, skipped = %skipped.join("; "),
                        "using credentials from the default chain");
+        if provider.name() != EnvProvider::NAME {
+            if let Some(half) = half_set_env_pair(&self.settings) {
+                tracing::warn!(provider = %name,
+                    "{half}: the environment's key was not used, and the credentials come \
+                     from {name} instead (another account's?); set both variables, or neither");
+            }
+        }
         let _ = self.chosen.set((provider, name));
         Ok(credentials)
     }
@@ -117,6 +124,21 @@ impl DefaultChain {
             )),
         })
     }
+}
+
+/// One variable of the environment's key pair set without the other, said: the
+/// chain then moves on, as the SDKs' does, and may find another identity's
+/// credentials (a profile of another account), whose instances would be stored
+/// under this run's source.
+fn half_set_env_pair(settings: &ChainSettings) -> Option<String> {
+    let id = settings.var(vars::ACCESS_KEY_ID).is_some();
+    let secret = settings.var(vars::ACCESS_KEY_SECRET).is_some();
+    let (set, unset) = match (id, secret) {
+        (true, false) => (vars::ACCESS_KEY_ID, vars::ACCESS_KEY_SECRET),
+        (false, true) => (vars::ACCESS_KEY_SECRET, vars::ACCESS_KEY_ID),
+        _ => return None,
+    };
+    Some(format!("{set} is set but {unset} is not"))
 }
 
 /// Builds a provider from the settings, or says why it does not apply.
@@ -185,5 +207,30 @@ impl CredentialsProvider for DefaultChain {
 impl From<DefaultChain> for Arc<dyn CredentialsProvider> {
     fn from(chain: DefaultChain) -> Self {
         Arc::new(chain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_of_the_environments_key_pair_is_told() {
+        let none = ChainSettings::from_vars([(vars::ECS_METADATA_DISABLED, "true")]);
+        assert_eq!(half_set_env_pair(&none), None);
+        let both = none
+            .clone()
+            .with_var(vars::ACCESS_KEY_ID, "LTAIenv")
+            .with_var(vars::ACCESS_KEY_SECRET, "env-secret");
+        assert_eq!(half_set_env_pair(&both), None);
+        let id = none.clone().with_var(vars::ACCESS_KEY_ID, "LTAIenv");
+        assert_eq!(
+            half_set_env_pair(&id).as_deref(),
+            Some("ALIBABA_CLOUD_ACCESS_KEY_ID is set but ALIBABA_CLOUD_ACCESS_KEY_SECRET is not")
+        );
+        let secret = none.with_var(vars::ACCESS_KEY_SECRET, "env-secret");
+        assert!(half_set_env_pair(&secret)
+            .unwrap()
+            .starts_with("ALIBABA_CLOUD_ACCESS_KEY_SECRET is set"));
     }
 }

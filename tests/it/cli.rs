@@ -872,6 +872,30 @@ async fn no_secret_in_any_output_at_trace_level() {
     }
 }
 
+/// An STS key without its token is said before anything is sent, naming the
+/// variable, as the setup's mistake (exit 2): the service's MissingSecurityToken
+/// failed the run (exit 1) naming none.
+#[tokio::test]
+async fn an_sts_key_without_its_token_names_the_variable() {
+    let db = test_db().await;
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances: 5,
+        credentials: vec![
+            Credentials::new("STS.testKeyId", "sts-secret").with_security_token("tok")
+        ],
+        ..Default::default()
+    })
+    .await;
+    let ran = run(ecp()
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.testKeyId")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "sts-secret")
+        .env("DATABASE_URL", &db.url)
+        .args(["sync", "--endpoint", &running.endpoint()]))
+    .await;
+    ran.assert_one_error(2, "set ALIBABA_CLOUD_SECURITY_TOKEN");
+    assert_eq!(sim.stats().requests, 0, "nothing was sent");
+}
+
 /// The control calls `simulate --help` shows, with its example bodies, are the
 /// ones a running simulator takes.
 #[tokio::test]

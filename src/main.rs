@@ -31,10 +31,8 @@ fn opt_out_of_huge_pages() {}
 fn main() -> ExitCode {
     opt_out_of_huge_pages();
     let cli = Cli::parse();
-    telemetry::init(
-        cli.log_format.unwrap_or_else(LogFormat::detect),
-        &cli.log_level,
-    );
+    let log_format = cli.log_format.unwrap_or_else(LogFormat::detect);
+    telemetry::init(log_format, &cli.log_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -46,8 +44,14 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The whole chain, once, on one line: no backtrace for expected errors.
-            eprintln!("error: {}", chain_message(&e));
-            ExitCode::from(exit_code(&e))
+            let (message, code) = (chain_message(&e), exit_code(&e));
+            // A log pipeline reading JSON lines gets the reason too, as the
+            // run's last line at error level.
+            if log_format == LogFormat::Json {
+                tracing::error!(exit_code = code, error = %message, "the command failed");
+            }
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
 }

@@ -683,6 +683,42 @@ async fn an_unreachable_endpoint_exits_1_naming_it() {
     assert!(error.contains(&endpoint), "{error}");
 }
 
+/// With JSON logs the reason a command failed is a JSON line too (at error
+/// level, with the exit code), besides the one `error:` line for people.
+#[tokio::test]
+async fn a_failure_is_a_json_log_line_too() {
+    let ran =
+        run(ecp_with_keys().args(["--log-format", "json", "sync", "--max-delete-share", "3"]))
+            .await;
+    ran.assert_one_error(2, "--max-delete-share");
+    let last: serde_json::Value = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .last()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("a JSON line");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(last["fields"]["exit_code"], 2, "{last}");
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-delete-share"),
+        "{last}"
+    );
+    // Text logs say it once, in the `error:` line.
+    let ran =
+        run(ecp_with_keys().args(["--log-format", "text", "sync", "--max-delete-share", "3"]))
+            .await;
+    assert_eq!(
+        ran.stderr.matches("--max-delete-share").count(),
+        1,
+        "{}",
+        ran.stderr
+    );
+}
+
 #[tokio::test]
 async fn bad_flags_exit_2() {
     let ran = run(ecp_with_keys().args(["sync", "--max-delete-share", "3"])).await;

@@ -694,8 +694,7 @@ async fn a_failure_is_a_json_log_line_too() {
     let last: serde_json::Value = ran
         .stderr
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .last()
+        .rfind(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .expect("a JSON line");
     assert_eq!(last["level"], "ERROR", "{last}");

@@ -263,10 +263,21 @@ fn config_jobs(
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     args.check_pushgateway_url()?;
     let result = run_job(&args).await;
-    if result.is_err() {
+    if let Err(e) = &result {
         let now = chrono::Utc::now().timestamp() as f64;
         let body = metrics::render_failed_start(now);
         deliver_metrics(&args, body, metrics::Delivery::Update).await;
+        // A reader of stdout gets one JSON object whatever happened: a run that
+        // could not start or be recorded has no report, so it says why.
+        if args.output == OutputFormat::Json {
+            let failed = serde_json::json!({
+                "run_id": null,
+                "status": "failed",
+                "error": crate::error::chain_message(e),
+                "exit_code": crate::error::exit_code(e),
+            });
+            say!("{failed}");
+        }
     }
     result
 }

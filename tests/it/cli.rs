@@ -706,6 +706,23 @@ async fn a_failure_is_a_json_log_line_too() {
             .contains("--max-delete-share"),
         "{last}"
     );
+    // stdout, read as JSON, still gets one object, saying why.
+    let ran = run(ecp_with_keys().args([
+        "sync",
+        "--output",
+        "json",
+        "--database-url",
+        "postgres://u:Pw9secret@127.0.0.1:1/db",
+    ]))
+    .await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect(&ran.stdout);
+    assert_eq!(out["status"], "failed", "{out}");
+    assert_eq!(out["run_id"], serde_json::Value::Null, "{out}");
+    assert_eq!(out["exit_code"], 1, "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.contains("cannot connect to PostgreSQL"), "{error}");
+    assert!(!ran.stdout.contains("Pw9secret"), "{}", ran.stdout);
     // Text logs say it once, in the `error:` line.
     let ran =
         run(ecp_with_keys().args(["--log-format", "text", "sync", "--max-delete-share", "3"]))

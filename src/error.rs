@@ -17,6 +17,9 @@ pub const EXIT_REFUSED_DELETION: u8 = 4;
 /// SQLSTATE of "permission denied".
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
+/// SQLSTATE of a write refused by a read-only server or session.
+const READ_ONLY_TRANSACTION: &str = "25006";
+
 /// A mistake in the invocation, named so the user can fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -73,6 +76,12 @@ pub fn describe_db(e: &sqlx::Error) -> String {
                     db.message()
                 )
             }
+            Some(READ_ONLY_TRANSACTION) => format!(
+                "{} (SQLSTATE {READ_ONLY_TRANSACTION}): the server takes no writes here (a \
+                 standby or read replica, or default_transaction_read_only set for the user \
+                 or database): point DATABASE_URL at the primary",
+                db.message()
+            ),
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
         },
@@ -145,9 +154,13 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if api.is_some_and(crate::api::ApiError::is_auth) {
             return EXIT_CONFIG;
         }
-        // The database user lacks a privilege the job needs.
+        // The database user lacks a privilege the job needs, or the URL names a
+        // server that takes no writes.
         if let Some(db) = database_error(cause).and_then(sqlx::Error::as_database_error) {
-            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) {
+            if matches!(
+                db.code().as_deref(),
+                Some(INSUFFICIENT_PRIVILEGE | READ_ONLY_TRANSACTION)
+            ) {
                 return EXIT_CONFIG;
             }
         }

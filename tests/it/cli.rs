@@ -683,6 +683,32 @@ async fn an_unreachable_endpoint_exits_1_naming_it() {
     assert!(error.contains(&endpoint), "{error}");
 }
 
+/// A database that takes no writes (a read replica, or read-only by default) is
+/// the URL's mistake: exit 2, saying so.
+#[tokio::test]
+async fn a_read_only_database_is_said_to_be_one() {
+    let db = test_db().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {} SET default_transaction_read_only = on",
+        db.name
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (_sim, running) = start_sim(SimulatorConfig {
+        instances: 5,
+        ..Default::default()
+    })
+    .await;
+    let ran = run(ecp_with_keys().env("DATABASE_URL", &db.url).args([
+        "sync",
+        "--endpoint",
+        &running.endpoint(),
+    ]))
+    .await;
+    ran.assert_one_error(2, "point DATABASE_URL at the primary");
+}
+
 /// With JSON logs the reason a command failed is a JSON line too (at error
 /// level, with the exit code), besides the one `error:` line for people.
 #[tokio::test]

@@ -13,8 +13,8 @@ pub struct PruneArgs {
     pub db: DbArgs,
 
     /// Remove versions that ended, and changes observed, longer ago than this:
-    /// a number and a unit, s, m, h, d or w (e.g. 400d, 12h, 2w). Questions about
-    /// any instant inside the horizon keep their answers.
+    /// a number and a unit, s, min, h, d or w (e.g. 400d, 12h, 2w). Questions
+    /// about any instant inside the horizon keep their answers.
     // Hyphen values allowed so that `-1d` reaches parse_age, which says what
     // an age is, rather than clap taking it for an unknown flag.
     #[arg(long, value_name = "AGE", value_parser = parse_age, allow_hyphen_values = true)]
@@ -29,7 +29,7 @@ pub struct PruneArgs {
     pub output: OutputFormat,
 }
 
-/// `400d`, `12h`, `2w`, `90m`, `30s`.
+/// `400d`, `12h`, `2w`, `90min`, `30s`.
 pub fn parse_age(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -44,7 +44,16 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     })?;
     let unit_secs = match unit.trim() {
         "s" => 1,
-        "m" => 60,
+        "min" => 60,
+        // Months to some, minutes to others: `6m` meant as half a year would
+        // remove all but the last six minutes of history.
+        "m" | "M" | "mo" => {
+            return Err(format!(
+                "{s:?}: m is ambiguous (minutes or months?): write {n}min for minutes, or the \
+                 age in days ({}d for {n} months)",
+                n.saturating_mul(30)
+            ))
+        }
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
@@ -54,7 +63,7 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
                 "{s:?}: the number must be whole (36h rather than 1.5d)"
             ))
         }
-        _ => return Err(format!("{s:?}: the unit must be s, m, h, d or w")),
+        _ => return Err(format!("{s:?}: the unit must be s, min, h, d or w")),
     };
     if n == 0 {
         return Err("the age must be more than zero".into());
@@ -149,7 +158,10 @@ mod tests {
         );
         assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
         assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
-        assert_eq!(parse_age("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_age("30min").unwrap(), Duration::from_secs(1800));
+        // Minutes or months: refused, with both ways to say it.
+        let err = parse_age("6m").unwrap_err();
+        assert!(err.contains("6min") && err.contains("180d"), "{err}");
         assert!(parse_age("52000w").is_ok() && parse_age("365000d").is_ok());
         for bad in [
             "",

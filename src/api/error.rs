@@ -26,10 +26,12 @@ pub struct ErrorBody {
 fn service_hint(code: &str) -> &'static str {
     match code {
         "SignatureDoesNotMatch" => {
-            "; check the AccessKey secret (ALIBABA_CLOUD_ACCESS_KEY_SECRET, or the source's credentials)"
+            "; check the AccessKey secret where the credentials came from (ALIBABA_CLOUD_ACCESS_KEY_SECRET, \
+             a profile, or the source's credentials: the log line \"using credentials\" names it)"
         }
         "InvalidAccessKeyId.NotFound" | "InvalidAccessKeyId" => {
-            "; check the AccessKey id (ALIBABA_CLOUD_ACCESS_KEY_ID, or the source's credentials)"
+            "; check the AccessKey id where the credentials came from (ALIBABA_CLOUD_ACCESS_KEY_ID, \
+             a profile, or the source's credentials: the log line \"using credentials\" names it)"
         }
         "InvalidTimeStamp.Expired" => "; check this machine's clock (NTP): it is more than 15 minutes off",
         // Each request, each attempt too, is signed with a new random nonce.

@@ -316,15 +316,15 @@ pub fn normalize(
         // Without its NULs, as every other value is stored (the warning below
         // names it): the id is bound as a query parameter too, where a NUL
         // fails the whole region, and on every run. Measured as stored.
-        Some(Value::String(s)) if !is_blank(&s.replace('\0', "")) => {
-            let id = s.replace('\0', "");
+        Some(Value::String(s)) if !is_blank(&without_nul(s)) => {
+            let id = without_nul(s);
             if id.len() > MAX_INSTANCE_ID_BYTES {
                 return Err(NormalizeError::InstanceIdTooLong {
                     bytes: id.len(),
                     start: id.chars().take(40).collect(),
                 });
             }
-            id
+            id.into_owned()
         }
         other => {
             return Err(NormalizeError::MissingInstanceId {
@@ -571,6 +571,15 @@ fn holds_nul(v: &Value) -> bool {
 
 /// "" and the text "null" are how the API says "no value" where a value of
 /// another type (number, switch, time, IP address, the id) belongs.
+/// The text without its NUL characters, copied only when it has one.
+fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "").into()
+    } else {
+        s.into()
+    }
+}
+
 fn is_blank(s: &str) -> bool {
     let s = s.trim();
     s.is_empty() || s.eq_ignore_ascii_case("null")
@@ -1020,7 +1029,15 @@ mod tests {
             json!({"AndroidInstanceId": "\u{0}\u{0}"}),
             json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES + 1)}),
         ] {
-            assert!(normalize(obj(raw).into(), &NormalizeOptions::default()).is_err());
+            let err = normalize(obj(raw.clone()).into(), &NormalizeOptions::default()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    NormalizeError::MissingInstanceId { .. }
+                        | NormalizeError::InstanceIdTooLong { .. }
+                ),
+                "{raw}: {err}"
+            );
         }
         let longest = json!({"AndroidInstanceId": "a".repeat(MAX_INSTANCE_ID_BYTES)});
         assert!(normalize(obj(longest).into(), &NormalizeOptions::default()).is_ok());

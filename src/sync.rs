@@ -912,13 +912,13 @@ pub(crate) async fn sync_scope(
     report.complete = true;
     // A record skipped for want of a usable id was some instance, which this
     // crawl did not store: it is no evidence that any instance is gone.
-    if report.skipped > 0 && !filtered {
+    report.deletions_withheld = !filtered && report.skipped > 0;
+    if report.deletions_withheld {
         warn!(
             skipped = report.skipped,
             "records without a usable instance id were skipped; no instance is marked deleted this run"
         );
     }
-    report.deletions_withheld = !filtered && report.skipped > 0;
     let mut unlisted_gone = None;
     if !filtered && !settings.apply.filtered && !report.deletions_withheld {
         match recheck_unlisted(client, &mut staging, settings, report).await {

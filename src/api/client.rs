@@ -20,7 +20,7 @@ use super::model::{
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{CallStats, RetryPolicy};
-use super::sign::{sha256_hex, sign_v3, V3Input, EMPTY_SHA256};
+use super::sign::{sign_v3, V3Input, EMPTY_SHA256};
 
 /// The China site's control-plane endpoint; the international site's is
 /// `https://eds-aic.ap-southeast-1.aliyuncs.com`.
@@ -504,7 +504,7 @@ impl Client {
                 path: "/",
                 query: params,
                 headers: &signed,
-                hashed_payload: &sha256_hex(b""),
+                hashed_payload: EMPTY_SHA256,
             },
             credentials.access_key_secret.expose(),
         );
@@ -1148,9 +1148,10 @@ mod tests {
             page.instances[0].mended.is_empty(),
             serde_json::from_str::<f64>(edge).is_ok()
         );
-        // What serde refuses for another reason is still a bad answer.
+        // JSON that is not JSON (a number with a leading zero) is still a bad answer.
         let body = br#"{"RequestId":"R","InstanceModel":[{"AndroidInstanceId":"acp-1","M":1e400,"N":01}]}"#;
-        assert!(parse_instance_page("A", 200, body).is_err());
+        let err = parse_instance_page("A", 200, body).unwrap_err();
+        assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");
     }
 
     #[test]

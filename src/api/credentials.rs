@@ -36,26 +36,6 @@ impl Credentials {
         self.security_token = Some(token.into());
         self
     }
-
-    /// Reads the three standard environment variables. `Ok(None)` when the key pair
-    /// is not set at all; an error naming the variable when only half of it is.
-    pub fn from_env() -> Result<Option<Self>, String> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match (get(ENV_ACCESS_KEY_ID), get(ENV_ACCESS_KEY_SECRET)) {
-            (None, None) => Ok(None),
-            (Some(_), None) => Err(format!(
-                "{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not; set both"
-            )),
-            (None, Some(_)) => Err(format!(
-                "{ENV_ACCESS_KEY_SECRET} is set but {ENV_ACCESS_KEY_ID} is not; set both"
-            )),
-            (Some(id), Some(secret)) => {
-                let mut c = Credentials::new(id, secret);
-                c.security_token = get(ENV_SECURITY_TOKEN).map(Secret::new);
-                Ok(Some(c))
-            }
-        }
-    }
 }
 
 /// Why no credentials could be had, and whether that may pass on its own.

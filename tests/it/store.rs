@@ -1521,68 +1521,6 @@ async fn every_table_view_function_and_column_has_a_comment() {
     assert!(missing.is_empty(), "no COMMENT on: {missing:?}");
 }
 
-/// Rough timing against plain COPY of the same rows; run with
-/// `cargo test --release --test it -- --ignored --nocapture timing`.
-#[tokio::test]
-#[ignore]
-async fn timing_100k_against_plain_copy() {
-    use futures_util::TryStreamExt;
-    let db = test_db().await;
-    let store = db.store();
-    let records = fleet(100_000);
-    let t = std::time::Instant::now();
-    sync(
-        &store,
-        "cn-shanghai",
-        &records,
-        at(1),
-        &ApplyOptions::default(),
-    )
-    .await
-    .unwrap();
-    let first = t.elapsed();
-    let t = std::time::Instant::now();
-    sync(
-        &store,
-        "cn-shanghai",
-        &records,
-        at(2),
-        &ApplyOptions::default(),
-    )
-    .await
-    .unwrap();
-    let again = t.elapsed();
-
-    let mut conn = db.pool.acquire().await.unwrap();
-    let data: Vec<u8> = conn
-        .copy_out_raw("COPY ecp.instances TO STDOUT")
-        .await
-        .unwrap()
-        .try_fold(Vec::new(), |mut acc, chunk| async move {
-            acc.extend_from_slice(&chunk);
-            Ok(acc)
-        })
-        .await
-        .unwrap();
-    sqlx::raw_sql("CREATE TABLE copy_baseline (LIKE ecp.instances)")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    let t = std::time::Instant::now();
-    let mut copy = conn
-        .copy_in_raw("COPY copy_baseline FROM STDIN")
-        .await
-        .unwrap();
-    copy.send(data).await.unwrap();
-    copy.finish().await.unwrap();
-    let baseline = t.elapsed();
-    println!(
-        "first sync {first:?} ({:.2}x), no-change re-sync {again:?} ({:.2}x), plain COPY {baseline:?}",
-        first.as_secs_f64() / baseline.as_secs_f64(),
-        again.as_secs_f64() / baseline.as_secs_f64()
-    );
-}
-
 /// When the apply last sampled `table` itself (autovacuum's own sampling does
 /// not count).
 async fn analyzed_by_the_tool(p: &PgPool, table: &str) -> bool {

@@ -96,15 +96,8 @@ pub(crate) async fn apply(
         Err(e) => {
             // The last rows were refused or the transaction rolled back; say why
             // in the ledger (on another connection if this one is what failed).
-            if let Err(record_err) = record_scope(
-                &mut s,
-                true,
-                false,
-                opts.filtered,
-                None,
-                Some(&e.to_string()),
-            )
-            .await
+            if let Err(record_err) =
+                record_failed_scope(&mut s, true, opts.filtered, &e.to_string()).await
             {
                 warn!(scope = %s.scope, error = %record_err, "could not record the failed scope");
             }
@@ -470,22 +463,20 @@ struct ScopeLine<'a> {
 }
 
 /// Records a scope that was not applied (outside any transaction).
-pub(crate) async fn record_scope(
+pub(crate) async fn record_failed_scope(
     s: &mut ScopeSync,
     complete: bool,
-    applied: bool,
     filtered: bool,
-    counts: Option<ApplyCounts>,
-    error: Option<&str>,
+    error: &str,
 ) -> Result<(), StoreError> {
     let stats = s_stats(s);
     let line = ScopeLine {
         complete,
-        applied,
+        applied: false,
         filtered,
-        counts,
+        counts: None,
         snapshot_at: if complete { s.last_observed_at } else { None },
-        error,
+        error: Some(error),
     };
     let (run_id, scope) = (s.run_id, s.scope.clone());
     let Err(first) =

@@ -162,7 +162,7 @@ async fn apply_in_transaction(
     // once the rows are in (cheaper than maintaining it through the COPYs), keeps
     // every join with the staged rows a probe even when the planner misjudges the
     // other side: with stale statistics on ecp.instances, the deletion anti-join
-    // once became a nested loop over the whole stage per instance.
+    // can otherwise become a nested loop over the whole stage per instance.
     sqlx::raw_sql("ANALYZE ecp_stage (instance_id)")
         .execute(&mut *conn)
         .await?;
@@ -226,9 +226,9 @@ async fn apply_in_transaction(
     let (previous_start, previous_end, previous_run) = previous_crawl.unwrap_or_default();
 
     let mut tx = conn.begin().await?;
-    // Made in the transaction that uses it, and dropped at its end. Made with the
-    // stage as an ON COMMIT DELETE ROWS table, it was truncated at every commit
-    // that touched a temp table, so after every staging COPY, and each
+    // Made in the transaction that uses it, and dropped at its end: made with
+    // the stage as an ON COMMIT DELETE ROWS table, it would be truncated at every
+    // commit that touches a temp table, so after every staging COPY, and each
     // truncation scans all of the session's temp buffers (32k at 256 MB).
     sqlx::raw_sql(
         "CREATE TEMP TABLE ecp_apply (instance_id text PRIMARY KEY, kind text NOT NULL, \

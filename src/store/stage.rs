@@ -95,11 +95,11 @@ pub(crate) async fn begin(
     let defs: Vec<String> = cols.iter().map(|(c, t)| format!("{c} {t}")).collect();
     // raw is parsed into jsonb here, by the COPYs that run while the crawl goes
     // on, rather than by the apply, when every scope's statements compete for
-    // the cores: the parse is most of what writing an instance row costs (at
-    // 100k, the apply's insert of the instance rows went from 28 to 19 s of
-    // statement time). A staged row (~3 kB, raw included) is past the 2 kB at
-    // which Postgres compresses a row with pglz, which cost more CPU than the
-    // whole COPY parse. Rows are read once and dropped with the session: keep
+    // the cores: the parse is most of what writing an instance row costs
+    // (BENCHMARKS.md, "Where the time goes"). A staged
+    // row (~3 kB, raw included) is past the 2 kB at which Postgres compresses a
+    // row with pglz, which costs more CPU than the whole COPY parse: the table's
+    // toast_tuple_target keeps it whole. Rows are read once and dropped with the session: keep
     // them as they come.
     let create = format!(
         "CREATE TEMP TABLE ecp_stage (seq bigint NOT NULL, observed_at timestamptz NOT NULL, \
@@ -168,9 +168,9 @@ impl ScopeSync {
         records: &[Normalized],
     ) -> Result<(), StoreError> {
         // Microseconds, as Postgres keeps them, cut the way sqlx cuts a bound
-        // time: COPY text with nanoseconds is rounded instead, and the instances
-        // of the last page then seemed changed a microsecond after the crawl's
-        // snapshot_at, which its ledger line binds.
+        // time: COPY text with nanoseconds would be rounded instead, and the
+        // instances of the last page would seem changed a microsecond after the
+        // crawl's snapshot_at, which its ledger line binds.
         let observed_at = observed_at.trunc_subsecs(6);
         self.last_observed_at = Some(match self.last_observed_at {
             Some(t) if t > observed_at => t,

@@ -37,13 +37,13 @@ pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 100;
 
 /// Two pages in flight: one being stored, one being fetched. More would only add
 /// memory; the consumer, not the network, is the slower side.
-pub const CHANNEL_CAPACITY: usize = 2;
+const CHANNEL_CAPACITY: usize = 2;
 
 /// An instance moves by a position or two when the fleet changes between two
 /// page fetches, so it shows up again on a nearby page: the ids of the last few
 /// pages are kept whole, and a repeat among them is dropped (its first listing
 /// passes). The store keeps the last of any farther repeat.
-pub const DEDUP_WINDOW_PAGES: usize = 4;
+const DEDUP_WINDOW_PAGES: usize = 4;
 
 /// How many instances a complete crawl may return short of the service's
 /// `TotalCount` without its being noticed: counts drift while the fleet changes

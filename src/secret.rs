@@ -70,6 +70,35 @@ pub fn without_password(url: &str) -> String {
     parsed.to_string()
 }
 
+/// `detail` with each of `secrets` (those of four characters or more) replaced by
+/// `***`, as written and as percent-encoded once and twice (a query string, and
+/// a V1 string to sign that encodes the query again): what a service quotes back
+/// in a message is hidden even where nothing marks it as a quote.
+pub fn redact(detail: &str, secrets: &[&str]) -> String {
+    let mut out = detail.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        let once = crate::api::sign::rfc3986(secret);
+        let twice = crate::api::sign::rfc3986(&once);
+        for form in [twice, once, (*secret).to_owned()] {
+            out = out.replace(&form, "***");
+            // An excerpt cut inside the secret ends with its beginning: the
+            // longest one of eight characters or more goes too.
+            if let Some(start) = (MIN_PARTIAL..form.len())
+                .rev()
+                .filter(|&k| form.is_char_boundary(k))
+                .map(|k| &form[..k])
+                .find(|start| out.contains(start))
+            {
+                out = out.replace(start, "***");
+            }
+        }
+    }
+    out
+}
+
+/// The shortest beginning of a secret that [`redact`] takes for a cut one.
+const MIN_PARTIAL: usize = 8;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +131,22 @@ mod tests {
             ),
             "postgres://u@db/ecp?sslmode=require"
         );
+    }
+
+    #[test]
+    fn secrets_are_redacted_as_written_and_percent_encoded() {
+        let token = "CAIS+tok/en=";
+        let once = crate::api::sign::rfc3986(token);
+        let twice = crate::api::sign::rfc3986(&once);
+        let text = format!("a {token} b {once} c {twice} d");
+        assert_eq!(redact(&text, &[token, "abc"]), "a *** b *** c *** d");
+        assert_eq!(redact("abc", &["abc"]), "abc", "too short to be a secret");
+        // Cut by an excerpt: its beginning, from eight characters on.
+        let long = "CAISabcdefghijklmnopqrstuvwxyz0123456789";
+        assert_eq!(
+            redact(&format!("token {}…", &long[..20]), &[long]),
+            "token ***…"
+        );
+        assert_eq!(redact("token CAISabc", &[long]), "token CAISabc");
     }
 }

@@ -28,7 +28,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://eds-aic.cn-shanghai.aliyuncs.com";
 
 /// One page is at most 100 instances of ~2 KiB each; a body far beyond that is not
 /// an answer we can trust, and reading it whole would defeat the memory bound.
-pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 pub const USER_AGENT: &str = concat!("ecp-inventory/", env!("CARGO_PKG_VERSION"));
 
@@ -887,11 +887,7 @@ fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
 ///
 /// Each record is first taken as raw JSON text (no copy), then parsed once into
 /// its fields; the text itself is kept for `raw`.
-pub fn parse_instance_page(
-    action: &str,
-    status: u16,
-    body: &[u8],
-) -> Result<InstancePage, ApiError> {
+fn parse_instance_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, ApiError> {
     match read_page(action, status, body) {
         // Bytes that are not UTF-8 (a name cut inside a character by some
         // service) fail the parse of the whole body, and the region with it on

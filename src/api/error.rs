@@ -189,7 +189,7 @@ impl ApiError {
     /// written and percent-encoded: an endpoint or a proxy that quotes the
     /// request back may quote the security token.
     pub fn redacted(mut self, secrets: &[&str]) -> Self {
-        let clean = |text: &mut String| *text = crate::credentials::redact(text, secrets);
+        let clean = |text: &mut String| *text = crate::secret::redact(text, secrets);
         match &mut self {
             ApiError::Service { code, message, .. } => {
                 clean(code);

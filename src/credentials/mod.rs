@@ -20,8 +20,6 @@ mod settings;
 mod uri;
 mod wire;
 
-pub(crate) use wire::redact;
-
 pub use crate::api::credentials::{
     Credentials, CredentialsError, CredentialsFuture, CredentialsProvider,
 };

@@ -105,7 +105,7 @@ impl OidcProvider {
         let role = &self.config.role_arn;
         let say = |detail: String| {
             // STS does not echo the token today; make sure it never can reach a log.
-            let detail = super::wire::redact(&detail, &[&token]);
+            let detail = crate::secret::redact(&detail, &[&token]);
             format!(
                 "STS AssumeRoleWithOIDC for role {role} at {} failed: {detail}",
                 self.config.sts_endpoint

@@ -145,7 +145,7 @@ impl RamRoleArnProvider {
             .into_iter()
             .chain([source.access_key_secret.expose()])
             .collect();
-        let say = |detail: String| say(super::wire::redact(&detail, &secrets));
+        let say = |detail: String| say(crate::secret::redact(&detail, &secrets));
         let body = fetch_body(self.http.get(url))
             .await
             .map_err(|e| e.map_message(say))?;

@@ -89,7 +89,7 @@ impl UriProvider {
     async fn fetch(&self) -> Result<(Credentials, DateTime<Utc>), CredentialsError> {
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         let say = |detail: String| {
-            let detail = super::wire::redact(&detail, &secrets);
+            let detail = crate::secret::redact(&detail, &secrets);
             format!("GET {} failed: {detail}", self.shown)
         };
         let body = fetch_body(self.http.get(&self.uri))

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 use tracing::{debug, warn};
 
+use super::ledger::{insert_scope_line, record_failed_scope, ScopeLine, ScopeStats, RECORD_SCOPE};
 use super::stage::ScopeSync;
 use super::{Scope, StoreError};
 
@@ -152,7 +153,7 @@ async fn apply_in_transaction(
 ) -> Result<ApplyCounts, StoreError> {
     let sql = s.store.sql.clone();
     let (run_id, scope) = (s.run_id, s.scope.clone());
-    let stats = s_stats(s);
+    let stats = ScopeStats::from(&*s);
     let committing = s.committing.clone();
     let conn = &mut s.conn;
 
@@ -423,161 +424,6 @@ async fn run_scoped(
         .bind(&scope.source)
         .bind(&scope.biz_region_id)
         .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-pub(crate) struct ScopeStats {
-    started_at: DateTime<Utc>,
-    pages: i64,
-    records: i64,
-    skipped: i64,
-    problems: i64,
-}
-
-fn s_stats(s: &ScopeSync) -> ScopeStats {
-    ScopeStats {
-        started_at: s.started_at,
-        pages: s.pages,
-        records: s.records,
-        skipped: s.skipped,
-        problems: s.problems,
-    }
-}
-
-const RECORD_SCOPE: &str = include_str!("sql/record_scope.sql");
-/// A line written on another connection than the scope's own yields to one the
-/// scope wrote itself.
-const RECORD_ELSEWHERE: &str = concat!(
-    include_str!("sql/record_scope.sql"),
-    "ON CONFLICT (run_id, source, biz_region_id) DO NOTHING"
-);
-
-struct ScopeLine<'a> {
-    complete: bool,
-    applied: bool,
-    filtered: bool,
-    counts: Option<ApplyCounts>,
-    snapshot_at: Option<DateTime<Utc>>,
-    error: Option<&'a str>,
-}
-
-/// Records a scope that was not applied (outside any transaction).
-pub(crate) async fn record_failed_scope(
-    s: &mut ScopeSync,
-    complete: bool,
-    filtered: bool,
-    error: &str,
-) -> Result<(), StoreError> {
-    let stats = s_stats(s);
-    let line = ScopeLine {
-        complete,
-        applied: false,
-        filtered,
-        counts: None,
-        snapshot_at: if complete { s.last_observed_at } else { None },
-        error: Some(error),
-    };
-    let (run_id, scope) = (s.run_id, s.scope.clone());
-    let Err(first) =
-        insert_scope_line(&mut s.conn, RECORD_SCOPE, run_id, &scope, &stats, &line).await
-    else {
-        return Ok(());
-    };
-    // The scope's own connection may be what failed (the server restarted, the
-    // session was ended): the line then goes through the pool, as the run's own
-    // does, or the ledger would not say that the scope was crawled, nor why it
-    // failed. (If the first try reached the server after all, its line stands.)
-    // Within a few seconds: a server that is down is waited for once, by the
-    // run's own line, and a lock held elsewhere must not keep the process from
-    // ending. If this fails too, the first failure is the one to tell.
-    debug!(%scope, error = %first, "recording the scope on another connection");
-    let elsewhere = async {
-        let mut conn = s.store.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::raw_sql(RECORD_ELSEWHERE_TIMEOUT)
-            .execute(&mut *tx)
-            .await?;
-        insert_scope_line(&mut tx, RECORD_ELSEWHERE, run_id, &scope, &stats, &line).await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>(())
-    };
-    match tokio::time::timeout(RECORD_ELSEWHERE_WITHIN, elsewhere).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(second)) => {
-            debug!(%scope, error = %second, "could not record the scope on another connection");
-            Err(first)
-        }
-        Err(_) => Err(first),
-    }
-}
-
-/// How long a scope's line may take on another connection when its own
-/// failed, and its statement there.
-const RECORD_ELSEWHERE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
-const RECORD_ELSEWHERE_TIMEOUT: &str = "SET LOCAL statement_timeout = '4s'";
-
-/// Records a scope whose staging connection is gone: it was given up on a
-/// signal, dropped wherever its work stood. Its own line may have been written
-/// just before (a failure recorded as the signal came), which then stands.
-pub(crate) async fn record_given_up(
-    conn: &mut PgConnection,
-    run_id: i64,
-    g: &super::GivenUpScope<'_>,
-) -> Result<(), StoreError> {
-    let stats = ScopeStats {
-        started_at: g.started_at,
-        pages: g.pages as i64,
-        records: g.records as i64,
-        skipped: g.skipped as i64,
-        problems: g.problems as i64,
-    };
-    let line = ScopeLine {
-        complete: g.complete,
-        applied: false,
-        filtered: false,
-        counts: None,
-        snapshot_at: None,
-        error: Some(g.error),
-    };
-    insert_scope_line(conn, RECORD_ELSEWHERE, run_id, g.scope, &stats, &line).await
-}
-
-async fn insert_scope_line(
-    conn: &mut PgConnection,
-    sql: &'static str,
-    run_id: i64,
-    scope: &Scope,
-    stats: &ScopeStats,
-    line: &ScopeLine<'_>,
-) -> Result<(), StoreError> {
-    let c = line.counts.unwrap_or_default();
-    let n = |v: u64| v as i64;
-    sqlx::query(sql)
-        .bind(run_id)
-        .bind(&scope.source)
-        .bind(&scope.biz_region_id)
-        .bind(line.complete)
-        .bind(line.applied)
-        .bind(line.filtered)
-        .bind(stats.pages)
-        .bind(if line.counts.is_some() {
-            n(c.seen)
-        } else {
-            stats.records
-        })
-        .bind(stats.skipped)
-        .bind(stats.problems)
-        .bind(n(c.created))
-        .bind(n(c.updated))
-        .bind(n(c.deleted))
-        .bind(n(c.restored))
-        .bind(n(c.unchanged))
-        .bind(n(c.volatile))
-        .bind(stats.started_at)
-        .bind(line.snapshot_at)
-        .bind(line.error.map(super::storable))
-        .execute(conn)
         .await?;
     Ok(())
 }

@@ -1,12 +1,14 @@
-//! The run ledger (`ecp.sync_runs`): opening a run, finishing it, and marking the
-//! runs of dead processes abandoned. Scope lines (`ecp.sync_run_scopes`) are
-//! written by [`super::ScopeSync`].
+//! The run ledger: opening a run (`ecp.sync_runs`), finishing it, and marking
+//! the runs of dead processes abandoned; and the scopes' lines
+//! (`ecp.sync_run_scopes`), which a scope's apply writes in its transaction, or
+//! these functions after it failed or was given up.
 
+use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgPool};
 use tracing::{debug, info, warn};
 
 use super::lock::{lock_run, RUN_LOCK_NAMESPACE};
-use super::{stage, Scope, ScopeSync, Store, StoreError};
+use super::{stage, ApplyCounts, Scope, ScopeSync, Store, StoreError};
 
 /// How a run ended, as the caller judges it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +73,7 @@ impl Run {
             .bind(format!("{}ms", within.as_millis()))
             .execute(&mut *tx)
             .await?;
-        super::apply::record_given_up(&mut tx, self.run_id, scope).await?;
+        insert_given_up_line(&mut tx, self.run_id, scope).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -204,4 +206,164 @@ pub(crate) async fn start_run(
         run_id,
         liveness,
     })
+}
+
+/// How far a scope's crawl got, as its ledger line says.
+pub(super) struct ScopeStats {
+    started_at: DateTime<Utc>,
+    pages: i64,
+    records: i64,
+    pub skipped: i64,
+    problems: i64,
+}
+
+impl From<&ScopeSync> for ScopeStats {
+    fn from(s: &ScopeSync) -> Self {
+        ScopeStats {
+            started_at: s.started_at,
+            pages: s.pages,
+            records: s.records,
+            skipped: s.skipped,
+            problems: s.problems,
+        }
+    }
+}
+
+/// A scope's line, written in its apply's transaction or after it failed.
+pub(super) const RECORD_SCOPE: &str = include_str!("sql/record_scope.sql");
+/// A line written on another connection than the scope's own yields to one the
+/// scope wrote itself.
+const RECORD_ELSEWHERE: &str = concat!(
+    include_str!("sql/record_scope.sql"),
+    "ON CONFLICT (run_id, source, biz_region_id) DO NOTHING"
+);
+
+/// What a scope's line says of its outcome.
+pub(super) struct ScopeLine<'a> {
+    pub complete: bool,
+    pub applied: bool,
+    pub filtered: bool,
+    pub counts: Option<ApplyCounts>,
+    pub snapshot_at: Option<DateTime<Utc>>,
+    pub error: Option<&'a str>,
+}
+
+/// Records a scope that was not applied (outside any transaction).
+pub(super) async fn record_failed_scope(
+    s: &mut ScopeSync,
+    complete: bool,
+    filtered: bool,
+    error: &str,
+) -> Result<(), StoreError> {
+    let stats = ScopeStats::from(&*s);
+    let line = ScopeLine {
+        complete,
+        applied: false,
+        filtered,
+        counts: None,
+        snapshot_at: if complete { s.last_observed_at } else { None },
+        error: Some(error),
+    };
+    let (run_id, scope) = (s.run_id, s.scope.clone());
+    let Err(first) =
+        insert_scope_line(&mut s.conn, RECORD_SCOPE, run_id, &scope, &stats, &line).await
+    else {
+        return Ok(());
+    };
+    // The scope's own connection may be what failed (the server restarted, the
+    // session was ended): the line then goes through the pool, as the run's own
+    // does, or the ledger would not say that the scope was crawled, nor why it
+    // failed. (If the first try reached the server after all, its line stands.)
+    // Within a few seconds: a server that is down is waited for once, by the
+    // run's own line, and a lock held elsewhere must not keep the process from
+    // ending. If this fails too, the first failure is the one to tell.
+    debug!(%scope, error = %first, "recording the scope on another connection");
+    let elsewhere = async {
+        let mut conn = s.store.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(RECORD_ELSEWHERE_TIMEOUT)
+            .execute(&mut *tx)
+            .await?;
+        insert_scope_line(&mut tx, RECORD_ELSEWHERE, run_id, &scope, &stats, &line).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    };
+    match tokio::time::timeout(RECORD_ELSEWHERE_WITHIN, elsewhere).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(second)) => {
+            debug!(%scope, error = %second, "could not record the scope on another connection");
+            Err(first)
+        }
+        Err(_) => Err(first),
+    }
+}
+
+/// How long a scope's line may take on another connection when its own
+/// failed, and its statement there.
+const RECORD_ELSEWHERE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+const RECORD_ELSEWHERE_TIMEOUT: &str = "SET LOCAL statement_timeout = '4s'";
+
+/// Records a scope whose staging connection is gone: it was given up on a
+/// signal, dropped wherever its work stood. Its own line may have been written
+/// just before (a failure recorded as the signal came), which then stands.
+async fn insert_given_up_line(
+    conn: &mut PgConnection,
+    run_id: i64,
+    g: &GivenUpScope<'_>,
+) -> Result<(), StoreError> {
+    let stats = ScopeStats {
+        started_at: g.started_at,
+        pages: g.pages as i64,
+        records: g.records as i64,
+        skipped: g.skipped as i64,
+        problems: g.problems as i64,
+    };
+    let line = ScopeLine {
+        complete: g.complete,
+        applied: false,
+        filtered: false,
+        counts: None,
+        snapshot_at: None,
+        error: Some(g.error),
+    };
+    insert_scope_line(conn, RECORD_ELSEWHERE, run_id, g.scope, &stats, &line).await
+}
+
+pub(super) async fn insert_scope_line(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    run_id: i64,
+    scope: &Scope,
+    stats: &ScopeStats,
+    line: &ScopeLine<'_>,
+) -> Result<(), StoreError> {
+    let c = line.counts.unwrap_or_default();
+    let n = |v: u64| v as i64;
+    sqlx::query(sql)
+        .bind(run_id)
+        .bind(&scope.source)
+        .bind(&scope.biz_region_id)
+        .bind(line.complete)
+        .bind(line.applied)
+        .bind(line.filtered)
+        .bind(stats.pages)
+        .bind(if line.counts.is_some() {
+            n(c.seen)
+        } else {
+            stats.records
+        })
+        .bind(stats.skipped)
+        .bind(stats.problems)
+        .bind(n(c.created))
+        .bind(n(c.updated))
+        .bind(n(c.deleted))
+        .bind(n(c.restored))
+        .bind(n(c.unchanged))
+        .bind(n(c.volatile))
+        .bind(stats.started_at)
+        .bind(line.snapshot_at)
+        .bind(line.error.map(super::storable))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -322,7 +322,7 @@ impl ScopeSync {
     /// refused a staged row, say): discards the staged rows, changes nothing in
     /// the inventory and records the scope as complete, not applied, with `error`.
     pub async fn fail(mut self, error: &str) -> Result<(), StoreError> {
-        apply::record_failed_scope(&mut self, true, false, error).await?;
+        super::ledger::record_failed_scope(&mut self, true, false, error).await?;
         self.conn.close().await?;
         Ok(())
     }
@@ -330,7 +330,7 @@ impl ScopeSync {
     /// The crawl did not complete: discards the staged rows, changes nothing in
     /// the inventory and records the scope as incomplete with `error`.
     pub async fn give_up(mut self, error: &str) -> Result<(), StoreError> {
-        apply::record_failed_scope(&mut self, false, false, error).await?;
+        super::ledger::record_failed_scope(&mut self, false, false, error).await?;
         self.conn.close().await?;
         Ok(())
     }

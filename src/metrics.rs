@@ -313,14 +313,29 @@ pub fn write_textfile(path: &Path, body: &str) -> std::io::Result<()> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    /// Without the URL, which may carry a password (it is logged beside, without).
+    /// Why, from the innermost cause (reqwest's own text is only "error sending
+    /// request"), without the URL, which may carry a password (it is logged
+    /// beside, without).
     #[error("could not reach the Pushgateway: {0}")]
-    Http(reqwest::Error),
+    Http(String),
     #[error("the Pushgateway answered {status}: {body}")]
     Status {
         status: reqwest::StatusCode,
         body: String,
     },
+}
+
+impl PushError {
+    fn http(e: reqwest::Error) -> Self {
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
+        PushError::Http(reason)
+    }
 }
 
 /// The grouping URL: `{base}/metrics/job/ecp_inventory`.
@@ -372,7 +387,7 @@ pub async fn push(base: &str, body: String, delivery: Delivery) -> Result<(), Pu
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
-        .map_err(|e| PushError::Http(e.without_url()))?;
+        .map_err(PushError::http)?;
     let request = match delivery {
         Delivery::Replace => client.put(push_url(base)),
         Delivery::Update => client.post(push_url(base)),
@@ -382,7 +397,7 @@ pub async fn push(base: &str, body: String, delivery: Delivery) -> Result<(), Pu
         .body(body)
         .send()
         .await
-        .map_err(|e| PushError::Http(e.without_url()))?;
+        .map_err(PushError::http)?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
@@ -394,6 +409,22 @@ pub async fn push(base: &str, body: String, delivery: Delivery) -> Result<(), Pu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unreachable Pushgateway is said with the reason (reqwest's own text
+    /// is only "error sending request"), and without the URL's password.
+    #[tokio::test]
+    async fn an_unreachable_pushgateway_says_why() {
+        let err = push(
+            "http://u:Pw9secret@127.0.0.1:1",
+            String::new(),
+            Delivery::Replace,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.to_lowercase().contains("connection refused"), "{err}");
+        assert!(!err.contains("Pw9secret"), "{err}");
+    }
 
     #[test]
     fn an_update_replaces_only_the_families_it_names() {

@@ -571,6 +571,14 @@ impl Client {
         if detail.is_empty() {
             detail = e.without_url().to_string();
         }
+        // rustls reading a plain HTTP answer as TLS: "received corrupt message
+        // of type InvalidContentType", which does not say what is wrong.
+        if self.endpoint.scheme() == "https" && detail.contains("InvalidContentType") {
+            detail.push_str(
+                " (the server answered in plain HTTP, not TLS: if it serves http, write \
+                 the endpoint with http://)",
+            );
+        }
         if refused {
             let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
             // A host NO_PROXY names does not take the proxy: no hint then.

@@ -132,6 +132,29 @@ fn parse_offset(s: &str) -> Result<FixedOffset, String> {
 impl SyncArgs {
     /// Checked here rather than by clap, whose message would repeat the value,
     /// password and all; and before the run, which reports a failure there.
+    /// Where the metrics go, checked before the run: a Pushgateway URL that
+    /// does not parse, or a metrics file whose directory is missing (found once
+    /// the run is over, it was a warning, and no metrics).
+    fn check_metrics_outlets(&self) -> Result<(), ConfigError> {
+        self.check_pushgateway_url()?;
+        let Some(path) = &self.metrics_file else {
+            return Ok(());
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if dir.is_dir() {
+            Ok(())
+        } else {
+            Err(ConfigError::new(format!(
+                "--metrics-file: the directory {} does not exist (node_exporter's textfile \
+                 directory, for instance, must be there already)",
+                dir.display()
+            )))
+        }
+    }
+
     fn check_pushgateway_url(&self) -> Result<(), ConfigError> {
         let Some(url) = &self.pushgateway_url else {
             return Ok(());
@@ -261,23 +284,29 @@ fn config_jobs(
 /// has a report (credentials, endpoint, database) still leaves metrics that say
 /// it failed.
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
-    args.check_pushgateway_url()?;
-    let result = run_job(&args).await;
-    if let Err(e) = &result {
-        let now = chrono::Utc::now().timestamp() as f64;
-        let body = metrics::render_failed_start(now);
-        deliver_metrics(&args, body, metrics::Delivery::Update).await;
-        // A reader of stdout gets one JSON object whatever happened: a run that
-        // could not start or be recorded has no report, so it says why.
-        if args.output == OutputFormat::Json {
-            let failed = serde_json::json!({
-                "run_id": null,
-                "status": "failed",
-                "error": crate::error::chain_message(e),
-                "exit_code": crate::error::exit_code(e),
-            });
-            say!("{failed}");
+    let result = match args.check_metrics_outlets() {
+        // Where the metrics would go is wrong itself: nothing to deliver them to.
+        Err(e) => Err(e.into()),
+        Ok(()) => {
+            let result = run_job(&args).await;
+            if result.is_err() {
+                let now = chrono::Utc::now().timestamp() as f64;
+                let body = metrics::render_failed_start(now);
+                deliver_metrics(&args, body, metrics::Delivery::Update).await;
+            }
+            result
         }
+    };
+    // A reader of stdout gets one JSON object whatever happened: a run that
+    // could not start or be recorded has no report, so it says why.
+    if let (Err(e), OutputFormat::Json) = (&result, args.output) {
+        let failed = serde_json::json!({
+            "run_id": null,
+            "status": "failed",
+            "error": crate::error::chain_message(e),
+            "exit_code": crate::error::exit_code(e),
+        });
+        say!("{failed}");
     }
     result
 }

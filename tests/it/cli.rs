@@ -798,6 +798,11 @@ async fn bad_flags_exit_2() {
         .args(nowhere))
     .await;
     ran.assert_one_error(2, "--concurrency must be between 1 and 64");
+    let ran = run(ecp_with_keys()
+        .args(["sync", "--metrics-file", "/nonexistent-dir/ecp.prom"])
+        .args(nowhere))
+    .await;
+    ran.assert_one_error(2, "the directory /nonexistent-dir does not exist");
     // A Pushgateway URL that does not parse is refused without being repeated.
     let ran = run(ecp_with_keys().args(["sync", "--pushgateway-url", "http//u:Hidden123@x"])).await;
     ran.assert_one_error(2, "--pushgateway-url");

@@ -949,6 +949,20 @@ async fn a_disk_entry_that_is_no_disk_keeps_its_place_in_the_list() {
     );
 }
 
+/// An https endpoint whose server speaks plain HTTP fails with rustls's
+/// "InvalidContentType"; the error says what that means.
+#[tokio::test]
+async fn an_https_endpoint_answered_in_plain_http_says_so() {
+    let (_sim, running) = crate::helpers::start_sim(Default::default()).await;
+    let https = running.endpoint().replacen("http://", "https://", 1);
+    let err = client(https, 1, Duration::from_secs(5))
+        .describe_android_instances(&Default::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("write the endpoint with http://"), "{err}");
+}
+
 #[tokio::test]
 async fn a_page_after_a_byte_order_mark_is_read() {
     let (db, report) = sync_one_page(concat!(

@@ -32,7 +32,7 @@ use chrono::FixedOffset;
 use serde::Deserialize;
 
 use crate::api::credentials::{CredentialsProvider, StaticProvider};
-use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
+use crate::api::model::{DescribeAndroidInstancesRequest, Tag, CHARGE_TYPES, STATUSES};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::{Client, ClientConfig, Credentials};
 use crate::credentials::{vars, ChainSettings, CliProfileProvider, DefaultChain};
@@ -323,20 +323,7 @@ impl SourceConfig {
             RegionsConfig::One(r) => vec![r.clone()],
             RegionsConfig::List(l) => l.clone(),
         };
-        if list.is_empty() {
-            return Err("regions is empty (use \"all\" for every region)".into());
-        }
-        if list.iter().any(|r| r == "all") {
-            if list.len() > 1 {
-                return Err("\"all\" cannot be combined with other regions".into());
-            }
-            return Ok(Regions::All);
-        }
-        for r in &list {
-            crate::sync::usable_region_id(r)
-                .map_err(|why| format!("regions: {r:?} cannot be a region: {why}"))?;
-        }
-        Ok(Regions::Only(list))
+        Regions::parse(&list).map_err(|e| format!("regions: {e}"))
     }
 
     pub fn filters(&self) -> Result<DescribeAndroidInstancesRequest, String> {
@@ -347,25 +334,17 @@ impl SourceConfig {
             }
         }
         if let Some(c) = &f.charge_type {
-            if c != "PrePaid" && c != "PostPaid" {
+            if !CHARGE_TYPES.contains(&c.as_str()) {
                 return Err(format!(
-                    "filters.charge_type {c:?} is not PrePaid or PostPaid"
+                    "filters.charge_type {c:?} is not one of {CHARGE_TYPES:?}"
                 ));
             }
         }
-        let mut tags = Vec::with_capacity(f.tags.len());
-        for t in &f.tags {
-            tags.push(match t.split_once('=') {
-                _ if t.is_empty() || t.starts_with('=') => {
-                    return Err(format!("filters.tags {t:?}: the tag key is empty"))
-                }
-                Some((k, v)) => Tag::new(k, v),
-                None => Tag {
-                    key: Some(t.clone()),
-                    value: None,
-                },
-            });
-        }
+        let tags = f
+            .tags
+            .iter()
+            .map(|t| Tag::parse_filter(t).map_err(|e| format!("filters.tags {t:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(DescribeAndroidInstancesRequest {
             status: f.status.clone(),
             android_instance_ids: f.instance_ids.clone(),

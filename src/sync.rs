@@ -506,6 +506,31 @@ async fn record_given_up(run: &Run, scope: &Scope, report: &ScopeReport) {
     }
 }
 
+impl Regions {
+    /// The regions a flag or a configuration names: `all` alone, or region ids,
+    /// each once (in the order first named). The error says what is wrong with
+    /// the list; the caller names the flag or key.
+    pub fn parse(list: &[String]) -> Result<Regions, String> {
+        if list.is_empty() {
+            return Err("names no region (all for every region)".into());
+        }
+        if list.iter().any(|r| r == "all") {
+            if list.len() > 1 {
+                return Err("all cannot be combined with other regions".into());
+            }
+            return Ok(Regions::All);
+        }
+        let mut regions: Vec<String> = Vec::with_capacity(list.len());
+        for r in list {
+            usable_region_id(r).map_err(|why| format!("{r:?} cannot be a region: {why}"))?;
+            if !regions.contains(r) {
+                regions.push(r.clone());
+            }
+        }
+        Ok(Regions::Only(regions))
+    }
+}
+
 /// The most bytes of a region id: real ones are a few words (`cn-hangzhou`,
 /// `ap-southeast-1`); thousands would not fit the ledger's index.
 const MAX_REGION_ID_BYTES: usize = 100;

@@ -51,7 +51,24 @@ impl Tag {
             value: Some(value.into()),
         }
     }
+
+    /// A tag filter as an operator writes it: `KEY=VALUE`, or `KEY` for any
+    /// value (the first `=` ends the key).
+    pub fn parse_filter(text: &str) -> Result<Tag, &'static str> {
+        match text.split_once('=') {
+            Some(("", _)) => Err("the tag key is empty"),
+            Some((key, value)) => Ok(Tag::new(key, value)),
+            None if text.is_empty() => Err("the tag key is empty"),
+            None => Ok(Tag {
+                key: Some(text.to_owned()),
+                value: None,
+            }),
+        }
+    }
 }
+
+/// The values of the `ChargeType` filter.
+pub const CHARGE_TYPES: [&str; 2] = ["PrePaid", "PostPaid"];
 
 /// The request of `DescribeAndroidInstances`: all 23 parameters, all optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -628,6 +645,23 @@ mod tests {
     use super::*;
 
     const PAGE: &str = include_str!("../../tests/data/describe_android_instances_page.json");
+
+    #[test]
+    fn a_tag_filter_is_a_key_with_or_without_its_value() {
+        assert_eq!(Tag::parse_filter("env=prod"), Ok(Tag::new("env", "prod")));
+        assert_eq!(Tag::parse_filter("a=b=c"), Ok(Tag::new("a", "b=c")));
+        assert_eq!(Tag::parse_filter("env="), Ok(Tag::new("env", "")));
+        assert_eq!(
+            Tag::parse_filter("env"),
+            Ok(Tag {
+                key: Some("env".into()),
+                value: None
+            })
+        );
+        for empty in ["", "=prod"] {
+            assert_eq!(Tag::parse_filter(empty), Err("the tag key is empty"));
+        }
+    }
 
     #[test]
     fn null_region_models_read_as_none() {

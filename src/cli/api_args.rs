@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::api::client::DEFAULT_ENDPOINT;
 use crate::api::credentials::CredentialsProvider;
-use crate::api::model::{DescribeAndroidInstancesRequest, Tag, STATUSES};
+use crate::api::model::{DescribeAndroidInstancesRequest, Tag, CHARGE_TYPES, STATUSES};
 use crate::api::ratelimit::RateLimiter;
 use crate::api::retry::RetryPolicy;
 use crate::api::{Client, ClientConfig};
@@ -110,10 +110,10 @@ pub struct FilterArgs {
     #[arg(long = "instance-group-id", value_name = "ID")]
     pub instance_group_ids: Vec<String>,
     /// Only instances carrying this tag, as KEY=VALUE or KEY (repeatable).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = Tag::parse_filter)]
     pub tags: Vec<Tag>,
     /// Only PrePaid or PostPaid instances.
-    #[arg(long, value_parser = ["PrePaid", "PostPaid"])]
+    #[arg(long, value_parser = CHARGE_TYPES)]
     pub charge_type: Option<String>,
     /// Only instances with this name.
     #[arg(long)]
@@ -132,18 +132,6 @@ impl FilterArgs {
             android_instance_name: self.instance_name.clone(),
             ..Default::default()
         }
-    }
-}
-
-fn parse_tag(s: &str) -> Result<Tag, String> {
-    match s.split_once('=') {
-        Some(("", _)) => Err("the tag key is empty".into()),
-        Some((k, v)) => Ok(Tag::new(k, v)),
-        None if s.is_empty() => Err("the tag key is empty".into()),
-        None => Ok(Tag {
-            key: Some(s.to_owned()),
-            value: None,
-        }),
     }
 }
 

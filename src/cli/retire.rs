@@ -7,6 +7,7 @@ use super::db::{connect, DbArgs};
 use super::OutputFormat;
 use crate::error::ConfigError;
 use crate::store::{RetiredScope, Scope, Store, StoreConfig};
+use crate::sync::Regions;
 
 #[derive(Debug, clap::Args)]
 pub struct RetireArgs {
@@ -47,28 +48,16 @@ impl RetireArgs {
             ));
         }
         let lock_wait = super::seconds("--lock-wait-secs", self.lock_wait_secs, true)?;
-        for r in &self.regions {
-            if let Err(why) = crate::sync::usable_region_id(r) {
+        let regions = match Regions::parse(&self.regions) {
+            Ok(Regions::All) => None,
+            Ok(Regions::Only(regions)) => Some(regions),
+            Err(e) => {
                 return Err(ConfigError::new(format!(
-                    "--region {r:?} cannot be a region: {why}; name a region, or all"
-                )));
+                    "--region: {e}; name a region, or all"
+                )))
             }
-        }
-        if self.regions.iter().any(|r| r == "all") {
-            if self.regions.len() > 1 {
-                return Err(ConfigError::new(
-                    "--region all cannot be combined with other regions",
-                ));
-            }
-            return Ok((None, lock_wait));
-        }
-        let mut regions: Vec<String> = Vec::with_capacity(self.regions.len());
-        for r in &self.regions {
-            if !regions.contains(r) {
-                regions.push(r.clone());
-            }
-        }
-        Ok((Some(regions), lock_wait))
+        };
+        Ok((regions, lock_wait))
     }
 }
 

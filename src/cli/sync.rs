@@ -208,23 +208,9 @@ impl SyncArgs {
                  (default: default)",
             ));
         }
-        for r in &self.regions {
-            if let Err(why) = crate::sync::usable_region_id(r) {
-                return Err(ConfigError::new(format!(
-                    "--region {r:?} cannot be a region: {why}; name a region (cn-shanghai) or all"
-                )));
-            }
-        }
-        let regions = if self.regions.iter().any(|r| r == "all") {
-            if self.regions.len() > 1 {
-                return Err(ConfigError::new(
-                    "--region all cannot be combined with other regions",
-                ));
-            }
-            Regions::All
-        } else {
-            Regions::Only(self.regions.clone())
-        };
+        let regions = Regions::parse(&self.regions).map_err(|e| {
+            ConfigError::new(format!("--region: {e}; name a region (cn-shanghai) or all"))
+        })?;
         Ok(SyncSettings {
             source: self.source.clone(),
             regions,

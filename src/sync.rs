@@ -788,6 +788,56 @@ fn asked_for(
     rows
 }
 
+/// The records of a listed page, normalized into `rows` (emptied first): its
+/// first listings, then its repeats, so that those are staged later and win
+/// (they are the newer state of their instances). Each field problem is logged,
+/// up to the scope's budget, and counted; each record that cannot be read is
+/// logged. Returns how many were skipped and how many repeats were kept.
+fn normalize_page(
+    page: &mut crawl::Page,
+    settings: &SyncSettings,
+    report: &mut ScopeReport,
+    rows: &mut Vec<Normalized>,
+) -> (u64, u64) {
+    rows.clear();
+    let (mut skipped, mut repeats_kept) = (0, 0);
+    let first_listings = page.instances.len();
+    let records = std::mem::take(&mut page.instances)
+        .into_iter()
+        .chain(std::mem::take(&mut page.repeated));
+    let request_id = page.request_id.as_deref().unwrap_or("");
+    for (i, record) in records.enumerate() {
+        match normalize(record, &settings.normalize) {
+            Ok(n) => {
+                let already = report.field_problems as usize;
+                let budget = PROBLEMS_LOGGED_PER_SCOPE.saturating_sub(already);
+                for p in n.problems.iter().take(budget) {
+                    warn!(
+                        page = page.number,
+                        request_id,
+                        instance_id = %n.row.instance_id,
+                        field = %p.field,
+                        value = %p.value,
+                        reason = %p.reason,
+                        stored = p.stored,
+                        "field value not stored as sent"
+                    );
+                }
+                report.field_problems += n.problems.len() as u64;
+                if i >= first_listings {
+                    repeats_kept += 1;
+                }
+                rows.push(n);
+            }
+            Err(e) => {
+                skipped += 1;
+                warn!(page = page.number, request_id, error = %e, "record skipped");
+            }
+        }
+    }
+    (skipped, repeats_kept)
+}
+
 pub(crate) async fn sync_scope(
     run: &Run,
     client: &Client,
@@ -836,49 +886,7 @@ pub(crate) async fn sync_scope(
         };
         let page_span = tracing::debug_span!("page", page = page.number);
         let in_page = page_span.enter();
-        rows.clear();
-        let mut skipped = 0;
-        // Repeats come after the page's first listings, so that they are staged
-        // later and win: they are the newer state of their instances.
-        let first_listings = page.instances.len();
-        let records = std::mem::take(&mut page.instances)
-            .into_iter()
-            .chain(std::mem::take(&mut page.repeated));
-        let mut repeats_kept = 0u64;
-        for (i, record) in records.enumerate() {
-            match normalize(record, &settings.normalize) {
-                Ok(n) => {
-                    let already = report.field_problems as usize;
-                    let budget = PROBLEMS_LOGGED_PER_SCOPE.saturating_sub(already);
-                    for p in n.problems.iter().take(budget) {
-                        warn!(
-                            page = page.number,
-                            request_id = page.request_id.as_deref().unwrap_or(""),
-                            instance_id = %n.row.instance_id,
-                            field = %p.field,
-                            value = %p.value,
-                            reason = %p.reason,
-                            stored = p.stored,
-                            "field value not stored as sent"
-                        );
-                    }
-                    report.field_problems += n.problems.len() as u64;
-                    if i >= first_listings {
-                        repeats_kept += 1;
-                    }
-                    rows.push(n);
-                }
-                Err(e) => {
-                    skipped += 1;
-                    warn!(
-                        page = page.number,
-                        request_id = page.request_id.as_deref().unwrap_or(""),
-                        error = %e,
-                        "record skipped"
-                    );
-                }
-            }
-        }
+        let (skipped, repeats_kept) = normalize_page(&mut page, settings, report, &mut rows);
         report.pages = page.number;
         // The largest count of any page: a last page that counts nothing (or
         // less) must not hide the pages that went missing before it.

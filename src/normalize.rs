@@ -12,9 +12,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -569,8 +567,16 @@ fn holds_nul(v: &Value) -> bool {
     }
 }
 
-/// "" and the text "null" are how the API says "no value" where a value of
-/// another type (number, switch, time, IP address, the id) belongs.
+/// The instant to the microsecond, rounded as PostgreSQL rounds the fraction
+/// of a time it reads (`rint` of the fraction, as a double, times a million),
+/// or `None` past what chrono holds.
+fn to_micros_as_postgres(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let nanos = t.nanosecond();
+    let micros = (f64::from(nanos) / 1e9 * 1e6).round_ties_even() as u32;
+    let whole = t.with_nanosecond(0)?;
+    whole.checked_add_signed(TimeDelta::microseconds(i64::from(micros)))
+}
+
 /// The text without its NUL characters, copied only when it has one.
 fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains('\0') {
@@ -580,6 +586,8 @@ fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// "" and the text "null" are how the API says "no value" where a value of
+/// another type (number, switch, time, IP address, the id) belongs.
 fn is_blank(s: &str) -> bool {
     let s = s.trim();
     s.is_empty() || s.eq_ignore_ascii_case("null")
@@ -780,20 +788,24 @@ impl Parser {
         // worth of nanoseconds more) is refused by PostgreSQL with a fraction,
         // and taken as the next minute's first second without one: one such
         // record failed its scope's whole COPY. It becomes that next second,
-        // fraction included, either way.
+        // fraction included, either way. Then microseconds, rounded here as
+        // PostgreSQL rounds them, so that the check below sees the instant
+        // stored: `9999-12-31T23:59:59.9999995Z` is in the year 10000 once
+        // rounded, which PostgreSQL takes and clients cannot read. (Checked
+        // arithmetic: chrono reads years up to 262143, where adding panics.)
         let leap = t.nanosecond().checked_sub(1_000_000_000);
-        let t = match leap {
-            Some(ns) => t.with_nanosecond(ns).expect("less than a second") + TimeDelta::seconds(1),
-            None => t,
-        };
-        // Microseconds, as PostgreSQL keeps them, rounded here so that the check
-        // below sees the instant stored: `9999-12-31T23:59:59.9999995Z` is in the
-        // year 10000 once rounded, which PostgreSQL takes and clients cannot read.
-        let t = t.round_subsecs(6);
-        if !(1..=9999).contains(&t.year()) {
+        let stored = match leap {
+            Some(ns) => t
+                .with_nanosecond(ns)
+                .and_then(|t| t.checked_add_signed(TimeDelta::seconds(1))),
+            None => Some(t),
+        }
+        .and_then(to_micros_as_postgres)
+        .filter(|t| (1..=9999).contains(&t.year()));
+        let Some(t) = stored else {
             self.problem(key, value, "outside the years 1 to 9999 (UTC)");
             return None;
-        }
+        };
         if leap.is_some() {
             self.stored_otherwise(key, value, "a leap second (:60)", STORED_AS_NEXT_SECOND);
         }
@@ -1236,6 +1248,30 @@ mod tests {
             assert_eq!(got, utc(want), "{text}");
             assert_eq!(n.problems.len(), 1, "{text}");
             assert_eq!(n.problems[0].stored, STORED_AS_NEXT_SECOND);
+        }
+        // Past what chrono can add to (it reads years up to 262143): reported,
+        // not a panic.
+        for text in ["+262142-12-31T23:59:60Z", "+262142-12-31T23:59:59.9999999Z"] {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", "GmtExpired": text}));
+            let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+            assert_eq!(n.row.expires_at, None, "{text}");
+            assert_eq!(n.problems.len(), 1, "{text}");
+        }
+        // Ties, as PostgreSQL 15 stores them (asked of it): its rint rounds to even.
+        for (text, stored) in [
+            (
+                "2024-01-01T00:00:00.0000025Z",
+                "2024-01-01T00:00:00.000002Z",
+            ),
+            (
+                "2024-01-01T00:00:00.0000035Z",
+                "2024-01-01T00:00:00.000004Z",
+            ),
+            ("2024-01-01T00:00:00.9999995Z", "2024-01-01T00:00:01Z"),
+        ] {
+            let raw = obj(json!({"AndroidInstanceId": "acp-1", "GmtExpired": text}));
+            let n = normalize(raw.into(), &NormalizeOptions::default()).unwrap();
+            assert_eq!(n.row.expires_at, utc(stored), "{text}");
         }
         // Sub-microsecond digits are rounded as PostgreSQL rounds them.
         let raw = obj(

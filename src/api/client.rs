@@ -905,6 +905,20 @@ fn parse_instance_page(action: &str, status: u16, body: &[u8]) -> Result<Instanc
         Err(_) if std::str::from_utf8(body).is_err() => {
             let mended = String::from_utf8_lossy(body);
             let mut page = read_page(action, status, mended.as_bytes())?;
+            // A cursor with bytes replaced would ask for a page the service
+            // never gave out.
+            if page
+                .next_token
+                .as_deref()
+                .is_some_and(|t| t.contains(REPLACEMENT))
+            {
+                return Err(bad_response(
+                    action,
+                    status,
+                    body,
+                    "NextToken holds bytes that are not UTF-8",
+                ));
+            }
             for record in &mut page.instances {
                 mark_replaced_bytes(record);
             }
@@ -1049,7 +1063,6 @@ fn read_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, Api
 /// the replacement character (a field that held U+FFFD as sent is marked too:
 /// the bytes replaced cannot be told from it).
 fn mark_replaced_bytes(record: &mut RawInstance) {
-    const REPLACEMENT: char = '\u{FFFD}';
     fn holds(v: &Value) -> bool {
         match v {
             Value::String(s) => s.contains(REPLACEMENT),
@@ -1066,7 +1079,19 @@ fn mark_replaced_bytes(record: &mut RawInstance) {
             record.mended.push((key.clone(), Mended::NotUtf8));
         }
     }
+    // An id with bytes replaced names no instance the service knows (and two
+    // that differ in those bytes would become one): the record is skipped, as
+    // one without a usable id, which withholds the scope's deletions.
+    if record
+        .instance_id()
+        .is_some_and(|id| id.contains(REPLACEMENT))
+    {
+        record.unreadable = Some("its AndroidInstanceId holds bytes that are not UTF-8".to_owned());
+    }
 }
+
+/// What bytes that are not UTF-8 are read as.
+const REPLACEMENT: char = '\u{FFFD}';
 
 #[cfg(test)]
 mod tests {
@@ -1224,6 +1249,23 @@ mod tests {
             second.mended.is_empty(),
             "a record read as sent is not marked"
         );
+        // In an id, they leave no id to store the record under; in the cursor,
+        // no page to ask for.
+        let body = b"{\"RequestId\":\"R\",\"NextToken\":\"t2\",\"InstanceModel\":[{\"AndroidInstanceId\":\"acp-\xe9\"}]}";
+        let page = parse_instance_page("A", 200, body).unwrap();
+        let err = normalize(
+            page.instances.into_iter().next().unwrap(),
+            &NormalizeOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("AndroidInstanceId holds bytes that are not UTF-8"),
+            "{err}"
+        );
+        let body = b"{\"RequestId\":\"R\",\"NextToken\":\"t\xe9\",\"InstanceModel\":[]}";
+        let err = parse_instance_page("A", 200, body).unwrap_err();
+        assert!(err.to_string().contains("NextToken holds bytes"), "{err}");
         // Bytes that are not UTF-8 in a body that is no JSON stay a bad answer.
         let err = parse_instance_page("A", 200, b"{\"RequestId\":\"R\xe9\",").unwrap_err();
         assert!(matches!(err, ApiError::BadResponse { .. }), "{err}");

@@ -230,7 +230,7 @@ pub enum SyncError {
         unknown: Vec<String>,
         known: Vec<String>,
     },
-    #[error("interrupted by {0} before the run started; nothing was written")]
+    #[error("interrupted by {0} before the run started; no run was recorded")]
     Interrupted(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -367,7 +367,7 @@ pub(crate) async fn run_scopes(
                     // first), and one whose COMMIT is on its way is waited for: its
                     // outcome is the server's now, a matter of milliseconds (a few
                     // seconds if the connection broke and the scope's failure is
-                    // recorded on another, see apply::record_scope). The
+                    // recorded on another, see ledger::record_failed_scope). The
                     // flag is set with no await before the COMMIT is sent, so a
                     // scope dropped here never committed.
                     tokio::select! {
@@ -949,7 +949,7 @@ pub(crate) async fn sync_scope(
     if report.deletions_withheld {
         warn!(
             skipped = report.skipped,
-            "records without a usable instance id were skipped; no instance is marked deleted this run"
+            "records without a usable instance id (or unreadable) were skipped; no instance is marked deleted this run"
         );
     }
     let mut unlisted_gone = None;

@@ -130,8 +130,6 @@ fn parse_offset(s: &str) -> Result<FixedOffset, String> {
 }
 
 impl SyncArgs {
-    /// Checked here rather than by clap, whose message would repeat the value,
-    /// password and all; and before the run, which reports a failure there.
     /// Where the metrics go, checked before the run: a Pushgateway URL that
     /// does not parse, or a metrics file whose directory is missing (found once
     /// the run is over, it was a warning, and no metrics).
@@ -155,6 +153,8 @@ impl SyncArgs {
         }
     }
 
+    /// Checked here rather than by clap, whose message would repeat the value,
+    /// password and all; and before the run, which reports a failure there.
     fn check_pushgateway_url(&self) -> Result<(), ConfigError> {
         let Some(url) = &self.pushgateway_url else {
             return Ok(());

@@ -213,7 +213,7 @@ pub(super) struct ScopeStats {
     started_at: DateTime<Utc>,
     pages: i64,
     records: i64,
-    pub skipped: i64,
+    pub(super) skipped: i64,
     problems: i64,
 }
 

@@ -916,7 +916,7 @@ async fn sigterm_while_connecting_to_the_database_exits_1_and_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("interrupted by SIGTERM before the run started; nothing was written"),
+        stderr.contains("interrupted by SIGTERM before the run started; no run was recorded"),
         "{stderr}"
     );
 }

@@ -137,6 +137,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             Some(
                 StoreError::SchemaBehind { .. }
                 | StoreError::SchemaAhead { .. }
+                | StoreError::SchemaModified { .. }
                 | StoreError::MigrationDenied(_)
                 | StoreError::MissingPrivileges { .. }
                 | StoreError::UnknownScope { .. },

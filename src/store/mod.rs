@@ -69,6 +69,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
                 latest: latest_migration(),
             })
         }
+        SchemaState::Modified { version } => return Err(StoreError::SchemaModified { version }),
         SchemaState::Behind { .. } | SchemaState::Unreadable => {}
     }
     MIGRATOR.run(pool).await.map_err(|e| {
@@ -106,9 +107,13 @@ const UNDEFINED_TABLE: &str = "42P01";
 #[derive(Debug, PartialEq, Eq)]
 enum SchemaState {
     Current,
-    /// Some of this build's migrations are missing (or one was changed since).
+    /// Some of this build's migrations are missing.
     Behind {
         applied: i64,
+    },
+    /// A migration was applied from a file other than this build's.
+    Modified {
+        version: i64,
     },
     /// A newer build migrated it.
     Ahead {
@@ -140,19 +145,17 @@ async fn schema_state(pool: &PgPool) -> Result<SchemaState, StoreError> {
         .map(|m| (m.version, &*m.checksum))
         .collect();
     let last = applied.last().map_or(0, |(v, _)| *v);
+    let known_checksum = |v: i64| known.iter().find(|(k, _)| *k == v).map(|(_, c)| *c);
     Ok(
-        if applied.len() == known.len()
-            && applied
-                .iter()
-                .zip(&known)
-                .all(|((v, c), (kv, kc))| v == kv && c == kc)
-        {
-            SchemaState::Current
-        } else if applied
-            .iter()
-            .any(|(v, _)| !known.iter().any(|(k, _)| k == v))
-        {
+        if applied.iter().any(|(v, _)| known_checksum(*v).is_none()) {
             SchemaState::Ahead { applied: last }
+        } else if let Some((version, _)) = applied
+            .iter()
+            .find(|(v, c)| known_checksum(*v) != Some(c.as_slice()))
+        {
+            SchemaState::Modified { version: *version }
+        } else if applied.len() == known.len() {
+            SchemaState::Current
         } else {
             SchemaState::Behind { applied: last }
         },
@@ -269,6 +272,12 @@ pub enum StoreError {
     )]
     SchemaAhead { applied: i64, latest: i64 },
     #[error(
+        "migration {version} was applied to this database from another file than this version \
+         of ecp-inventory carries (a development build's?), and is not applied over: migrate \
+         with the build that applied it, or restore the database from before it"
+    )]
+    SchemaModified { version: i64 },
+    #[error(
         "scope {scope} is locked by another run (waited {:.1} s, --lock-wait-secs); \
          is a previous sync still running?",
         .waited.as_secs_f64()
@@ -371,6 +380,7 @@ impl Store {
             SchemaState::Current | SchemaState::Unreadable => Ok(()),
             SchemaState::Behind { applied } => Err(StoreError::SchemaBehind { applied, latest }),
             SchemaState::Ahead { applied } => Err(StoreError::SchemaAhead { applied, latest }),
+            SchemaState::Modified { version } => Err(StoreError::SchemaModified { version }),
         }
     }
 

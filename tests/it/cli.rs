@@ -424,6 +424,22 @@ async fn no_migrate_on_an_unmigrated_database_exits_2_saying_what_to_run() {
         ran.assert_one_error(2, "newer than this version");
     }
 
+    // A migration applied from another file (a development build's): said so by
+    // every command, where `migrate` gave sqlx's bare complaint and
+    // `--no-migrate` called the schema "(up to 37) not the one needed (up to 37)".
+    let db = test_db().await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 5")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for args in commands {
+        let ran = run(ecp_with_keys().args(args).args(["--database-url", &db.url])).await;
+        ran.assert_one_error(
+            2,
+            "migration 5 was applied to this database from another file",
+        );
+    }
+
     // And a prune where no sync ever migrated says what to run.
     let db = crate::helpers::test_db_migrated_to(Some(0)).await;
     let ran = run(ecp_with_keys()

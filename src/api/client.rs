@@ -889,9 +889,10 @@ fn disguised_error(action: &str, status: u16, body: &[u8]) -> Option<ApiError> {
 
 /// Reads a page leniently: unknown keys are kept, a missing `InstanceModel` is an
 /// empty page (as the official SDK reads it), a body that says it failed is that
-/// error (see [`ErrorMarks`]), but a body that is
-/// not a JSON object, or an `InstanceModel` that is not a list of objects, is a
-/// bad response (never silently an empty page).
+/// error (see [`ErrorMarks`]), but a body that is not a JSON object, or an
+/// `InstanceModel` that is not a list, is a bad response (never silently an empty
+/// page). A record of the list that cannot be read is kept for normalize to skip
+/// (see [`RawInstance::unreadable`]).
 ///
 /// Each record is first taken as raw JSON text (no copy), then parsed once into
 /// its fields; the text itself is kept for `raw`.

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::model::{mend_escapes, Mended, RawInstance};
+use crate::api::model::{holds_char, mend_escapes, Mended, RawInstance};
 
 /// How to read values whose meaning depends on the account.
 #[derive(Clone, Debug, Default)]
@@ -445,7 +445,7 @@ pub fn normalize(
     let raw_digest = raw_digest(raw, record.text.get(), text_only);
     let raw = if escapes_nul {
         for (key, value) in raw {
-            if key.contains('\0') || holds_nul(value) {
+            if key.contains('\0') || holds_char(value, '\0') {
                 p.stored_otherwise(
                     key,
                     value,
@@ -555,15 +555,6 @@ fn without_nul_escapes(text: Box<RawValue>) -> Box<RawValue> {
         // Dropping an escape from inside a string leaves the JSON valid.
         Some(mended) => RawValue::from_string(mended).unwrap_or(text),
         None => text,
-    }
-}
-
-fn holds_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
     }
 }
 

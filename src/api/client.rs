@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{is_throttling_code, ApiError, ErrorBody};
 use super::model::{
-    kind_of, mend_record, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
+    holds_char, kind_of, mend_record, DescribeAndroidInstancesRequest, DescribeRegionsRequest,
     DescribeRegionsResponse, Mended, RawInstance, ACTION_DESCRIBE_ANDROID_INSTANCES,
     ACTION_DESCRIBE_REGIONS, API_VERSION,
 };
@@ -1064,19 +1064,11 @@ fn read_page(action: &str, status: u16, body: &[u8]) -> Result<InstancePage, Api
 /// the replacement character (a field that held U+FFFD as sent is marked too:
 /// the bytes replaced cannot be told from it).
 fn mark_replaced_bytes(record: &mut RawInstance) {
-    fn holds(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s.contains(REPLACEMENT),
-            Value::Array(items) => items.iter().any(holds),
-            Value::Object(m) => m.iter().any(|(k, v)| k.contains(REPLACEMENT) || holds(v)),
-            _ => false,
-        }
-    }
     if !record.text.get().contains(REPLACEMENT) {
         return;
     }
     for (key, value) in &record.fields {
-        if key.contains(REPLACEMENT) || holds(value) {
+        if key.contains(REPLACEMENT) || holds_char(value, REPLACEMENT) {
             record.mended.push((key.clone(), Mended::NotUtf8));
         }
     }

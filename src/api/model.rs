@@ -383,6 +383,16 @@ fn mend(text: &str, drop_nul: bool) -> Option<String> {
     })
 }
 
+/// Whether a JSON value holds `c` in any of its strings or keys, at any depth.
+pub fn holds_char(v: &Value, c: char) -> bool {
+    match v {
+        Value::String(s) => s.contains(c),
+        Value::Array(items) => items.iter().any(|v| holds_char(v, c)),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains(c) || holds_char(v, c)),
+        _ => false,
+    }
+}
+
 /// A JSON text on one line: a line break can only be whitespace between tokens
 /// (inside a string it is escaped), so each becomes a space, and every other
 /// byte, numbers included, stays as it is.

@@ -181,6 +181,7 @@ impl SyncArgs {
                 .filter(|f| !f.is_empty())
                 .map(String::from)
                 .collect(),
+            ..StoreConfig::default()
         };
         config
             .check()

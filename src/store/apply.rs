@@ -58,6 +58,9 @@ pub struct ApplyCounts {
     /// Distinct instances in the snapshot.
     pub seen: u64,
     pub created: u64,
+    /// Of the created, those written while the crawl ran, straight into the
+    /// tables (a first crawl's direct load; see `store/direct.rs`).
+    pub loaded: u64,
     pub updated: u64,
     /// No tracked change (includes `volatile`).
     pub unchanged: u64,
@@ -78,7 +81,10 @@ pub(crate) async fn apply(
     let started = std::time::Instant::now();
     let snapshot_at = s.last_observed_at.unwrap_or_else(Utc::now);
     let applied = match s.flush().await {
-        Ok(()) => apply_in_transaction(&mut s, opts, snapshot_at).await,
+        Ok(()) => match apply_in_transaction(&mut s, opts, snapshot_at).await {
+            Ok(counts) => s.commit().await.map(|()| counts),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match applied.map_err(|e| concurrent_write(e, &s.scope)) {
@@ -87,6 +93,7 @@ pub(crate) async fn apply(
             // says what the apply cost.
             debug!(
                 seen = counts.seen,
+                loaded = counts.loaded,
                 volatile = counts.volatile,
                 duration_ms = started.elapsed().as_millis() as u64,
                 "apply committed"
@@ -146,6 +153,9 @@ fn concurrent_write(e: StoreError, scope: &Scope) -> StoreError {
     }
 }
 
+/// Everything but the COMMIT, which the caller sends ([`ScopeSync::commit`]).
+/// The transaction is the scope's own, not a sqlx one: a direct load opened it
+/// with its first batch, long before; otherwise it opens here.
 async fn apply_in_transaction(
     s: &mut ScopeSync,
     opts: &ApplyOptions,
@@ -154,7 +164,9 @@ async fn apply_in_transaction(
     let sql = s.store.sql.clone();
     let (run_id, scope) = (s.run_id, s.scope.clone());
     let stats = ScopeStats::from(&*s);
-    let committing = s.committing.clone();
+    // Instances a direct load wrote: all created, none of them in the stage.
+    let loaded = s.direct.as_ref().map_or(0, |load| load.written);
+    let nothing_live_at_start = s.nothing_live_at_start;
     let conn = &mut s.conn;
 
     // Fresh statistics because temp tables are never auto-analyzed and the joins
@@ -173,6 +185,8 @@ async fn apply_in_transaction(
     // pass over every staged row (in a first sync of a million, 3-6 s per scope
     // for the self-join, the ANALYZE and the index together). Only then are the
     // earlier listings dropped (later pages win) and the index built again.
+    // (With a direct load's transaction open, the stage is empty: the build
+    // cannot fail and end it.)
     const STAGE_INDEX: &str =
         "CREATE UNIQUE INDEX ecp_stage_instance_id ON ecp_stage (instance_id)";
     if let Err(e) = sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await {
@@ -192,9 +206,10 @@ async fn apply_in_transaction(
         debug!(%scope, dropped, "instances listed more than once: the last listing kept");
         sqlx::raw_sql(STAGE_INDEX).execute(&mut *conn).await?;
     }
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp_stage")
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM ecp_stage")
         .fetch_one(&mut *conn)
         .await?;
+    let seen = staged + loaded as i64;
     // Distinct instances, as the service counts them: an instance listed twice
     // pages apart, in place of one the crawl never saw, must not make up for it.
     // Records skipped for want of an id were instances all the same, and so
@@ -226,7 +241,8 @@ async fn apply_in_transaction(
     .await?;
     let (previous_start, previous_end, previous_run) = previous_crawl.unwrap_or_default();
 
-    let mut tx = conn.begin().await?;
+    s.begin_transaction().await?;
+    let tx = &mut s.conn;
     // Made in the transaction that uses it, and dropped at its end: made with
     // the stage as an ON COMMIT DELETE ROWS table, it would be truncated at every
     // commit that touches a temp table, so after every staging COPY, and each
@@ -268,7 +284,9 @@ async fn apply_in_transaction(
         return Err(StoreError::ConcurrentChange { scope, instance_id });
     }
 
-    if !filtered {
+    // With nothing live at the start there is nothing to delete, and the
+    // instances a direct load wrote, current yet not staged, are no evidence.
+    if !filtered && !nothing_live_at_start {
         let (current, missing): (i64, i64) = sqlx::query_as(sql.deletion_evidence)
             .bind(&scope.source)
             .bind(&scope.biz_region_id)
@@ -300,7 +318,7 @@ async fn apply_in_transaction(
     sqlx::raw_sql("ANALYZE ecp_apply").execute(&mut *tx).await?;
     // New instances first: one another scope created meanwhile turns 'elsewhere'
     // here, before anything is counted or written for it.
-    run_scoped(&mut tx, &sql.insert_instances, run_id, &scope).await?;
+    run_scoped(tx, &sql.insert_instances, run_id, &scope).await?;
     let kinds: Vec<(String, i64)> =
         sqlx::query_as("SELECT kind, count(*) FROM ecp_apply GROUP BY kind")
             .fetch_all(&mut *tx)
@@ -313,7 +331,8 @@ async fn apply_in_transaction(
     };
     let mut counts = ApplyCounts {
         seen: seen as u64,
-        created: count("created"),
+        created: count("created") + loaded,
+        loaded,
         updated: count("updated"),
         volatile: count("volatile"),
         deleted: count("deleted"),
@@ -330,12 +349,12 @@ async fn apply_in_transaction(
     }
 
     if counts.updated > 0 {
-        warn_of_moves(&mut tx, &scope).await?;
+        warn_of_moves(tx, &scope).await?;
     }
 
     // Instances left in another scope are only counted: nothing to write for them.
     if kinds.iter().any(|(kind, _)| kind != "elsewhere") {
-        write_changes(&mut tx, &sql, run_id, &scope, previous_end).await?;
+        write_changes(tx, &sql, run_id, &scope, previous_end).await?;
     }
     let line = ScopeLine {
         complete: true,
@@ -345,11 +364,7 @@ async fn apply_in_transaction(
         snapshot_at: Some(snapshot_at),
         error: None,
     };
-    insert_scope_line(&mut tx, RECORD_SCOPE, run_id, &scope, &stats, &line).await?;
-    if let Some(flag) = committing {
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    tx.commit().await?;
+    insert_scope_line(tx, RECORD_SCOPE, run_id, &scope, &stats, &line).await?;
     Ok(counts)
 }
 

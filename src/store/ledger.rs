@@ -124,14 +124,19 @@ async fn refresh_statistics(pool: &PgPool) {
         return;
     }
     let started = std::time::Instant::now();
-    let analyzed = sqlx::raw_sql(
-        // The columns the apply and the views join and filter on: sampling the
-        // wide ones (raw above all) would cost seconds and change no plan.
-        "ANALYZE ecp.instances (instance_id, source, biz_region_id, deleted_at), \
-         ecp.instance_versions (instance_id, valid_from, valid_to), \
-         ecp.instance_disks (instance_id), ecp.instance_tags (instance_id, kind, tag_key)",
+    // The columns the apply and the views join and filter on: sampling the wide
+    // ones (raw above all) would cost seconds and change no plan. One table per
+    // connection, all at once: a first sync of 100k waited a second for them
+    // one after the other, on one core.
+    const ANALYZE: [&str; 4] = [
+        "ANALYZE ecp.instances (instance_id, source, biz_region_id, deleted_at)",
+        "ANALYZE ecp.instance_versions (instance_id, valid_from, valid_to)",
+        "ANALYZE ecp.instance_disks (instance_id)",
+        "ANALYZE ecp.instance_tags (instance_id, kind, tag_key)",
+    ];
+    let analyzed = futures_util::future::try_join_all(
+        ANALYZE.map(|statement| sqlx::raw_sql(statement).execute(pool)),
     )
-    .execute(pool)
     .await;
     match analyzed {
         Ok(_) => info!(
@@ -248,13 +253,15 @@ pub(super) struct ScopeLine<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Records a scope that was not applied (outside any transaction).
+/// Records a scope that was not applied, after rolling back its transaction if
+/// open (an apply's, or a direct load's): nothing of the scope is written.
 pub(super) async fn record_failed_scope(
     s: &mut ScopeSync,
     complete: bool,
     filtered: bool,
     error: &str,
 ) -> Result<(), StoreError> {
+    s.roll_back().await;
     let stats = ScopeStats::from(&*s);
     let line = ScopeLine {
         complete,

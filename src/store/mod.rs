@@ -28,10 +28,13 @@
 //! ```
 //!
 //! Nothing a reader can see changes before `apply` commits: staging lives in
-//! temporary tables of the scope's own connection, so a killed process leaves
-//! nothing behind, and the advisory lock goes with the connection too.
+//! temporary tables of the scope's own connection, and the first crawl of a
+//! scope, which writes straight into the tables, does so in the transaction the
+//! apply commits; so a killed process leaves nothing behind, and the advisory
+//! lock goes with the connection too.
 
 mod apply;
+mod direct;
 mod ledger;
 mod lock;
 mod prune;
@@ -224,6 +227,10 @@ impl fmt::Display for Scope {
 pub struct StoreConfig {
     /// Column names of `ecp.instances` treated as volatile.
     pub volatile_fields: Vec<String>,
+    /// The first crawl of a scope with no live instance writes straight into
+    /// the tables (see `store/direct.rs`); off, it is staged like any other.
+    /// The outcome is the same either way: off is for comparing the two.
+    pub direct_first_load: bool,
 }
 
 impl StoreConfig {
@@ -238,6 +245,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             volatile_fields: DEFAULT_VOLATILE_FIELDS.map(String::from).to_vec(),
+            direct_first_load: true,
         }
     }
 }
@@ -327,6 +335,17 @@ pub enum StoreError {
     MissingPrivileges { missing: Vec<String> },
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// A first crawl written straight into the tables met an instance already
+    /// stored, and its rows could not be kept in a file while it switched to
+    /// staging.
+    #[error(
+        "could not keep the instances of a first crawl in {} while switching it to staging          (an instance it listed was already stored): {source}; set TMPDIR to a writable          directory with room for the region's instances",
+        .path.display()
+    )]
+    KeepRows {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -350,6 +369,7 @@ impl StoreError {
 pub struct Store {
     pool: PgPool,
     sql: Arc<templates::ApplySql>,
+    direct_first_load: bool,
 }
 
 impl Store {
@@ -359,6 +379,7 @@ impl Store {
         Ok(Store {
             pool,
             sql: Arc::new(sql),
+            direct_first_load: config.direct_first_load,
         })
     }
 

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use tracing::debug;
 
+use super::direct::{self, DirectLoad};
 use super::lock::lock_scope;
 use super::templates::typed_columns;
 use super::{apply, ApplyCounts, ApplyOptions, Scope, Store, StoreError};
@@ -31,9 +32,12 @@ const STAGE_FLUSH_BYTES: usize = 1 << 20;
 /// - no JIT: each apply statement runs once, so compiled code never pays for
 ///   its compiling, which the statements' estimated costs make the slowest
 ///   kind (inlined and optimized): 0.3 s of a 2.7 s insert of the 310k tag rows
-///   of a 100k fleet.
-const STAGE_SESSION_SETTINGS: &str =
-    "SET temp_buffers = '256MB'; SET work_mem = '128MB'; SET jit = off";
+///   of a 100k fleet;
+/// - a direct load keeps its transaction open while the crawl waits on the
+///   API (retries, throttling): a server that ends sessions idle in a
+///   transaction must not end this one.
+const STAGE_SESSION_SETTINGS: &str = "SET temp_buffers = '256MB'; SET work_mem = '128MB'; \
+     SET jit = off; SET idle_in_transaction_session_timeout = 0";
 
 /// Where the server can (PostgreSQL 14 and later, on Linux), it checks every
 /// second, while a statement runs, that the client is still connected: an apply
@@ -68,18 +72,28 @@ pub struct ScopeSync {
     copy_statement: String,
     /// Set just before the apply's COMMIT is sent (see [`ScopeSync::report_commit_to`]).
     pub(crate) committing: Option<Arc<AtomicBool>>,
+    /// The scope held no live instance when the crawl began (and nothing but
+    /// this crawl's apply can add one while it holds the lock): nothing can be
+    /// unchanged or deleted.
+    pub(super) nothing_live_at_start: bool,
+    /// While the batches go straight into the tables (see [`direct`]).
+    pub(super) direct: Option<DirectLoad>,
+    /// The scope's transaction is open: the apply's, begun early by a direct load.
+    pub(super) in_transaction: bool,
 }
 
 /// One encoded record waiting in [`ScopeSync::buf`].
-struct PendingRow {
+pub(super) struct PendingRow {
     seq: i64,
     instance_id: String,
     /// The content digest, 32 hex digits.
-    hash: String,
+    pub(super) hash: String,
     /// Index into the batch's observation times.
-    observed: usize,
+    pub(super) observed: usize,
     /// The record's content line (without the trailing newline) in `buf`.
-    content: std::ops::Range<usize>,
+    pub(super) content: std::ops::Range<usize>,
+    /// Where in `buf` the line's last column, raw, begins (at its tab).
+    pub(super) raw_at: usize,
 }
 
 pub(crate) async fn begin(
@@ -118,6 +132,15 @@ pub(crate) async fn begin(
     sqlx::raw_sql(sqlx::AssertSqlSafe(create))
         .execute(&mut conn)
         .await?;
+    let nothing_live_at_start: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM ecp.instances \
+         WHERE source = $1 AND biz_region_id = $2 AND deleted_at IS NULL)",
+    )
+    .bind(&scope.source)
+    .bind(&scope.biz_region_id)
+    .fetch_one(&mut conn)
+    .await?;
+    let direct = (store.direct_first_load && nothing_live_at_start).then(DirectLoad::default);
     let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
     let copy_statement = format!(
         "COPY ecp_stage (seq, observed_at, content_hash, {}, tags, biz_tags, disks, raw) FROM STDIN",
@@ -141,6 +164,9 @@ pub(crate) async fn begin(
         seq: 0,
         copy_statement,
         committing: None,
+        nothing_live_at_start,
+        direct,
+        in_transaction: false,
     })
 }
 
@@ -184,14 +210,18 @@ impl ScopeSync {
             self.records += 1;
             self.problems += n.problems.len() as i64;
             let start = self.buf.len();
-            let hash = encode_content(&mut self.buf, n);
+            let (hash, raw_at) = encode_content(&mut self.buf, n);
             self.pending.push(PendingRow {
                 seq: self.seq,
                 instance_id: n.row.instance_id.clone(),
                 hash,
                 observed,
                 content: start..self.buf.len(),
+                raw_at: start + raw_at,
             });
+            if let Some(load) = &mut self.direct {
+                load.push_lists(n);
+            }
         }
         if self.buf.len() >= STAGE_FLUSH_BYTES {
             self.flush().await?;
@@ -220,29 +250,40 @@ impl ScopeSync {
         if self.pending.is_empty() {
             return Ok(());
         }
+        if self.direct.is_some() && self.load_directly().await? {
+            self.pending.clear();
+            self.observed.clear();
+            self.buf.clear();
+            return Ok(());
+        }
         let ids: Vec<&str> = self
             .pending
             .iter()
             .map(|r| r.instance_id.as_str())
             .collect();
         let hashes: Vec<&str> = self.pending.iter().map(|r| r.hash.as_str()).collect();
-        // The positions (1-based) of the unchanged records in the batch.
-        let unchanged: Vec<i64> = sqlx::query_scalar(
-            // A scalar subquery per record: always one primary-key probe, whatever
-            // the planner thinks of the table's size.
-            "SELECT u.n \
+        // The positions (1-based) of the unchanged records in the batch (none
+        // in a scope that had no live instance).
+        let unchanged: Vec<i64> = if self.nothing_live_at_start {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                // A scalar subquery per record: always one primary-key probe, whatever
+                // the planner thinks of the table's size.
+                "SELECT u.n \
              FROM unnest($1::text[], $2::text[]::uuid[]) WITH ORDINALITY \
                   AS u (instance_id, content_hash, n) \
              WHERE (SELECT i.content_hash = u.content_hash AND i.deleted_at IS NULL \
                            AND i.source = $3 AND i.biz_region_id = $4 \
                     FROM ecp.instances i WHERE i.instance_id = u.instance_id)",
-        )
-        .bind(&ids)
-        .bind(&hashes)
-        .bind(&self.scope.source)
-        .bind(&self.scope.biz_region_id)
-        .fetch_all(&mut self.conn)
-        .await?;
+            )
+            .bind(&ids)
+            .bind(&hashes)
+            .bind(&self.scope.source)
+            .bind(&self.scope.biz_region_id)
+            .fetch_all(&mut self.conn)
+            .await?
+        };
         let mut is_unchanged = vec![false; self.pending.len()];
         for n in unchanged {
             is_unchanged[n as usize - 1] = true;
@@ -291,6 +332,9 @@ impl ScopeSync {
     /// order made the planner walk the whole primary key of `ecp.instances`
     /// (0.35 s against 0.24 s for a hash anti-join, one region of a 100k fleet).
     pub async fn unlisted(&mut self, limit: usize) -> Result<Option<Vec<String>>, StoreError> {
+        if self.nothing_live_at_start {
+            return Ok(Some(Vec::new()));
+        }
         self.flush().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT i.instance_id FROM ecp.instances i \
@@ -304,6 +348,90 @@ impl ScopeSync {
         .fetch_all(&mut self.conn)
         .await?;
         Ok((ids.len() <= limit).then_some(ids))
+    }
+
+    /// Writes the batch straight into the tables; false when it met an instance
+    /// already stored, after which every instance loaded so far is in the stage,
+    /// the batch is still to be staged, and the crawl stages from then on.
+    async fn load_directly(&mut self) -> Result<bool, StoreError> {
+        self.begin_transaction().await?;
+        let load = self.direct.as_mut().expect("called during a direct load");
+        sqlx::raw_sql(direct::SAVEPOINT)
+            .execute(&mut self.conn)
+            .await?;
+        let written = direct::write_batch(
+            &mut self.conn,
+            load,
+            self.run_id,
+            &self.scope,
+            &self.pending,
+            &self.observed,
+            &self.buf,
+        )
+        .await;
+        load.clear_batch();
+        match written {
+            Ok(()) => {
+                sqlx::raw_sql(direct::RELEASE)
+                    .execute(&mut self.conn)
+                    .await?;
+                Ok(true)
+            }
+            // A key already taken, or anything else the server refused of the
+            // batch: staged, the batch meets the apply's handling of it (which
+            // says the same of a value the server refuses).
+            Err(e) if e.as_database_error().is_some() => {
+                sqlx::raw_sql(direct::ROLLBACK)
+                    .execute(&mut self.conn)
+                    .await?;
+                let written = load.written;
+                self.direct = None;
+                let staged = direct::demote(
+                    &mut self.conn,
+                    written,
+                    self.run_id,
+                    &self.scope,
+                    &self.store.sql.demote_direct_load,
+                    &self.copy_statement,
+                )
+                .await?;
+                self.in_transaction = false;
+                debug!(scope = %self.scope, staged, error = %e,
+                       "a batch met an instance already stored: staging from here on");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the scope's transaction unless it is open already.
+    pub(crate) async fn begin_transaction(&mut self) -> Result<(), StoreError> {
+        if !self.in_transaction {
+            sqlx::raw_sql("BEGIN").execute(&mut self.conn).await?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the scope's transaction (the apply's).
+    pub(crate) async fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(flag) = &self.committing {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    /// Rolls back the scope's transaction, if open: a direct load's rows and an
+    /// apply's writes go, and the connection can record the scope's line. A
+    /// connection that fails here is reported by that line's attempt.
+    pub(crate) async fn roll_back(&mut self) {
+        if std::mem::take(&mut self.in_transaction) {
+            if let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await {
+                debug!(scope = %self.scope, error = %e, "could not roll back");
+            }
+        }
     }
 
     /// `flag` is set just before the apply sends its COMMIT: from then on the
@@ -340,7 +468,8 @@ impl ScopeSync {
 /// tags, biz_tags, disks, raw; no newline) and returns its digest, 32 hex digits.
 /// Equal digests mean equal staged values (raw equal in content, however
 /// written), which lets unchanged instances be recognized cheaply.
-fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
+/// Also returns where, in the line, raw begins (at the tab before it).
+fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> (String, usize) {
     let mut line = String::with_capacity(4096);
     let mut first = true;
     for (_, value) in n.row.columns() {
@@ -407,10 +536,11 @@ fn encode_content(buf: &mut Vec<u8>, n: &Normalized) -> String {
     digest.update(line.as_bytes());
     digest.update(n.raw_digest);
     let digest = digest.finalize();
+    let raw_at = line.len();
     line.push('\t');
     escape_into(&mut line, n.raw.get());
     buf.extend_from_slice(line.as_bytes());
-    hex::encode(&digest[..16])
+    (hex::encode(&digest[..16]), raw_at)
 }
 
 /// A JSON string literal, or `null`.
@@ -441,8 +571,13 @@ fn push_json_string(out: &mut String, s: &str) {
 
 /// COPY text format: backslash, tab, newline and carriage return are escaped.
 /// NUL cannot be stored in Postgres text at all and is dropped.
-fn escape_into(out: &mut String, s: &str) {
-    if !s.contains(['\\', '\t', '\n', '\r', '\0']) {
+pub(super) fn escape_into(out: &mut String, s: &str) {
+    // By bytes: each of the five is one byte in UTF-8, and no other character's
+    // bytes look like them (a char pattern decodes every character first).
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+    {
         out.push_str(s);
         return;
     }
@@ -473,8 +608,13 @@ mod tests {
         )
         .unwrap();
         let mut buf = Vec::new();
-        let hash = encode_content(&mut buf, &n);
+        let (hash, raw_at) = encode_content(&mut buf, &n);
         assert_eq!(hash.len(), 32);
+        assert_eq!(
+            &buf[raw_at..raw_at + 2],
+            b"\t{",
+            "raw follows the tab at raw_at"
+        );
         let line = String::from_utf8(buf).unwrap();
         assert_eq!(line.matches('\n').count(), 0);
         // the typed columns, tags, biz_tags, disks, raw

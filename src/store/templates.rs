@@ -28,6 +28,7 @@ pub(crate) struct ApplySql {
     pub delete_instances: &'static str,
     pub clear_disks_tags: &'static str,
     pub refill_disks_tags: String,
+    pub demote_direct_load: String,
 }
 
 impl ApplySql {
@@ -110,6 +111,7 @@ impl ApplySql {
             delete_instances: include_str!("sql/delete_instances.sql"),
             clear_disks_tags: include_str!("sql/clear_disks_tags.sql"),
             refill_disks_tags: fill(include_str!("sql/refill_disks_tags.sql")),
+            demote_direct_load: fill(include_str!("sql/demote_direct_load.sql")),
         })
     }
 }
@@ -129,6 +131,7 @@ mod tests {
             &sql.insert_instances,
             &sql.update_instances,
             &sql.refill_disks_tags,
+            &sql.demote_direct_load,
         ] {
             assert!(!s.contains("{{"), "{s}");
         }

@@ -36,6 +36,16 @@ impl TestDb {
     pub fn store(&self) -> Store {
         Store::new(self.pool.clone(), StoreConfig::default()).unwrap()
     }
+
+    /// A store that stages every crawl, a first one too: what a direct load
+    /// must come to.
+    pub fn staging_store(&self) -> Store {
+        let config = StoreConfig {
+            direct_first_load: false,
+            ..StoreConfig::default()
+        };
+        Store::new(self.pool.clone(), config).unwrap()
+    }
 }
 
 /// A test's database is dropped when the test is done with it, so that a run of

@@ -1,6 +1,7 @@
 mod cli;
 mod client_wire;
 mod crawl;
+mod direct;
 mod fleet_daily;
 mod helpers;
 mod production;

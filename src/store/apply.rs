@@ -127,7 +127,7 @@ const COLLISIONS: [(&str, &str); 4] = [
 /// SQLSTATE of a deadlock the server broke.
 const DEADLOCK_DETECTED: &str = "40P01";
 
-fn concurrent_write(e: StoreError, scope: &Scope) -> StoreError {
+pub(super) fn concurrent_write(e: StoreError, scope: &Scope) -> StoreError {
     let collided = e
         .database_error()
         .and_then(sqlx::Error::as_database_error)

@@ -14,17 +14,24 @@
 //! transaction, the apply goes on in it and commits it, and a crawl that fails
 //! rolls it back (as does the server, when the process dies).
 //!
-//! The primary key of `ecp.instances` checks, batch by batch, that every
-//! instance is new. A batch that meets one already stored (in another scope,
-//! deleted earlier, or listed by this crawl on an earlier page) fails; it is
-//! rolled back to its savepoint, and the load is demoted: the instances it
-//! wrote are read out into a file, the transaction is rolled back, and they are
-//! staged from the file, as if they had been staged from the start. The crawl
-//! then stages like any other, and the apply classifies everything: the outcome
-//! is the one staging gives. Rolled back, not deleted: rows a transaction
-//! deleted stay locked until it ends, and another scope creating the same
-//! instances (two sources naming one account) would wait for this one's apply
-//! while this one's apply waits for it.
+//! Each batch is first checked against `ecp.instances` (one primary-key probe
+//! per record) and against itself. A batch that lists an instance already
+//! stored (in another scope, deleted earlier, or written by this load from an
+//! earlier page) ends the load before anything of it is written: the instances
+//! the load wrote are read out into a file, the transaction is rolled back, and
+//! they are staged from the file, as if they had been staged from the start.
+//! The crawl then stages like any other, and the apply classifies everything:
+//! the outcome is the one staging gives. Rolled back, not deleted: rows a
+//! transaction deleted stay locked until it ends, and another scope creating
+//! the same instances would wait for this one while this one waits for it.
+//!
+//! No savepoint guards a batch: a transaction that lasts a whole crawl would
+//! gather one subtransaction per batch, and past 64 of them every snapshot the
+//! server takes, for any session, gets slower until it ends. So a batch the
+//! server refuses after all (another scope's load wrote one of its instances
+//! since the check, or a value the server refuses) aborts the transaction: a
+//! load that had written nothing goes on staging; one that had is lost, and the
+//! scope fails, as colliding applies do.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -38,12 +45,6 @@ use super::stage::{escape_into, PendingRow};
 use super::templates::typed_columns;
 use super::{Scope, StoreError};
 use crate::normalize::{Normalized, MAX_TAG_ROW_BYTES};
-
-/// Each batch is written under this savepoint, so that a failed one leaves the
-/// batches before it in place for the demotion to read.
-pub(super) const SAVEPOINT: &str = "SAVEPOINT ecp_direct_batch";
-pub(super) const RELEASE: &str = "RELEASE SAVEPOINT ecp_direct_batch";
-pub(super) const ROLLBACK: &str = "ROLLBACK TO SAVEPOINT ecp_direct_batch";
 
 /// The COPY statements of a batch, in the order they run: the instance rows
 /// first, whose primary key is the check that every instance is new.
@@ -81,15 +82,44 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
 });
 
 /// A scope's direct load: the disk and tag rows of the batch being gathered,
-/// and how many instances the batches before it wrote.
-#[derive(Default)]
+/// how many instances the batches before it wrote, and the file that keeps
+/// those if the load ends early.
 pub(super) struct DirectLoad {
     disks: String,
     tags: String,
     pub(super) written: u64,
+    file: tokio::fs::File,
 }
 
 impl DirectLoad {
+    /// Opens the load's file: in the temporary directory, readable by this
+    /// user alone, and unlinked at once, so that nothing of it outlives the
+    /// process however it ends. A directory where none can be made means no
+    /// direct load: the crawl stages, as it would without one.
+    pub(super) async fn open() -> std::io::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "ecp-inventory-{}-{n}-{}.copy",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await?;
+        tokio::fs::remove_file(&path).await?;
+        Ok(DirectLoad {
+            disks: String::new(),
+            tags: String::new(),
+            written: 0,
+            file,
+        })
+    }
+
     /// Adds a record's disk and tag rows to the batch, as COPY text: the rows
     /// `sql/refill_disks_tags.sql` makes of its staged lists.
     pub(super) fn push_lists(&mut self, n: &Normalized) {
@@ -230,23 +260,41 @@ impl<'c> Copy<'c> {
     }
 }
 
-/// Ends a direct load that `written` instances into, after its failed batch was
-/// rolled back to its savepoint: rolls back the scope's transaction and stages
-/// those instances instead, through a file (streamed both ways: a load may
-/// have written a whole region). `export` is `sql/demote_direct_load.sql`,
-/// `stage` the stage's COPY statement. Returns how many rows were staged.
+/// Whether the batch lists an instance twice, or one already in
+/// `ecp.instances` (this load's own rows included): then it cannot be loaded.
+pub(super) async fn meets_stored(
+    conn: &mut PgConnection,
+    rows: &[PendingRow],
+) -> Result<bool, sqlx::Error> {
+    let mut ids = std::collections::HashSet::with_capacity(rows.len());
+    if !rows.iter().all(|r| ids.insert(r.instance_id.as_str())) {
+        return Ok(true);
+    }
+    let ids: Vec<&str> = ids.into_iter().collect();
+    // A scalar subquery per id: always one primary-key probe, whatever the
+    // planner thinks of the table's size (the load itself grows it).
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS u (instance_id) \
+         WHERE (SELECT true FROM ecp.instances i WHERE i.instance_id = u.instance_id))",
+    )
+    .bind(&ids)
+    .fetch_one(conn)
+    .await
+}
+
+/// Ends a direct load whose transaction is open and sound: the instances it
+/// wrote go into its file (streamed: a load may have written a whole region),
+/// the transaction is rolled back, and they are staged from the file. `export`
+/// is `sql/demote_direct_load.sql`, `stage` the stage's COPY statement.
+/// Returns how many were staged.
 pub(super) async fn demote(
     conn: &mut PgConnection,
-    written: u64,
+    load: DirectLoad,
     run_id: i64,
     scope: &Scope,
     export: &str,
     stage: &str,
 ) -> Result<u64, StoreError> {
-    if written == 0 {
-        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-        return Ok(0);
-    }
     let statement: String =
         sqlx::query_scalar("SELECT format('COPY (' || $1 || ') TO STDOUT', $2, $3, $4)")
             .bind(export)
@@ -255,46 +303,18 @@ pub(super) async fn demote(
             .bind(run_id)
             .fetch_one(&mut *conn)
             .await?;
-    let (mut file, path) = kept_rows_file().await?;
-    let kept = async {
-        let io = |source| StoreError::KeepRows {
-            path: path.clone(),
-            source,
-        };
-        let mut rows = conn.copy_out_raw(&statement).await?;
-        while let Some(chunk) = rows.try_next().await? {
-            file.write_all(&chunk).await.map_err(io)?;
-        }
-        drop(rows);
-        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-        file.rewind().await.map_err(io)?;
-        let mut copy = conn.copy_in_raw(stage).await?;
-        copy.read_from(&mut file).await?;
-        Ok::<_, StoreError>(copy.finish().await?)
+    let mut file = load.file;
+    let io = |source| StoreError::KeepRows { source };
+    let mut rows = conn.copy_out_raw(&statement).await?;
+    while let Some(chunk) = rows.try_next().await? {
+        file.write_all(&chunk).await.map_err(io)?;
     }
-    .await;
-    // Gone whatever happened: it held instances of the account, raw included.
-    let _ = tokio::fs::remove_file(&path).await;
-    kept
-}
-
-/// A new file, readable by this user alone, in the temporary directory.
-async fn kept_rows_file() -> Result<(tokio::fs::File, std::path::PathBuf), StoreError> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ecp-inventory-{}-{n}.copy", std::process::id()));
-    let file = tokio::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .await
-        .map_err(|e| StoreError::KeepRows {
-            path: path.clone(),
-            source: e,
-        })?;
-    Ok((file, path))
+    drop(rows);
+    sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+    file.rewind().await.map_err(io)?;
+    let mut copy = conn.copy_in_raw(stage).await?;
+    copy.read_from(&mut file).await?;
+    Ok(copy.finish().await?)
 }
 
 /// COPY text of a nullable text value.

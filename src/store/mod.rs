@@ -336,16 +336,14 @@ pub enum StoreError {
     #[error("invalid store configuration: {0}")]
     Config(String),
     /// A first crawl written straight into the tables met an instance already
-    /// stored, and its rows could not be kept in a file while it switched to
-    /// staging.
+    /// stored, and its rows could not be kept in its file while it switched to
+    /// staging (the disk full, say).
     #[error(
-        "could not keep the instances of a first crawl in {} while switching it to staging          (an instance it listed was already stored): {source}; set TMPDIR to a writable          directory with room for the region's instances",
-        .path.display()
+        "could not keep the instances of a first crawl in a temporary file while \
+         switching it to staging (an instance it listed was already stored): {source}; \
+         TMPDIR needs room for a region's instances"
     )]
-    KeepRows {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    KeepRows { source: std::io::Error },
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -34,10 +34,11 @@ const STAGE_FLUSH_BYTES: usize = 1 << 20;
 ///   kind (inlined and optimized): 0.3 s of a 2.7 s insert of the 310k tag rows
 ///   of a 100k fleet;
 /// - a direct load keeps its transaction open while the crawl waits on the
-///   API (retries, throttling): a server that ends sessions idle in a
-///   transaction must not end this one.
+///   API between batches (retries, throttling): a server that ends sessions
+///   idle in a transaction sooner must not end this one, yet a client gone
+///   without a word must not hold it for good either.
 const STAGE_SESSION_SETTINGS: &str = "SET temp_buffers = '256MB'; SET work_mem = '128MB'; \
-     SET jit = off; SET idle_in_transaction_session_timeout = 0";
+     SET jit = off; SET idle_in_transaction_session_timeout = '15min'";
 
 /// Where the server can (PostgreSQL 14 and later, on Linux), it checks every
 /// second, while a statement runs, that the client is still connected: an apply
@@ -85,7 +86,7 @@ pub struct ScopeSync {
 /// One encoded record waiting in [`ScopeSync::buf`].
 pub(super) struct PendingRow {
     seq: i64,
-    instance_id: String,
+    pub(super) instance_id: String,
     /// The content digest, 32 hex digits.
     pub(super) hash: String,
     /// Index into the batch's observation times.
@@ -140,7 +141,17 @@ pub(crate) async fn begin(
     .bind(&scope.biz_region_id)
     .fetch_one(&mut conn)
     .await?;
-    let direct = (store.direct_first_load && nothing_live_at_start).then(DirectLoad::default);
+    let direct = if store.direct_first_load && nothing_live_at_start {
+        match DirectLoad::open().await {
+            Ok(load) => Some(load),
+            Err(e) => {
+                debug!(%scope, error = %e, "no file for a direct load: staging the first crawl");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
     let copy_statement = format!(
         "COPY ecp_stage (seq, observed_at, content_hash, {}, tags, biz_tags, disks, raw) FROM STDIN",
@@ -350,15 +361,31 @@ impl ScopeSync {
         Ok((ids.len() <= limit).then_some(ids))
     }
 
-    /// Writes the batch straight into the tables; false when it met an instance
-    /// already stored, after which every instance loaded so far is in the stage,
-    /// the batch is still to be staged, and the crawl stages from then on.
+    /// Writes the batch straight into the tables; false when it lists an
+    /// instance already stored, after which every instance loaded so far is in
+    /// the stage, the batch is still to be staged, and the crawl stages from
+    /// then on (see [`direct`]).
     async fn load_directly(&mut self) -> Result<bool, StoreError> {
+        if direct::meets_stored(&mut self.conn, &self.pending).await? {
+            let load = self.direct.take().expect("called during a direct load");
+            if self.in_transaction {
+                let staged = direct::demote(
+                    &mut self.conn,
+                    load,
+                    self.run_id,
+                    &self.scope,
+                    &self.store.sql.demote_direct_load,
+                    &self.copy_statement,
+                )
+                .await?;
+                self.in_transaction = false;
+                debug!(scope = %self.scope, staged,
+                       "a batch lists an instance already stored: staging from here on");
+            }
+            return Ok(false);
+        }
         self.begin_transaction().await?;
         let load = self.direct.as_mut().expect("called during a direct load");
-        sqlx::raw_sql(direct::SAVEPOINT)
-            .execute(&mut self.conn)
-            .await?;
         let written = direct::write_batch(
             &mut self.conn,
             load,
@@ -371,36 +398,18 @@ impl ScopeSync {
         .await;
         load.clear_batch();
         match written {
-            Ok(()) => {
-                sqlx::raw_sql(direct::RELEASE)
-                    .execute(&mut self.conn)
-                    .await?;
-                Ok(true)
-            }
-            // A key already taken, or anything else the server refused of the
-            // batch: staged, the batch meets the apply's handling of it (which
-            // says the same of a value the server refuses).
-            Err(e) if e.as_database_error().is_some() => {
-                sqlx::raw_sql(direct::ROLLBACK)
-                    .execute(&mut self.conn)
-                    .await?;
-                let written = load.written;
+            Ok(()) => Ok(true),
+            // Refused after all (another scope wrote one of these instances
+            // since the check, or a value the server refuses): the transaction
+            // is aborted. With nothing loaded before, nothing is lost: the
+            // batch goes to the stage, where the apply deals with either.
+            Err(e) if e.as_database_error().is_some() && load.written == 0 => {
+                self.roll_back().await;
                 self.direct = None;
-                let staged = direct::demote(
-                    &mut self.conn,
-                    written,
-                    self.run_id,
-                    &self.scope,
-                    &self.store.sql.demote_direct_load,
-                    &self.copy_statement,
-                )
-                .await?;
-                self.in_transaction = false;
-                debug!(scope = %self.scope, staged, error = %e,
-                       "a batch met an instance already stored: staging from here on");
+                debug!(scope = %self.scope, error = %e, "a first batch refused: staging");
                 Ok(false)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(super::apply::concurrent_write(e.into(), &self.scope)),
         }
     }
 

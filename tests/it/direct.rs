@@ -257,6 +257,8 @@ async fn a_first_crawl_that_fails_after_loading_batches_leaves_nothing() {
         dropped.push_page(at(1), page).await.unwrap();
     }
     drop(dropped);
+    // Its session ended with it: the scope's lock is free.
+    drop(run.begin_scope(scope(), wait).await.unwrap());
     run.finish(ecp_inventory::store::RunOutcome::Failed(
         "crawl failed".into(),
     ))

@@ -1934,11 +1934,12 @@ async fn a_prune_waits_for_an_apply_under_way() {
 /// Two sources creating the same new instances at once, listed in opposite
 /// orders: both write them in instance-id order, so the second waits for the
 /// first, instead of each waiting for a row the other wrote (a deadlock the
-/// server breaks by failing one of them).
+/// server breaks by failing one of them). (Staged: first crawls written
+/// straight into the tables are the next test's.)
 #[tokio::test]
 async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_deadlock() {
     let db = test_db().await;
-    let store = db.store();
+    let store = db.staging_store();
     let records = norm(&fleet(4000));
     let mut reversed = records.clone();
     reversed.reverse();
@@ -1963,6 +1964,40 @@ async fn two_sources_listing_the_same_new_instances_in_opposite_orders_do_not_de
     );
 }
 
+/// The same two first crawls, each written straight into the tables as it
+/// goes: each holds its new instances until its apply commits, so they can
+/// meet in a deadlock the server breaks. The one it fails, having written
+/// batches it cannot keep, fails whole, as colliding applies do; the other
+/// commits everything, and nothing is half written.
+#[tokio::test]
+async fn two_first_crawls_loading_the_same_new_instances_leave_one_whole() {
+    let db = test_db().await;
+    let store = db.store();
+    let records = norm(&fleet(4000));
+    let mut reversed = records.clone();
+    reversed.reverse();
+    let first = spawn_apply(&store, "a", records);
+    let second = spawn_apply(&store, "b", reversed);
+
+    let results = [first.await.unwrap(), second.await.unwrap()];
+    let created: u64 = results.iter().flatten().map(|c| c.created).sum();
+    assert_eq!(created, 4000, "{results:?}");
+    for failed in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(failed, StoreError::ConcurrentWrite { .. }),
+            "{failed}"
+        );
+    }
+    for (sql, n) in [
+        ("SELECT count(*) FROM ecp.instances", 4000),
+        ("SELECT count(*) FROM ecp.instance_versions", 4000),
+        ("SELECT count(*) FROM ecp.instance_changes", 4000),
+        ("SELECT count(*) FROM ecp.instance_disks", 8000),
+    ] {
+        assert_eq!(count(&db.pool, sql).await, n, "{sql}");
+    }
+}
+
 /// A run of its own applying `records` to `source`'s cn-shanghai, in a task
 /// (to be released by a lock the test holds), pages of 100.
 fn spawn_apply(
@@ -1978,7 +2013,11 @@ fn spawn_apply(
             .await
             .unwrap();
         for page in records.chunks(100) {
-            scope.push_page(at(0), page).await.unwrap();
+            if let Err(e) = scope.push_page(at(0), page).await {
+                scope.give_up(&e.to_string()).await.unwrap();
+                run.finish(RunOutcome::Failed(e.to_string())).await.unwrap();
+                return Err(e);
+            }
         }
         let result = scope.apply(&ApplyOptions::default()).await;
         run.finish(RunOutcome::Succeeded).await.unwrap();

@@ -45,6 +45,8 @@ pub struct BenchConfig {
     pub history_runs: usize,
     /// COPY baselines taken per fleet size (their median is the baseline).
     pub copy_runs: usize,
+    /// First syncs are staged instead of written straight into the tables.
+    pub staged_first_sync: bool,
     /// Latency added per simulated request for the concurrency check (0: skip it).
     pub latency_ms: u64,
     /// Fleet size of the concurrency check.
@@ -159,6 +161,13 @@ async fn describe_server(url: &str) -> anyhow::Result<String> {
     Ok(format!("PostgreSQL {version}: {}", settings.join(", ")))
 }
 
+fn store_config(config: &BenchConfig) -> StoreConfig {
+    StoreConfig {
+        direct_first_load: !config.staged_first_sync,
+        ..StoreConfig::default()
+    }
+}
+
 fn client_for(endpoint: String) -> anyhow::Result<Client> {
     Ok(Client::new(
         Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
@@ -179,7 +188,7 @@ async fn bench_size(
 ) -> anyhow::Result<()> {
     eprintln!("bench: {n} instances");
     let pool = crate::cli::connect(url, 8).await?;
-    let store = Store::new(pool.clone(), StoreConfig::default())?;
+    let store = Store::new(pool.clone(), store_config(config))?;
     store.migrate().await?;
     let sim = SimProcess::start(n, config.seed, 0).await?;
     let client = client_for(sim.endpoint.clone())?;
@@ -527,7 +536,7 @@ async fn timed_sync(
     only: Option<usize>,
 ) -> anyhow::Result<TimedSync> {
     let pool = crate::cli::connect(url, 8).await?;
-    let store = Store::new(pool.clone(), StoreConfig::default())?;
+    let store = Store::new(pool.clone(), store_config(config))?;
     store.migrate().await?;
     let sim = SimProcess::start(n, config.seed, config.latency_ms).await?;
     let client = client_for(sim.endpoint.clone())?;

@@ -46,6 +46,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
     pub copy_runs: u32,
 
+    /// Stage the first syncs too, as every crawl is staged after the first,
+    /// instead of writing them straight into the tables: to compare the two
+    #[arg(long)]
+    pub staged_first_sync: bool,
+
     /// Latency added to each simulated request for the check that six regions
     /// crawl concurrently in about one region's time; 0 skips it.
     #[arg(long, default_value_t = 0)]
@@ -92,6 +97,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         churn: args.churn,
         history_runs: args.history_runs,
         copy_runs: args.copy_runs as usize,
+        staged_first_sync: args.staged_first_sync,
         latency_ms: args.latency_ms,
         latency_instances: args.latency_instances,
         seed: args.seed,

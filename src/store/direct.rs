@@ -8,7 +8,8 @@
 //! `created` change row, the disk and tag rows. Written batch by batch while the
 //! crawl goes on, each value is parsed and stored once; staged, it was parsed and
 //! stored in the stage, then indexed, classified, joined and copied into every
-//! table. On a first sync that is most of the server's work (BENCHMARKS.md).
+//! table: about a fifth more of the server's CPU on a first sync of 100k
+//! (BENCHMARKS.md, which also says how little of it shows in the wall time).
 //!
 //! Nothing shows before the apply commits: the first batch opens the scope's
 //! transaction, the apply goes on in it and commits it, and a crawl that fails
@@ -47,7 +48,7 @@ use super::{Scope, StoreError};
 use crate::normalize::{Normalized, MAX_TAG_ROW_BYTES};
 
 /// The COPY statements of a batch, in the order they run: the instance rows
-/// first, whose primary key is the check that every instance is new.
+/// first, whose primary key refuses an instance that slipped past the check.
 struct Statements {
     instances: String,
     versions: String,
@@ -97,11 +98,8 @@ impl DirectLoad {
     /// process however it ends. A directory where none can be made means no
     /// direct load: the crawl stages, as it would without one.
     pub(super) async fn open() -> std::io::Result<Self> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(
-            "ecp-inventory-{}-{n}-{}.copy",
-            std::process::id(),
+            "ecp-inventory-{}.copy",
             uuid::Uuid::new_v4().simple()
         ));
         let file = tokio::fs::OpenOptions::new()
@@ -310,6 +308,7 @@ pub(super) async fn demote(
         file.write_all(&chunk).await.map_err(io)?;
     }
     drop(rows);
+    file.flush().await.map_err(io)?;
     sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
     file.rewind().await.map_err(io)?;
     let mut copy = conn.copy_in_raw(stage).await?;

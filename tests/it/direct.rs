@@ -6,7 +6,7 @@ use ecp_inventory::store::{ApplyCounts, ApplyOptions, Store};
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{at, norm, sync, test_db, PAGE};
+use crate::helpers::{at, norm, sync, test_db, INVENTORY_TABLES, PAGE};
 
 /// Instance `i` of a fleet whose records hold what the COPY text, the tag rows
 /// and the disk rows must carry through: escapes, NULs, NULL values, keys and
@@ -266,14 +266,7 @@ async fn a_first_crawl_that_fails_after_loading_batches_leaves_nothing() {
     .unwrap();
 
     let p = &db.pool;
-    for table in [
-        "instances",
-        "instance_versions",
-        "instance_changes",
-        "instance_disks",
-        "instance_tags",
-        "fleet_count_changes",
-    ] {
+    for table in INVENTORY_TABLES.into_iter().chain(["fleet_count_changes"]) {
         let sql = format!("SELECT count(*) FROM ecp.{table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(p)

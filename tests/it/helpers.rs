@@ -416,6 +416,15 @@ pub async fn last_run(pool: &PgPool) -> (String, String) {
     (status, error.unwrap_or_default())
 }
 
+/// The tables a sync writes an instance's state and history into.
+pub const INVENTORY_TABLES: [&str; 5] = [
+    "instances",
+    "instance_versions",
+    "instance_changes",
+    "instance_disks",
+    "instance_tags",
+];
+
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }

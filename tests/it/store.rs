@@ -103,13 +103,7 @@ async fn write_fingerprint(p: &PgPool) -> (Vec<(String, i64, i64, i64)>, Vec<Str
     .await
     .unwrap();
     let mut rows = Vec::new();
-    for table in [
-        "instances",
-        "instance_versions",
-        "instance_changes",
-        "instance_disks",
-        "instance_tags",
-    ] {
+    for table in crate::helpers::INVENTORY_TABLES {
         let sql = format!("SELECT md5(string_agg(ctid::text || xmin::text, ',' ORDER BY ctid))::text FROM ecp.{table}");
         rows.push(
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

@@ -34,13 +34,7 @@ async fn run(db: &TestDb, client: &Client) -> RunReport {
 /// Equal before and after means nothing was inserted, updated or deleted.
 async fn fingerprint(pool: &PgPool) -> Vec<String> {
     let mut out = Vec::new();
-    for table in [
-        "instances",
-        "instance_versions",
-        "instance_changes",
-        "instance_disks",
-        "instance_tags",
-    ] {
+    for table in crate::helpers::INVENTORY_TABLES {
         let sql = format!(
             "SELECT count(*)::text || ':' || coalesce(md5(string_agg(ctid::text || xmin::text, ',' ORDER BY ctid)), '') FROM ecp.{table}"
         );

@@ -102,6 +102,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
             Ok(PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(CONNECT_TIMEOUT)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        super::nodelay::set(conn).await;
+                        Ok(())
+                    })
+                })
                 .connect_lazy_with(options))
         }
         Err(e) => Err(e),

@@ -7,6 +7,7 @@ mod crawl;
 mod db;
 mod demo;
 mod migrate;
+mod nodelay;
 mod prune;
 mod retire;
 mod sync;

@@ -942,3 +942,61 @@ async fn the_run_counter_leaves_out_runs_still_running() {
         [("abandoned".to_owned(), 2), ("failed".to_owned(), 1)]
     );
 }
+
+/// Whether the process's TCP socket of `conn` has TCP_NODELAY, found by the
+/// ports the server sees; None over a Unix socket.
+#[cfg(target_os = "linux")]
+async fn nodelay_of(conn: &mut sqlx::PgConnection) -> Option<bool> {
+    use std::os::fd::BorrowedFd;
+    let (local, peer): (Option<i32>, Option<i32>) =
+        sqlx::query_as("SELECT inet_client_port(), inet_server_port()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    let (local, peer) = (local? as u16, peer? as u16);
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let Some(fd) = entry
+            .unwrap()
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        // SAFETY: only socket options are read; a descriptor closed meanwhile
+        // fails the calls.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let (Ok(ours), Ok(theirs)) = (socket.local_addr(), socket.peer_addr()) else {
+            continue;
+        };
+        let ports = ours.as_socket().zip(theirs.as_socket());
+        if ports.is_some_and(|(o, t)| o.port() == local && t.port() == peer) {
+            return Some(socket.tcp_nodelay().unwrap());
+        }
+    }
+    panic!("no socket of this process has ports {local} -> {peer}");
+}
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on: the tail of every COPY batch then
+/// waits for the server's delayed acknowledgement (1.1-1.3 s of a 100k first
+/// sync). The job's pool turns it off on each connection it opens.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_jobs_database_connections_send_without_delay() {
+    let db = test_db().await;
+    let mut plain = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let Some(plain_nodelay) = nodelay_of(&mut plain).await else {
+        eprintln!("the test server is reached over a Unix socket: nothing to check");
+        return;
+    };
+    assert!(
+        !plain_nodelay,
+        "sqlx sets TCP_NODELAY itself now: src/cli/nodelay.rs can go"
+    );
+    let pool = ecp_inventory::cli::connect(&db.url, 2).await.unwrap();
+    let mut first = pool.acquire().await.unwrap();
+    let mut second = pool.acquire().await.unwrap();
+    assert_eq!(nodelay_of(&mut first).await, Some(true));
+    assert_eq!(nodelay_of(&mut second).await, Some(true));
+}

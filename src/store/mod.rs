@@ -231,6 +231,10 @@ pub struct StoreConfig {
     /// the tables (see `store/direct.rs`); off, it is staged like any other.
     /// The outcome is the same either way: off is for comparing the two.
     pub direct_first_load: bool,
+    /// A scope's rows are sent once this much COPY text has gathered (at the
+    /// end of the page that reaches it). Memory grows with it, by about twice
+    /// this per scope crawled at once; see `stage::BATCH_BYTES`.
+    pub batch_bytes: usize,
 }
 
 impl StoreConfig {
@@ -246,6 +250,7 @@ impl Default for StoreConfig {
         StoreConfig {
             volatile_fields: DEFAULT_VOLATILE_FIELDS.map(String::from).to_vec(),
             direct_first_load: true,
+            batch_bytes: stage::BATCH_BYTES,
         }
     }
 }
@@ -368,6 +373,7 @@ pub struct Store {
     pool: PgPool,
     sql: Arc<templates::ApplySql>,
     direct_first_load: bool,
+    batch_bytes: usize,
 }
 
 impl Store {
@@ -378,6 +384,7 @@ impl Store {
             pool,
             sql: Arc::new(sql),
             direct_first_load: config.direct_first_load,
+            batch_bytes: config.batch_bytes.max(1),
         })
     }
 

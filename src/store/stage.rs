@@ -21,9 +21,17 @@ use super::{apply, ApplyCounts, ApplyOptions, Scope, Store, StoreError};
 use crate::normalize::{ColumnValue, Normalized, TagKind};
 
 /// Staged rows are sent once this much COPY text has accumulated: large enough
-/// that a COPY round trip per page does not dominate, small enough that memory
-/// stays flat whatever the fleet size.
-const STAGE_FLUSH_BYTES: usize = 1 << 20;
+/// that the statements of a batch (a probe and five COPYs, written directly)
+/// cost little next to its rows, small enough that memory stays flat whatever
+/// the fleet size. On a first sync of 100k, 4 MB instead of 1 MB took 0.9 s
+/// less of the server's CPU (8.9-9.0 s against 9.8-9.9 s) for 20-30 MB more
+/// peak RSS (BENCHMARKS.md).
+pub(super) const BATCH_BYTES: usize = 4 << 20;
+
+/// Room past the batch size for the page that crosses it (a page of 100
+/// instances is about 300 kB of COPY text), so that the buffer is not
+/// reallocated, and copied, at every batch.
+const HEADROOM_BYTES: usize = 1 << 20;
 
 /// Session settings for a scope's connection (it is closed after the apply):
 /// - the staged crawl mostly fits in temp buffers (they must be set before the
@@ -158,6 +166,7 @@ pub(crate) async fn begin(
         names.join(", ")
     );
     debug!(run_id, %scope, "scope locked, staging open");
+    let buf = Vec::with_capacity(store.batch_bytes + HEADROOM_BYTES);
     Ok(ScopeSync {
         store,
         conn,
@@ -171,7 +180,7 @@ pub(crate) async fn begin(
         last_observed_at: None,
         pending: Vec::new(),
         observed: Vec::new(),
-        buf: Vec::with_capacity(STAGE_FLUSH_BYTES + (64 << 10)),
+        buf,
         seq: 0,
         copy_statement,
         committing: None,
@@ -234,7 +243,7 @@ impl ScopeSync {
                 load.push_lists(n);
             }
         }
-        if self.buf.len() >= STAGE_FLUSH_BYTES {
+        if self.buf.len() >= self.store.batch_bytes {
             self.flush().await?;
         }
         Ok(())

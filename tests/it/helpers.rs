@@ -32,9 +32,17 @@ pub struct TestDb {
     pub name: String,
 }
 
+/// The tests' batches: small, so that fleets of a few hundred instances are
+/// sent in several, as a production fleet is.
+pub const TEST_BATCH_BYTES: usize = 64 << 10;
+
 impl TestDb {
     pub fn store(&self) -> Store {
-        Store::new(self.pool.clone(), StoreConfig::default()).unwrap()
+        let config = StoreConfig {
+            batch_bytes: TEST_BATCH_BYTES,
+            ..StoreConfig::default()
+        };
+        Store::new(self.pool.clone(), config).unwrap()
     }
 
     /// A store that stages every crawl, a first one too: what a direct load
@@ -42,6 +50,7 @@ impl TestDb {
     pub fn staging_store(&self) -> Store {
         let config = StoreConfig {
             direct_first_load: false,
+            batch_bytes: TEST_BATCH_BYTES,
             ..StoreConfig::default()
         };
         Store::new(self.pool.clone(), config).unwrap()

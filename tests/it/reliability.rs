@@ -631,7 +631,10 @@ async fn sigterm_mid_apply_rolls_it_back_and_records_the_run_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_mid_crawl_fails_clearly_and_applies_nothing() {
-    let (db, sim, running) = synced_then_churned(400).await;
+    // Enough instances for more than one of the binary's batches (4 MB of COPY
+    // text, some 1,500 instances): the crawl sends one after the connection is
+    // lost, and learns of it then.
+    let (db, sim, running) = synced_then_churned(2500).await;
     let before = visible(&db.pool).await;
     sim.set_faults(Faults {
         latency_ms: 20,

@@ -1,5 +1,7 @@
 //! `ecp-inventory crawl`: every instance of one scope, as JSON lines on stdout.
 
+use std::collections::HashSet;
+use std::hash::BuildHasher as _;
 use std::io::Write;
 
 use anyhow::Context;
@@ -34,6 +36,10 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut instances, mut distinct, mut duplicates) = (0u64, 0u64, 0u64);
+    // The distinct instances, counted exactly (the crawl's own record of ids
+    // is fixed in size, and may miss one): a 64-bit hash of each id.
+    let hasher = std::hash::RandomState::new();
+    let mut listed: HashSet<u64> = HashSet::new();
     let mut total_count: Option<u64> = None;
     while let Some(page) = pages.recv().await {
         let page = page.context("crawl failed")?;
@@ -46,7 +52,15 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
             written => written?,
         }
         instances += page.instances.len() as u64;
-        distinct += page.new_instances;
+        for record in &page.instances {
+            // A record without an id is some instance all the same.
+            if record
+                .instance_id()
+                .is_none_or(|id| listed.insert(hasher.hash_one(id)))
+            {
+                distinct += 1;
+            }
+        }
         duplicates += page.duplicates;
         let counted = page.total_count.and_then(|n| u64::try_from(n).ok());
         total_count = total_count.max(counted);

@@ -1269,3 +1269,66 @@ async fn a_scope_no_run_has_tried_for_two_weeks_is_pointed_out() {
         warnings[0]
     );
 }
+
+/// `crawl` counts the distinct instances it printed, exactly, and says when a
+/// listing ends clearly short of the service's own count.
+#[tokio::test]
+async fn crawl_counts_distinct_instances_and_says_when_the_listing_ends_short() {
+    let crawl = |faults: ecp_inventory::simulator::Faults| async move {
+        let (_sim, running) = start_sim(SimulatorConfig {
+            instances: 1000,
+            regions: vec!["cn-shanghai".into()],
+            faults,
+            ..Default::default()
+        })
+        .await;
+        let ran = run(ecp_with_keys()
+            .args(["crawl", "--endpoint", &running.endpoint()])
+            .args(["--region", "cn-shanghai", "--log-level", "info"]))
+        .await;
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let ids: std::collections::HashSet<String> = ran
+            .stdout
+            .lines()
+            .map(|l| {
+                let record: serde_json::Value = serde_json::from_str(l).unwrap();
+                record["AndroidInstanceId"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let logged = |message: &str| -> Vec<serde_json::Value> {
+            ran.stderr
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|l| {
+                    l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(message))
+                })
+                .map(|l| l["fields"].clone())
+                .collect()
+        };
+        let complete = logged("crawl complete");
+        assert_eq!(complete.len(), 1, "{}", ran.stderr);
+        (
+            ids.len() as u64,
+            complete[0]["distinct"].as_u64(),
+            logged("the crawl reached"),
+        )
+    };
+    // An instance sent again on the next page is printed once, and counted once.
+    let (printed, distinct, short) = crawl(ecp_inventory::simulator::Faults {
+        duplicate_page: Some(3),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((printed, distinct, short.len()), (1000, Some(1000), 0));
+    // The service ends the listing after four pages while it counts 1000.
+    let (printed, distinct, short) = crawl(ecp_inventory::simulator::Faults {
+        last_page_early: Some(4),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((printed, distinct), (400, Some(400)));
+    assert_eq!(short.len(), 1, "a warning of the listing's shortfall");
+    assert_eq!(short[0]["short"].as_u64(), Some(600));
+}

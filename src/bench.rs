@@ -191,16 +191,21 @@ async fn bench_size(
     let store = Store::new(pool.clone(), store_config(config))?;
     store.migrate().await?;
     let sim = SimProcess::start(n, config.seed, 0).await?;
-    let client = client_for(sim.endpoint.clone())?;
+    // A client per run, as each run of the job has: a run's report counts the
+    // requests of its client.
+    let fresh_client = || client_for(sim.endpoint.clone());
     let settings = SyncSettings::default();
 
+    let client = fresh_client()?;
     let first = phase(&pool, "first", n, || sync::run(&store, &client, &settings)).await?;
     let copy_secs = copy_baseline(&pool, &config.scratch_dir, config.copy_runs).await?;
+    let client = fresh_client()?;
     let again = phase(&pool, "no-change", n, || {
         sync::run(&store, &client, &settings)
     })
     .await?;
     sim.churn(&churn_spec(config.seed, n, config.churn)).await?;
+    let client = fresh_client()?;
     let churned = phase(&pool, "churn", n, || sync::run(&store, &client, &settings)).await?;
 
     let copy = PhaseResult {
@@ -230,7 +235,7 @@ async fn bench_size(
         for run in 4..=config.history_runs {
             sim.churn(&churn_spec(config.seed + run as u64, n, config.churn))
                 .await?;
-            let r = sync::run(&store, &client, &settings).await?;
+            let r = sync::run(&store, &fresh_client()?, &settings).await?;
             r.ensure_succeeded()?;
             eprintln!("bench: history run {run}: {}", r.summary_line());
         }
@@ -539,7 +544,6 @@ async fn timed_sync(
     let store = Store::new(pool.clone(), store_config(config))?;
     store.migrate().await?;
     let sim = SimProcess::start(n, config.seed, config.latency_ms).await?;
-    let client = client_for(sim.endpoint.clone())?;
     let regions = SimulatorConfig::default().regions;
     let settings = SyncSettings {
         regions: Regions::Only(
@@ -553,6 +557,7 @@ async fn timed_sync(
     let mut secs = [0.0; 2];
     let mut last = None;
     for (i, what) in ["first sync", "re-sync"].into_iter().enumerate() {
+        let client = client_for(sim.endpoint.clone())?;
         let t = Instant::now();
         let r = sync::run(&store, &client, &settings).await?;
         secs[i] = t.elapsed().as_secs_f64();

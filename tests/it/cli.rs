@@ -1084,6 +1084,18 @@ async fn a_small_benchmark_runs_its_phases_and_times_every_query() {
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
     assert_eq!(phases, ["first", "no-change", "churn", "copy"], "{report}");
+    // Each phase's line counts its own run's requests: the first sync and the
+    // no-change one list the same fleet (the second said twice as many).
+    let requests = |phase: &str| -> String {
+        let line = ran
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("bench: {phase}: ")))
+            .unwrap_or_else(|| panic!("no {phase} line: {}", ran.stderr));
+        let (before, _) = line.split_once(" requests").unwrap();
+        before.rsplit(' ').next().unwrap().to_owned()
+    };
+    assert_eq!(requests("first"), requests("no-change"), "{}", ran.stderr);
     let timed: Vec<&str> = report["queries"]
         .as_array()
         .unwrap()

@@ -19,6 +19,9 @@ use sqlx::PgConnection;
 /// Sets TCP_NODELAY on the socket of `conn`, if it is a TCP connection that can
 /// be told apart from this side. Never fails: the option only saves time.
 pub(crate) async fn set(conn: &mut PgConnection) {
+    if !platform::CAN_FIND_SOCKETS {
+        return;
+    }
     let ports: Result<(Option<i32>, Option<i32>), _> =
         sqlx::query_as("SELECT inet_client_port(), inet_server_port()")
             .fetch_one(conn)
@@ -49,22 +52,28 @@ pub(crate) async fn set(conn: &mut PgConnection) {
 mod platform {
     use std::os::fd::BorrowedFd;
 
+    pub(super) const CAN_FIND_SOCKETS: bool = true;
+
     /// Sets TCP_NODELAY on the process's TCP socket from local port `local` to
     /// peer port `peer`; false when there is none.
     pub(super) fn set_on_socket(local: u16, peer: u16) -> std::io::Result<bool> {
-        for entry in std::fs::read_dir("/proc/self/fd")? {
-            let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+        for entry in std::fs::read_dir("/proc/self/fd")?.flatten() {
+            let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
             // SAFETY: the descriptor is only used for the calls below, which
             // read and set socket options. If another thread closes it
             // meanwhile, they fail (EBADF); if its number is reused at once,
-            // they see that descriptor's addresses, which cannot be this
-            // connection's, and set nothing. No memory is involved either way.
+            // they see that descriptor's addresses and type, and set the option
+            // only on a TCP socket with the very same ports (harmless on any).
+            // No memory is involved either way.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
             let socket = socket2::SockRef::from(&fd);
+            if !matches!(socket.r#type(), Ok(socket2::Type::STREAM)) {
+                continue; // not a socket, or not TCP (a Unix stream has no ports)
+            }
             let (Ok(ours), Ok(theirs)) = (socket.local_addr(), socket.peer_addr()) else {
-                continue; // not a socket, or not connected
+                continue; // not connected
             };
             let ports = ours.as_socket().zip(theirs.as_socket());
             if ports.is_some_and(|(o, t)| o.port() == local && t.port() == peer) {
@@ -78,6 +87,9 @@ mod platform {
 
 #[cfg(not(target_os = "linux"))]
 mod platform {
+    /// Elsewhere the process's sockets are not listed: nothing is set.
+    pub(super) const CAN_FIND_SOCKETS: bool = false;
+
     pub(super) fn set_on_socket(_local: u16, _peer: u16) -> std::io::Result<bool> {
         Ok(false)
     }

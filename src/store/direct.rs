@@ -194,6 +194,9 @@ pub(super) async fn write_batch(
     // land on neighbouring pages of the indexes that begin with the id (most
     // of them), which the server finds in its caches. On a first sync of 100k,
     // 4-5% of the server's CPU (BENCHMARKS.md).
+    // One disk range and one tag range per row: push_lists runs for each.
+    debug_assert_eq!(load.disk_lines.len(), rows.len());
+    debug_assert_eq!(load.tag_lines.len(), rows.len());
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_unstable_by(|&a, &b| rows[a].instance_id.cmp(&rows[b].instance_id));
     let rows: Vec<&PendingRow> = order.iter().map(|&i| &rows[i]).collect();

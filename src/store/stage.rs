@@ -166,7 +166,7 @@ pub(crate) async fn begin(
         names.join(", ")
     );
     debug!(run_id, %scope, "scope locked, staging open");
-    let buf = Vec::with_capacity(store.batch_bytes + HEADROOM_BYTES);
+    let buf = Vec::with_capacity(store.batch_bytes.saturating_add(HEADROOM_BYTES));
     Ok(ScopeSync {
         store,
         conn,

@@ -1299,6 +1299,7 @@ async fn crawl_counts_distinct_instances_and_says_when_the_listing_ends_short() 
             .args(["--region", "cn-shanghai", "--log-level", "info"]))
         .await;
         assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let lines = ran.stdout.lines().count() as u64;
         let ids: std::collections::HashSet<String> = ran
             .stdout
             .lines()
@@ -1321,8 +1322,9 @@ async fn crawl_counts_distinct_instances_and_says_when_the_listing_ends_short() 
         };
         let complete = logged("crawl complete");
         assert_eq!(complete.len(), 1, "{}", ran.stderr);
+        assert_eq!(lines, ids.len() as u64, "each instance printed once");
         (
-            ids.len() as u64,
+            lines,
             complete[0]["distinct"].as_u64(),
             logged("the crawl reached"),
         )

@@ -123,7 +123,7 @@ fn as_staged(counts: &[ApplyCounts]) -> Vec<ApplyCounts> {
 #[tokio::test]
 async fn a_first_sync_written_straight_into_the_tables_equals_one_staged() {
     let (direct, staged) = (test_db().await, test_db().await);
-    // About 2.5 MB of records: three batches.
+    // About 2.5 MB of records: some forty of the tests' batches.
     let records = odd_fleet(0..1000);
     let mut changed = records.clone();
     for r in changed.iter_mut().step_by(10) {
@@ -177,7 +177,8 @@ async fn a_first_sync_that_meets_stored_instances_stages_what_it_loaded() {
         ..ApplyOptions::default()
     };
     // Another scope holds the last hundred of what cn-shanghai lists, on its
-    // last pages: its first two batches are loaded when the third meets them.
+    // last pages: the batches before are loaded when the first of those meets
+    // them.
     let shanghai = odd_fleet(0..1000);
     let beijing = odd_fleet(900..1000);
     // Instance 1003, listed again at the end, changed: the later listing wins.

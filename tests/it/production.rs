@@ -944,7 +944,8 @@ async fn the_run_counter_leaves_out_runs_still_running() {
 }
 
 /// Whether the process's TCP socket of `conn` has TCP_NODELAY, found by the
-/// ports the server sees; None over a Unix socket.
+/// ports the server sees; None over a Unix socket, or when the server sees other
+/// ports than this side has (a container's mapped port, a proxy).
 #[cfg(target_os = "linux")]
 async fn nodelay_of(conn: &mut sqlx::PgConnection) -> Option<bool> {
     use std::os::fd::BorrowedFd;
@@ -975,7 +976,7 @@ async fn nodelay_of(conn: &mut sqlx::PgConnection) -> Option<bool> {
             return Some(socket.tcp_nodelay().unwrap());
         }
     }
-    panic!("no socket of this process has ports {local} -> {peer}");
+    None
 }
 
 /// sqlx 0.9.0 leaves Nagle's algorithm on: the tail of every COPY batch then
@@ -987,7 +988,9 @@ async fn the_jobs_database_connections_send_without_delay() {
     let db = test_db().await;
     let mut plain = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let Some(plain_nodelay) = nodelay_of(&mut plain).await else {
-        eprintln!("the test server is reached over a Unix socket: nothing to check");
+        // The local cluster the tests start (and CI) is reached over TCP on
+        // loopback, where the ports match.
+        eprintln!("the test server's connections cannot be told apart from here: nothing to check");
         return;
     };
     assert!(

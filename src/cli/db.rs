@@ -81,6 +81,8 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     // every run's log. The job logs each scope's timings itself; the statements
     // stay at debug level for whoever looks into one.
     let options = options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+    // A URL whose `options` set `jit` keeps its choice.
+    let jit_off = !options.get_options().is_some_and(|o| o.contains("jit"));
     let target = format!(
         "{}@{}:{}/{}",
         options.get_username(),
@@ -102,9 +104,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
             Ok(PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(CONNECT_TIMEOUT)
-                .after_connect(|conn, _| {
+                .after_connect(move |conn, _| {
                     Box::pin(async move {
                         super::nodelay::set(conn).await;
+                        if jit_off {
+                            turn_off_jit(conn).await;
+                        }
                         Ok(())
                     })
                 })
@@ -141,6 +146,21 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         }
     })?;
     Ok(pool)
+}
+
+/// Turns JIT compilation off for a session of the job. The server compiles
+/// every statement whose estimated cost passes `jit_above_cost`, and an
+/// estimate can be far off where the job's small tables were never analyzed:
+/// after a first sync, the end-of-run query for scopes nobody crawls any more
+/// (`sql/unsynced_scopes.sql`, six rows of ledger) was estimated at 67 scopes
+/// times a scan of every instance, and spent 230 ms compiling to run in less
+/// than one (BENCHMARKS.md). The job's other statements are COPYs and
+/// set-based joins, which took as long without JIT in the runs measured. Best
+/// effort: a server that refuses the setting runs the job as before.
+async fn turn_off_jit(conn: &mut sqlx::PgConnection) {
+    if let Err(e) = sqlx::raw_sql("SET jit = off").execute(conn).await {
+        tracing::debug!(error = %e, "JIT left as the server sets it");
+    }
 }
 
 /// The parameters sqlx reads from a URL's query (sqlx-postgres's

@@ -1003,3 +1003,23 @@ async fn the_jobs_database_connections_send_without_delay() {
     assert_eq!(nodelay_of(&mut first).await, Some(true));
     assert_eq!(nodelay_of(&mut second).await, Some(true));
 }
+
+/// The job's sessions run without JIT: after a first sync, the server spent
+/// 230 ms compiling the end-of-run query for scopes nobody crawls, misled by
+/// a ledger never analyzed. A URL that sets `jit` itself keeps its choice.
+#[tokio::test]
+async fn the_jobs_database_sessions_do_not_compile_queries() {
+    async fn jit_of(pool: &PgPool) -> String {
+        sqlx::query_scalar("SHOW jit")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+    let db = test_db().await;
+    let pool = ecp_inventory::cli::connect(&db.url, 2).await.unwrap();
+    assert_eq!(jit_of(&pool).await, "off");
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let own = format!("{}{separator}options=-c%20jit%3Don", db.url);
+    let pool = ecp_inventory::cli::connect(&own, 2).await.unwrap();
+    assert_eq!(jit_of(&pool).await, "on");
+}

@@ -1566,6 +1566,17 @@ async fn a_run_that_wrote_much_of_the_fleet_refreshes_the_statistics() {
             .await
             .unwrap();
     assert_eq!(estimate, big.len() as f32);
+    // A small sample (target 10: a histogram of at most 11 bounds, where the
+    // server's default of 100 gives up to 101).
+    let bounds: i32 = sqlx::query_scalar(
+        "SELECT array_length(histogram_bounds, 1) FROM pg_stats \
+         WHERE schemaname = 'ecp' AND tablename = 'instances' AND attname = 'instance_id'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(big.len() > 101, "{} instances", big.len());
+    assert!((2..=11).contains(&bounds), "{bounds} histogram bounds");
 }
 
 #[tokio::test]

@@ -187,14 +187,15 @@ async fn bench_size(
     report: &mut BenchReport,
 ) -> anyhow::Result<()> {
     eprintln!("bench: {n} instances");
-    let pool = crate::cli::connect(url, 8).await?;
+    let settings = SyncSettings::default();
+    // As many connections as `sync` opens for these settings.
+    let pool = crate::cli::connect(url, settings.connections()).await?;
     let store = Store::new(pool.clone(), store_config(config))?;
     store.migrate().await?;
     let sim = SimProcess::start(n, config.seed, 0).await?;
     // A client per run, as each run of the job has: a run's report counts the
     // requests of its client.
     let fresh_client = || client_for(sim.endpoint.clone());
-    let settings = SyncSettings::default();
 
     let client = fresh_client()?;
     let first = phase(&pool, "first", n, || sync::run(&store, &client, &settings)).await?;
@@ -251,11 +252,14 @@ async fn bench_size(
         )
         .fetch_one(&pool)
         .await?;
+        // On a session of the server's defaults, as an analyst's or a BI
+        // tool's: the job's own sessions turn JIT off.
+        let mut analyst = PgConnection::connect(url).await?;
         for (name, sql) in queries(&config.sql_dir)? {
             let sql = sql.replace("{{mid_history}}", &mid_history);
             let t = Instant::now();
             let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .fetch_all(&pool)
+                .fetch_all(&mut analyst)
                 .await
                 .with_context(|| format!("query {name}"))?
                 .len();
@@ -267,6 +271,7 @@ async fn bench_size(
                 rows,
             });
         }
+        analyst.close().await?;
     }
     sim.stop().await;
     pool.close().await;
@@ -540,10 +545,6 @@ async fn timed_sync(
     n: usize,
     only: Option<usize>,
 ) -> anyhow::Result<TimedSync> {
-    let pool = crate::cli::connect(url, 8).await?;
-    let store = Store::new(pool.clone(), store_config(config))?;
-    store.migrate().await?;
-    let sim = SimProcess::start(n, config.seed, config.latency_ms).await?;
     let regions = SimulatorConfig::default().regions;
     let settings = SyncSettings {
         regions: Regions::Only(
@@ -554,6 +555,10 @@ async fn timed_sync(
         ),
         ..Default::default()
     };
+    let pool = crate::cli::connect(url, settings.connections()).await?;
+    let store = Store::new(pool.clone(), store_config(config))?;
+    store.migrate().await?;
+    let sim = SimProcess::start(n, config.seed, config.latency_ms).await?;
     let mut secs = [0.0; 2];
     let mut last = None;
     for (i, what) in ["first sync", "re-sync"].into_iter().enumerate() {

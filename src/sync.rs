@@ -58,6 +58,17 @@ impl Default for SyncSettings {
     }
 }
 
+impl SyncSettings {
+    /// The database connections a run of these settings needs: one per scope
+    /// crawled at once (its transaction), and a few for the ledger and for
+    /// recording a scope's failure on another connection than its own.
+    pub fn connections(&self) -> u32 {
+        u32::try_from(self.concurrency)
+            .unwrap_or(u32::MAX)
+            .saturating_add(4)
+    }
+}
+
 /// How one scope went.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ScopeReport {

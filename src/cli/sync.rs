@@ -312,7 +312,7 @@ async fn set_up(
         Some(path) => (None, config_jobs(args, settings, path)?),
         None => (Some(args.api.client().await?), Vec::new()),
     };
-    let pool = connect(args.db.url()?, settings.concurrency as u32 + 4).await?;
+    let pool = connect(args.db.url()?, settings.connections()).await?;
     let store = Store::new(pool, store_config)?;
     if args.no_migrate {
         store.check_schema().await?;

@@ -1156,8 +1156,6 @@ mod tests {
         assert_eq!(parsed(&n.raw), raw);
     }
 
-    /// The ISO 8601 forms around RFC 3339 are read (they were stored as NULL),
-    /// naive ones in the configured zone.
     /// The hand-read form agrees with chrono's reading of it, and leaves every
     /// other text to chrono.
     #[test]
@@ -1191,6 +1189,8 @@ mod tests {
         );
     }
 
+    /// The ISO 8601 forms around RFC 3339 are read (they were stored as NULL),
+    /// naive ones in the configured zone.
     #[test]
     fn times_in_the_forms_around_the_documented_ones_are_read() {
         let utc = |h, m, s| Some(Utc.with_ymd_and_hms(2024, 7, 15, h, m, s).unwrap());

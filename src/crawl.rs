@@ -35,9 +35,13 @@ pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 /// found after a hundred cheap requests rather than at the page cap.
 pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 100;
 
-/// Two pages in flight: one being stored, one being fetched. More would only add
-/// memory; the consumer, not the network, is the slower side.
-const CHANNEL_CAPACITY: usize = 2;
+/// One page waiting in the channel while the consumer stores the one before it,
+/// and the next one fetched meanwhile, held until there is room. More would
+/// only add memory (about 1 MB a parsed page of 100, per region crawled at
+/// once); the consumer, not the network, is the slower side. A second page
+/// waiting made a 100k first sync no faster (6.49-6.58 s against 6.40 s) and
+/// its peak RSS 3-10 MB larger (BENCHMARKS.md).
+const CHANNEL_CAPACITY: usize = 1;
 
 /// An instance moves by a position or two when the fleet changes between two
 /// page fetches, so it shows up again on a nearby page: the ids of the last few

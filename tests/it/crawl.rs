@@ -52,6 +52,46 @@ fn fleet_ids(sim: &Simulator) -> HashSet<String> {
         .collect()
 }
 
+/// The next pages are fetched while the consumer still holds the current one
+/// (a crawl waits for the network only at its start), and no more than a few:
+/// the crawl's memory is a few pages, whatever the fleet.
+#[tokio::test]
+async fn pages_are_fetched_ahead_of_the_consumer_and_only_a_few() {
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances: 1000,
+        ..Default::default()
+    })
+    .await;
+    let mut rx = crawl::spawn(
+        sim_client(&running),
+        DescribeAndroidInstancesRequest::default(),
+        CrawlOptions {
+            page_size: 10,
+            ..Default::default()
+        },
+    );
+    let first = rx.recv().await.unwrap().unwrap();
+    assert_eq!(first.number, 1);
+    // Held, and nothing more received: the crawl fetches ahead, then waits.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sim.stats().pages < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no page fetched ahead of the consumer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let served = sim.stats().pages;
+    assert!(
+        (2..=4).contains(&served),
+        "{served} pages of 100 served while the consumer held the first"
+    );
+    drop(first);
+    let second = rx.recv().await.unwrap().unwrap();
+    assert_eq!(second.number, 2);
+}
+
 #[tokio::test]
 async fn every_instance_exactly_once_in_pages_of_100_37_and_1() {
     let (sim, running) = start_sim(SimulatorConfig {

@@ -7,7 +7,7 @@ use ecp_inventory::api::model::DescribeAndroidInstancesRequest;
 use ecp_inventory::api::retry::RetryPolicy;
 use ecp_inventory::api::{Client, ClientConfig, Credentials};
 use ecp_inventory::crawl::{self, CrawlError, CrawlOptions, Page};
-use ecp_inventory::simulator::{Faults, Simulator, SimulatorConfig};
+use ecp_inventory::simulator::{Faults, RunningSimulator, Simulator, SimulatorConfig};
 
 use crate::helpers::{quick_retry_client, sim_client, start_sim};
 
@@ -37,6 +37,29 @@ pub async fn collect(
     panic!("the crawl ended without its last page and without an error");
 }
 
+/// A simulated fleet of `instances`, and a crawl of all of it (every region)
+/// with `options`. The running simulator serves as long as it is kept.
+async fn crawl_fleet(
+    instances: usize,
+    options: CrawlOptions,
+) -> (
+    Simulator,
+    RunningSimulator,
+    tokio::sync::mpsc::Receiver<Result<Page, CrawlError>>,
+) {
+    let (sim, running) = start_sim(SimulatorConfig {
+        instances,
+        ..Default::default()
+    })
+    .await;
+    let rx = crawl::spawn(
+        sim_client(&running),
+        DescribeAndroidInstancesRequest::default(),
+        options,
+    );
+    (sim, running, rx)
+}
+
 fn ids(pages: &[Page]) -> Vec<String> {
     pages
         .iter()
@@ -57,19 +80,11 @@ fn fleet_ids(sim: &Simulator) -> HashSet<String> {
 /// the crawl's memory is a few pages, whatever the fleet.
 #[tokio::test]
 async fn pages_are_fetched_ahead_of_the_consumer_and_only_a_few() {
-    let (sim, running) = start_sim(SimulatorConfig {
-        instances: 1000,
+    let options = CrawlOptions {
+        page_size: 10,
         ..Default::default()
-    })
-    .await;
-    let mut rx = crawl::spawn(
-        sim_client(&running),
-        DescribeAndroidInstancesRequest::default(),
-        CrawlOptions {
-            page_size: 10,
-            ..Default::default()
-        },
-    );
+    };
+    let (sim, _running, mut rx) = crawl_fleet(1000, options).await;
     let first = rx.recv().await.unwrap().unwrap();
     assert_eq!(first.number, 1);
     // Held, and nothing more received: the crawl fetches ahead, then waits.
@@ -232,19 +247,11 @@ async fn a_stuck_cursor_ends_the_crawl_with_an_error() {
 
 #[tokio::test]
 async fn the_page_cap_ends_a_crawl_that_never_ends() {
-    let (_sim, running) = start_sim(SimulatorConfig {
-        instances: 100,
-        ..Default::default()
-    })
-    .await;
-    let mut rx = crawl::spawn(
-        sim_client(&running),
-        DescribeAndroidInstancesRequest::default(),
-        CrawlOptions {
-            page_size: 10,
-            max_pages: 3,
-        },
-    );
+    let options = CrawlOptions {
+        page_size: 10,
+        max_pages: 3,
+    };
+    let (_sim, _running, mut rx) = crawl_fleet(100, options).await;
     let mut error = None;
     while let Some(page) = rx.recv().await {
         if let Err(e) = page {

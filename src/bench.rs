@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::{Client, ClientConfig, Credentials};
@@ -253,8 +253,13 @@ async fn bench_size(
         .fetch_one(&pool)
         .await?;
         // On a session of the server's defaults, as an analyst's or a BI
-        // tool's: the job's own sessions turn JIT off.
-        let mut analyst = PgConnection::connect(url).await?;
+        // tool's: the job's own sessions turn JIT off. Timed here, so not
+        // logged as slow statements too.
+        let mut analyst = url
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
+            .connect()
+            .await?;
         for (name, sql) in queries(&config.sql_dir)? {
             let sql = sql.replace("{{mid_history}}", &mid_history);
             let t = Instant::now();

@@ -40,7 +40,7 @@ pub const MAX_PAGES_WITHOUT_INSTANCES: u64 = 100;
 /// only add memory, a parsed page per region crawled at once; the consumer,
 /// not the network, is the slower side. A second page waiting made a 100k
 /// first sync of six regions no faster (6.49-6.58 s against 6.40 s) and its
-/// peak RSS 3-10 MB larger (BENCHMARKS.md).
+/// peak RSS larger by 3-10 MB, run against run (BENCHMARKS.md).
 const CHANNEL_CAPACITY: usize = 1;
 
 /// An instance moves by a position or two when the fleet changes between two

@@ -123,14 +123,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         args.data_dir.display()
                     )
                 })?;
-            warm_up(&pg.url("postgres"))
-                .await
-                .context("warming up the local PostgreSQL")?;
             let pg = std::sync::Arc::new(pg);
-            let result = until_interrupted(bench::run(&config, || {
-                let pg = pg.clone();
-                async move { Ok(pg.recreate_database(BENCH_DATABASE).await?) }
-            }))
+            // The warm-up inside: a failure (a full disk) or a signal during it
+            // still stops the server below.
+            let result = until_interrupted(async {
+                warm_up(&pg.url("postgres"))
+                    .await
+                    .context("warming up the local PostgreSQL")?;
+                bench::run(&config, || {
+                    let pg = pg.clone();
+                    async move { Ok(pg.recreate_database(BENCH_DATABASE).await?) }
+                })
+                .await
+            })
             .await;
             let stop = pg.clone();
             let _ = tokio::task::spawn_blocking(move || stop.stop()).await;
@@ -164,11 +169,13 @@ async fn warm_up(url: &str) -> anyhow::Result<()> {
         "DROP TABLE IF EXISTS bench_warm_up; \
          CREATE TABLE bench_warm_up (filler text); \
          INSERT INTO bench_warm_up SELECT repeat('x', 900) FROM generate_series(1, 1000000); \
-         DROP TABLE bench_warm_up; \
-         CHECKPOINT",
+         DROP TABLE bench_warm_up",
     )
     .execute(&mut conn)
     .await?;
+    // On its own, once the table is dropped: within the statements above (one
+    // transaction) it would first write the doomed table's pages to disk.
+    sqlx::raw_sql("CHECKPOINT").execute(&mut conn).await?;
     conn.close().await?;
     Ok(())
 }

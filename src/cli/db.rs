@@ -81,7 +81,8 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     // every run's log. The job logs each scope's timings itself; the statements
     // stay at debug level for whoever looks into one.
     let options = options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-    // A URL whose `options` set `jit` keeps its choice.
+    // A URL whose `options` (or PGOPTIONS, which sqlx adds to them) touch any
+    // of the jit settings keeps the server's JIT as those set it.
     let jit_off = !options.get_options().is_some_and(|o| o.contains("jit"));
     let target = format!(
         "{}@{}:{}/{}",

@@ -1009,17 +1009,19 @@ async fn the_jobs_database_connections_send_without_delay() {
 /// a ledger never analyzed. A URL that sets `jit` itself keeps its choice.
 #[tokio::test]
 async fn the_jobs_database_sessions_do_not_compile_queries() {
-    async fn jit_of(pool: &PgPool) -> String {
-        sqlx::query_scalar("SHOW jit")
+    /// The setting, and who set it: `session` for a SET, where the server's
+    /// own default (on or off) says `default` or `configuration file`.
+    async fn jit_of(pool: &PgPool) -> (String, String) {
+        sqlx::query_as("SELECT setting, source FROM pg_settings WHERE name = 'jit'")
             .fetch_one(pool)
             .await
             .unwrap()
     }
     let db = test_db().await;
     let pool = ecp_inventory::cli::connect(&db.url, 2).await.unwrap();
-    assert_eq!(jit_of(&pool).await, "off");
+    assert_eq!(jit_of(&pool).await, ("off".into(), "session".into()));
     let separator = if db.url.contains('?') { '&' } else { '?' };
     let own = format!("{}{separator}options=-c%20jit%3Don", db.url);
     let pool = ecp_inventory::cli::connect(&own, 2).await.unwrap();
-    assert_eq!(jit_of(&pool).await, "on");
+    assert_eq!(jit_of(&pool).await, ("on".into(), "client".into()));
 }

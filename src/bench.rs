@@ -253,13 +253,8 @@ async fn bench_size(
         .fetch_one(&pool)
         .await?;
         // On a session of the server's defaults, as an analyst's or a BI
-        // tool's: the job's own sessions turn JIT off. Timed here, so not
-        // logged as slow statements too.
-        let mut analyst = url
-            .parse::<sqlx::postgres::PgConnectOptions>()?
-            .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
-            .connect()
-            .await?;
+        // tool's: the job's own sessions turn JIT off.
+        let mut analyst = quiet_session(url).await?;
         for (name, sql) in queries(&config.sql_dir)? {
             let sql = sql.replace("{{mid_history}}", &mid_history);
             let t = Instant::now();
@@ -281,6 +276,17 @@ async fn bench_size(
     sim.stop().await;
     pool.close().await;
     Ok(())
+}
+
+/// A plain session with the server's defaults, for statements that are slow
+/// by design or timed by the caller: sqlx would warn of each one past a second,
+/// with its whole text.
+pub(crate) async fn quiet_session(url: &str) -> anyhow::Result<PgConnection> {
+    Ok(url
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .log_slow_statements(log::LevelFilter::Off, Duration::ZERO)
+        .connect()
+        .await?)
 }
 
 /// About `share` of the fleet changes, spread over the kinds of change.

@@ -158,13 +158,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// and checkpointed (BENCHMARKS.md). The table lives in the `postgres`
 /// database, never in the one the phases use.
 async fn warm_up(url: &str) -> anyhow::Result<()> {
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
     eprintln!("bench: warming up the new server (1 GB of WAL, then a checkpoint)");
     // Seconds long by design: not a slow statement to warn of.
-    let options = url
-        .parse::<sqlx::postgres::PgConnectOptions>()?
-        .log_slow_statements(log::LevelFilter::Off, std::time::Duration::ZERO);
-    let mut conn = options.connect().await?;
+    let mut conn = bench::quiet_session(url).await?;
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS bench_warm_up; \
          CREATE TABLE bench_warm_up (filler text); \
